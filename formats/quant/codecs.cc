@@ -1,0 +1,176 @@
+// Reference codecs. Compiled with -ffp-contract=off (see formats/CMakeLists.txt):
+// ggml's reference quantizers evaluate x*id + 8.5f as two roundings, and an
+// FMA would change ties.
+#include "formats/quant/codecs.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "formats/quant/fp16.h"
+
+namespace qatk {
+
+void Q4_0Codes(const float* x, uint8_t* q, float* d_fp32) {
+  float amax = 0.0f;
+  float max = 0.0f;
+  for (int j = 0; j < kQK4_0; ++j) {
+    const float v = x[j];
+    if (amax < std::fabs(v)) {  // strict: the first extreme wins ties
+      amax = std::fabs(v);
+      max = v;
+    }
+  }
+  const float d = max / -8;
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  for (int j = 0; j < kQK4_0; ++j) {
+    const int8_t t = static_cast<int8_t>(x[j] * id + 8.5f);
+    q[j] = static_cast<uint8_t>(t < 15 ? t : 15);
+  }
+  *d_fp32 = d;
+}
+
+void QuantizeBlockQ4_0(const float* x, BlockQ4_0* out) {
+  uint8_t q[kQK4_0];
+  float d;
+  Q4_0Codes(x, q, &d);
+  out->d = Fp32ToFp16(d);
+  for (int j = 0; j < kQK4_0 / 2; ++j) {
+    out->qs[j] = static_cast<uint8_t>(q[j] | (q[j + kQK4_0 / 2] << 4));
+  }
+}
+
+void DequantizeBlockQ4_0(const BlockQ4_0& b, float* y) {
+  const float d = Fp16ToFp32(b.d);
+  for (int j = 0; j < kQK4_0 / 2; ++j) {
+    y[j] = static_cast<float>((b.qs[j] & 0x0F) - 8) * d;
+    y[j + kQK4_0 / 2] = static_cast<float>((b.qs[j] >> 4) - 8) * d;
+  }
+}
+
+void QuantizeBlockQ8_0(const float* x, BlockQ8_0* out) {
+  float amax = 0.0f;
+  for (int j = 0; j < kQK8_0; ++j) amax = std::fmax(amax, std::fabs(x[j]));
+  const float d = amax / ((1 << 7) - 1);
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  out->d = Fp32ToFp16(d);
+  for (int j = 0; j < kQK8_0; ++j) out->qs[j] = static_cast<int8_t>(std::round(x[j] * id));
+}
+
+void DequantizeBlockQ8_0(const BlockQ8_0& b, float* y) {
+  const float d = Fp16ToFp32(b.d);
+  for (int j = 0; j < kQK8_0; ++j) y[j] = static_cast<float>(b.qs[j]) * d;
+}
+
+void QuantizeBlockQ2_0(const float* x, BlockQ2_0* out) {
+  float amax = 0.0f;
+  for (int j = 0; j < kQK2_0; ++j) {
+    const float a = std::fabs(x[j]);
+    if (a > amax) amax = a;
+  }
+  const float d = amax;
+  const float id = d > 0.0f ? 1.0f / d : 0.0f;
+  out->d = Fp32ToFp16(d);
+  std::memset(out->qs, 0, sizeof(out->qs));
+  for (int j = 0; j < kQK2_0; ++j) {
+    int q = static_cast<int>(std::round(x[j] * id)) + 1;
+    q = q < 0 ? 0 : (q > 3 ? 3 : q);
+    out->qs[j / 4] |= static_cast<uint8_t>(q << ((j % 4) * 2));
+  }
+}
+
+void DequantizeBlockQ2_0(const BlockQ2_0& b, float* y) {
+  const float d = Fp16ToFp32(b.d);
+  for (int j = 0; j < kQK2_0; ++j) {
+    const int q = (b.qs[j / 4] >> ((j % 4) * 2)) & 3;
+    y[j] = static_cast<float>(q - 1) * d;
+  }
+}
+
+absl::Status QuantizeRow(GgmlType type, const float* x, int64_t n, void* dst) {
+  const TypeTraits& t = Traits(type);
+  if (n < 0 || n % t.block_size != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("row of ", n, " elements is not a multiple of ",
+                                                   t.name, "'s block size ", t.block_size));
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    if (!std::isfinite(x[i])) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("non-finite value ", x[i], " at element ", i, " cannot be quantized to ", t.name));
+    }
+  }
+  auto* out = static_cast<uint8_t*>(dst);
+  switch (type) {
+    case GgmlType::kF32:
+      std::memcpy(out, x, n * sizeof(float));
+      break;
+    case GgmlType::kF16:
+      for (int64_t i = 0; i < n; ++i) {
+        uint16_t h = Fp32ToFp16(x[i]);
+        std::memcpy(out + 2 * i, &h, 2);
+      }
+      break;
+    case GgmlType::kBF16:
+      for (int64_t i = 0; i < n; ++i) {
+        uint16_t h = Fp32ToBf16(x[i]);
+        std::memcpy(out + 2 * i, &h, 2);
+      }
+      break;
+    case GgmlType::kQ4_0:
+      for (int64_t b = 0; b < n / kQK4_0; ++b) {
+        QuantizeBlockQ4_0(x + b * kQK4_0, reinterpret_cast<BlockQ4_0*>(out) + b);
+      }
+      break;
+    case GgmlType::kQ8_0:
+      for (int64_t b = 0; b < n / kQK8_0; ++b) {
+        QuantizeBlockQ8_0(x + b * kQK8_0, reinterpret_cast<BlockQ8_0*>(out) + b);
+      }
+      break;
+    case GgmlType::kQ2_0:
+      for (int64_t b = 0; b < n / kQK2_0; ++b) {
+        QuantizeBlockQ2_0(x + b * kQK2_0, reinterpret_cast<BlockQ2_0*>(out) + b);
+      }
+      break;
+  }
+  return absl::OkStatus();
+}
+
+void DequantizeRow(GgmlType type, const void* src, float* y, int64_t n) {
+  const auto* in = static_cast<const uint8_t*>(src);
+  switch (type) {
+    case GgmlType::kF32:
+      std::memcpy(y, in, n * sizeof(float));
+      break;
+    case GgmlType::kF16:
+      for (int64_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, in + 2 * i, 2);
+        y[i] = Fp16ToFp32(h);
+      }
+      break;
+    case GgmlType::kBF16:
+      for (int64_t i = 0; i < n; ++i) {
+        uint16_t h;
+        std::memcpy(&h, in + 2 * i, 2);
+        y[i] = Bf16ToFp32(h);
+      }
+      break;
+    case GgmlType::kQ4_0:
+      for (int64_t b = 0; b < n / kQK4_0; ++b) {
+        DequantizeBlockQ4_0(reinterpret_cast<const BlockQ4_0*>(in)[b], y + b * kQK4_0);
+      }
+      break;
+    case GgmlType::kQ8_0:
+      for (int64_t b = 0; b < n / kQK8_0; ++b) {
+        DequantizeBlockQ8_0(reinterpret_cast<const BlockQ8_0*>(in)[b], y + b * kQK8_0);
+      }
+      break;
+    case GgmlType::kQ2_0:
+      for (int64_t b = 0; b < n / kQK2_0; ++b) {
+        DequantizeBlockQ2_0(reinterpret_cast<const BlockQ2_0*>(in)[b], y + b * kQK2_0);
+      }
+      break;
+  }
+}
+
+}  // namespace qatk

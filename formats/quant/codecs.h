@@ -1,0 +1,37 @@
+// Reference quantize/dequantize for every stored type. These are the oracle:
+// each SIMD kernel and the LibTorch fake-quant ops are tested against them,
+// and they reproduce llama.cpp's *_ref quantizers byte for byte.
+//
+// Quantize functions reject non-finite input (kInvalidArgument naming the
+// element index) instead of writing garbage. n must be a multiple of the
+// type's block size (kInvalidArgument otherwise).
+#ifndef QATK_FORMATS_QUANT_CODECS_H_
+#define QATK_FORMATS_QUANT_CODECS_H_
+
+#include <cstdint>
+
+#include "absl/status/status.h"
+#include "formats/quant/types.h"
+
+namespace qatk {
+
+// Any type: x[n] -> dst (RowBytes(type, n) bytes).
+absl::Status QuantizeRow(GgmlType type, const float* x, int64_t n, void* dst);
+// Any type: src -> y[n]. Never fails (the bytes are whatever they are).
+void DequantizeRow(GgmlType type, const void* src, float* y, int64_t n);
+
+// Unchecked block quantizers (inputs assumed finite), exactly ggml's _ref.
+void QuantizeBlockQ4_0(const float* x, BlockQ4_0* out);   // 32 values
+void QuantizeBlockQ8_0(const float* x, BlockQ8_0* out);   // 32 values
+void QuantizeBlockQ2_0(const float* x, BlockQ2_0* out);   // 64 values
+void DequantizeBlockQ4_0(const BlockQ4_0& b, float* y);
+void DequantizeBlockQ8_0(const BlockQ8_0& b, float* y);
+void DequantizeBlockQ2_0(const BlockQ2_0& b, float* y);
+
+// Q4_0 codes without packing: q[i] in 0..15 and the fp32 scale d before fp16
+// rounding. Used by fake-quant tests and the exporter's bit-exact checks.
+void Q4_0Codes(const float* x, uint8_t* q /*32*/, float* d_fp32);
+
+}  // namespace qatk
+
+#endif  // QATK_FORMATS_QUANT_CODECS_H_

@@ -1,0 +1,13 @@
+// The qat-run subcommands (runtime only, no LibTorch). Contract: ../shared/docs/CLI.md.
+#ifndef QATK_INFERENCE_CLI_COMMANDS_H_
+#define QATK_INFERENCE_CLI_COMMANDS_H_
+
+#include "absl/status/status.h"
+
+namespace qatk::cli {
+
+absl::Status InspectCommand(int argc, char** argv);
+
+}  // namespace qatk::cli
+
+#endif  // QATK_INFERENCE_CLI_COMMANDS_H_

@@ -1,0 +1,11 @@
+// qat-run: the runtime alone (no LibTorch) — generate, perplexity, bench, inspect.
+#include "formats/util/cli.h"
+#include "inference/cli/commands.h"
+
+int main(int argc, char** argv) {
+  const std::vector<qatk::cli::Command> commands = {
+      {"inspect", "print a GGUF / mobile / safetensors file's metadata and tensors",
+       qatk::cli::InspectCommand},
+  };
+  return qatk::cli::Main("qat-run", "run GGUF and mobile models on CPU", commands, argc, argv);
+}

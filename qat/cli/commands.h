@@ -1,0 +1,14 @@
+// The qat subcommands. Each lives in its own file and parses its own flags;
+// the contract is ../shared/docs/CLI.md.
+#ifndef QATK_QAT_CLI_COMMANDS_H_
+#define QATK_QAT_CLI_COMMANDS_H_
+
+#include "absl/status/status.h"
+
+namespace qatk::cli {
+
+absl::Status InspectCommand(int argc, char** argv);  // formats/inspect (shared with qat-run)
+
+}  // namespace qatk::cli
+
+#endif  // QATK_QAT_CLI_COMMANDS_H_
