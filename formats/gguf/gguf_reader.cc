@@ -77,17 +77,17 @@ absl::Status GgufParser::ReadString(std::string* out, const std::string& what) {
 absl::Status GgufParser::ReadScalar(ValueType t, Value* out, const std::string& what) {
   out->type = t;
   switch (t) {
-    case ValueType::kUint8: { uint8_t x; RETURN_IF_ERROR(Read(&x, what)); out->v = uint64_t{x}; break; }
-    case ValueType::kUint16: { uint16_t x; RETURN_IF_ERROR(Read(&x, what)); out->v = uint64_t{x}; break; }
-    case ValueType::kUint32: { uint32_t x; RETURN_IF_ERROR(Read(&x, what)); out->v = uint64_t{x}; break; }
-    case ValueType::kUint64: { uint64_t x; RETURN_IF_ERROR(Read(&x, what)); out->v = x; break; }
-    case ValueType::kInt8: { int8_t x; RETURN_IF_ERROR(Read(&x, what)); out->v = int64_t{x}; break; }
-    case ValueType::kInt16: { int16_t x; RETURN_IF_ERROR(Read(&x, what)); out->v = int64_t{x}; break; }
-    case ValueType::kInt32: { int32_t x; RETURN_IF_ERROR(Read(&x, what)); out->v = int64_t{x}; break; }
-    case ValueType::kInt64: { int64_t x; RETURN_IF_ERROR(Read(&x, what)); out->v = x; break; }
-    case ValueType::kFloat32: { float x; RETURN_IF_ERROR(Read(&x, what)); out->v = double{x}; break; }
-    case ValueType::kFloat64: { double x; RETURN_IF_ERROR(Read(&x, what)); out->v = x; break; }
-    case ValueType::kBool: { uint8_t x; RETURN_IF_ERROR(Read(&x, what)); out->v = x != 0; break; }
+    case ValueType::kUint8: { uint8_t x = 0; RETURN_IF_ERROR(Read(&x, what)); out->v = uint64_t{x}; break; }
+    case ValueType::kUint16: { uint16_t x = 0; RETURN_IF_ERROR(Read(&x, what)); out->v = uint64_t{x}; break; }
+    case ValueType::kUint32: { uint32_t x = 0; RETURN_IF_ERROR(Read(&x, what)); out->v = uint64_t{x}; break; }
+    case ValueType::kUint64: { uint64_t x = 0; RETURN_IF_ERROR(Read(&x, what)); out->v = x; break; }
+    case ValueType::kInt8: { int8_t x = 0; RETURN_IF_ERROR(Read(&x, what)); out->v = int64_t{x}; break; }
+    case ValueType::kInt16: { int16_t x = 0; RETURN_IF_ERROR(Read(&x, what)); out->v = int64_t{x}; break; }
+    case ValueType::kInt32: { int32_t x = 0; RETURN_IF_ERROR(Read(&x, what)); out->v = int64_t{x}; break; }
+    case ValueType::kInt64: { int64_t x = 0; RETURN_IF_ERROR(Read(&x, what)); out->v = x; break; }
+    case ValueType::kFloat32: { float x = 0; RETURN_IF_ERROR(Read(&x, what)); out->v = double{x}; break; }
+    case ValueType::kFloat64: { double x = 0; RETURN_IF_ERROR(Read(&x, what)); out->v = x; break; }
+    case ValueType::kBool: { uint8_t x = 0; RETURN_IF_ERROR(Read(&x, what)); out->v = x != 0; break; }
     case ValueType::kString: {
       std::string s;
       RETURN_IF_ERROR(ReadString(&s, what));

@@ -3,6 +3,7 @@
 // FMA would change ties.
 #include "formats/quant/codecs.h"
 
+#include <climits>
 #include <cmath>
 #include <cstring>
 
@@ -10,6 +11,23 @@
 #include "formats/quant/fp16.h"
 
 namespace qatk {
+namespace {
+
+// C's float->int conversion as ggml's x86-64 build performs it (cvttss2si):
+// truncation toward zero; NaN and values outside int32 give INT32_MIN. This
+// only matters for blocks whose scale underflows (subnormal inputs), where
+// 1/d is infinite and x*id is +-inf or NaN; ggml then stores code 0
+// (golden fixtures in tests/formats/testdata pin this down).
+inline int32_t TruncToInt32(float v) {
+  if (!(v > -2147483904.0f && v < 2147483648.0f)) return INT32_MIN;
+  return static_cast<int32_t>(v);
+}
+// (int8_t)float on the same build: the low byte of the int32 conversion.
+inline int8_t TruncToInt8(float v) {
+  return static_cast<int8_t>(static_cast<uint8_t>(static_cast<uint32_t>(TruncToInt32(v)) & 0xFFu));
+}
+
+}  // namespace
 
 void Q4_0Codes(const float* x, uint8_t* q, float* d_fp32) {
   float amax = 0.0f;
@@ -24,7 +42,8 @@ void Q4_0Codes(const float* x, uint8_t* q, float* d_fp32) {
   const float d = max / -8;
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   for (int j = 0; j < kQK4_0; ++j) {
-    const int8_t t = static_cast<int8_t>(x[j] * id + 8.5f);
+    const float xs = x[j] * id;  // rounded before the add, as in ggml
+    const int8_t t = TruncToInt8(xs + 8.5f);
     q[j] = static_cast<uint8_t>(t < 15 ? t : 15);
   }
   *d_fp32 = d;
@@ -54,7 +73,7 @@ void QuantizeBlockQ8_0(const float* x, BlockQ8_0* out) {
   const float d = amax / ((1 << 7) - 1);
   const float id = d != 0.0f ? 1.0f / d : 0.0f;
   out->d = Fp32ToFp16(d);
-  for (int j = 0; j < kQK8_0; ++j) out->qs[j] = static_cast<int8_t>(std::round(x[j] * id));
+  for (int j = 0; j < kQK8_0; ++j) out->qs[j] = TruncToInt8(std::round(x[j] * id));
 }
 
 void DequantizeBlockQ8_0(const BlockQ8_0& b, float* y) {
@@ -73,7 +92,8 @@ void QuantizeBlockQ2_0(const float* x, BlockQ2_0* out) {
   out->d = Fp32ToFp16(d);
   std::memset(out->qs, 0, sizeof(out->qs));
   for (int j = 0; j < kQK2_0; ++j) {
-    int q = static_cast<int>(std::round(x[j] * id)) + 1;
+    const int32_t r = TruncToInt32(std::round(x[j] * id));
+    int q = r == INT32_MIN ? 0 : r + 1;  // ggml: INT32_MIN + 1 clamps to 0
     q = q < 0 ? 0 : (q > 3 ? 3 : q);
     out->qs[j / 4] |= static_cast<uint8_t>(q << ((j % 4) * 2));
   }

@@ -7,6 +7,9 @@
 namespace qatk::cli {
 
 absl::Status InspectCommand(int argc, char** argv);
+absl::Status GenerateCommand(int argc, char** argv);    // generate.cc
+absl::Status PerplexityCommand(int argc, char** argv);  // perplexity.cc
+absl::Status BenchCommand(int argc, char** argv);       // bench.cc
 
 }  // namespace qatk::cli
 

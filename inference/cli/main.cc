@@ -4,6 +4,11 @@
 
 int main(int argc, char** argv) {
   const std::vector<qatk::cli::Command> commands = {
+      {"generate", "generate text from a prompt (streams tokens, tok/s on stderr)",
+       qatk::cli::GenerateCommand},
+      {"perplexity", "perplexity of a text file with llama.cpp's chunking",
+       qatk::cli::PerplexityCommand},
+      {"bench", "prefill / decode tokens/s and peak memory", qatk::cli::BenchCommand},
       {"inspect", "print a GGUF / mobile / safetensors file's metadata and tensors",
        qatk::cli::InspectCommand},
   };

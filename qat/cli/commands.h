@@ -8,6 +8,10 @@
 namespace qatk::cli {
 
 absl::Status InspectCommand(int argc, char** argv);  // formats/inspect (shared with qat-run)
+absl::Status ExportCommand(int argc, char** argv);     // qat/cli/export.cc
+absl::Status DataCommand(int argc, char** argv);       // qat/cli/data.cc
+absl::Status TokenizerCommand(int argc, char** argv);  // qat/cli/tokenizer.cc
+absl::Status CompareCommand(int argc, char** argv);    // qat/cli/compare.cc
 
 }  // namespace qatk::cli
 

@@ -12,6 +12,10 @@ int main(int argc, char** argv) {
   const std::vector<qatk::cli::Command> commands = {
       {"inspect", "print a GGUF / mobile / safetensors file's metadata and tensors",
        qatk::cli::InspectCommand},
+      {"export", "write a checkpoint as GGUF, mobile or safetensors", qatk::cli::ExportCommand},
+      {"data", "prepare train/valid/test text (Brown corpus or files)", qatk::cli::DataCommand},
+      {"tokenizer", "train a SentencePiece BPE tokenizer", qatk::cli::TokenizerCommand},
+      {"compare", "QAT vs PTQ study: fine-tune, quantize, export, evaluate, report", qatk::cli::CompareCommand},
   };
   return qatk::cli::Main("qat", "quantization-aware training and export", commands, argc, argv);
 }

@@ -1,0 +1,97 @@
+#include "export/checkpoint.h"
+
+#include <sys/stat.h>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "export/tensor_plan.h"
+#include "formats/util/file_io.h"
+#include "formats/util/status_macros.h"
+
+namespace qatk::exporter {
+namespace {
+
+bool FileExists(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+}  // namespace
+
+std::string ShapeString(const std::vector<int64_t>& shape) {
+  return absl::StrCat("[", absl::StrJoin(shape, ", "), "]");
+}
+
+QuantSpec Checkpoint::WeightSpec(const std::string& module) const {
+  if (!recipe) return QuantSpec();
+  QuantSpec spec = recipe->Resolve(module).weight;
+  if (module == "model.embed_tokens" && config.tie_word_embeddings && !spec.enabled()) {
+    spec = recipe->Resolve("lm_head").weight;
+  }
+  return spec;
+}
+
+absl::Status Checkpoint::CheckShape(const std::string& name,
+                                    const std::vector<int64_t>& shape) const {
+  const safetensors::TensorView* t = weights.Find(name);
+  if (t == nullptr) {
+    return absl::NotFoundError(absl::StrCat(weights.path(), ": tensor ", name,
+                                            " is missing (expected shape ", ShapeString(shape),
+                                            ")"));
+  }
+  if (t->shape != shape) {
+    return absl::InvalidArgumentError(absl::StrCat(weights.path(), ": tensor ", name,
+                                                   " has shape ", ShapeString(t->shape),
+                                                   ", config.json implies ", ShapeString(shape)));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<float>> Checkpoint::ReadTensor(
+    const std::string& name, const std::vector<int64_t>& shape) const {
+  RETURN_IF_ERROR(CheckShape(name, shape));
+  return weights.ReadFloat(name);
+}
+
+std::vector<ModuleShape> RecipeModules(const ModelConfig& c) {
+  std::vector<ModuleShape> out;
+  for (const GgufTensorSpec& t : GgufTensorList(c)) {
+    if (t.module.empty()) continue;
+    ModuleShape m;
+    m.name = t.module;
+    m.kind = t.module == "model.embed_tokens" ? ModuleKind::kEmbedding : ModuleKind::kLinear;
+    m.rows = t.shape[0];
+    m.cols = t.shape[1];
+    out.push_back(m);
+  }
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    for (const char* cache : {"k_cache", "v_cache"}) {
+      ModuleShape m;
+      m.name = absl::StrCat("model.layers.", l, ".self_attn.", cache);
+      m.kind = ModuleKind::kCache;
+      m.rows = c.num_key_value_heads;
+      m.cols = c.head_dim;
+      out.push_back(m);
+    }
+  }
+  return out;
+}
+
+absl::StatusOr<Checkpoint> OpenCheckpoint(const std::string& dir) {
+  Checkpoint ck;
+  ck.dir = dir;
+  if (!FileExists(dir + "/config.json")) {
+    return absl::NotFoundError(absl::StrCat(dir, ": not a checkpoint directory (no config.json)"));
+  }
+  ASSIGN_OR_RETURN(ck.config, LoadModelConfig(dir + "/config.json"));
+  ASSIGN_OR_RETURN(ck.weights, safetensors::SafetensorsFile::Open(dir + "/model.safetensors"));
+  const std::string recipe_path = dir + "/recipe.json";
+  if (FileExists(recipe_path)) {
+    ASSIGN_OR_RETURN(ck.recipe_json, ReadFileToString(recipe_path));
+    ASSIGN_OR_RETURN(Recipe r, ParseRecipe(ck.recipe_json, recipe_path));
+    ck.recipe = std::move(r);
+  }
+  return ck;
+}
+
+}  // namespace qatk::exporter

@@ -1,0 +1,76 @@
+#include "export/safetensors_export.h"
+
+#include <sys/stat.h>
+
+#include <vector>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "export/checkpoint.h"
+#include "export/tensor_plan.h"
+#include "formats/quant/codecs.h"
+#include "formats/util/file_io.h"
+#include "formats/util/status_macros.h"
+
+namespace qatk::exporter {
+namespace {
+
+// w [rows, cols] -> fake-quantized per the module's weight spec.
+absl::StatusOr<std::vector<float>> FakeQuantize(const Checkpoint& ck, const GgufTensorSpec& t,
+                                                const QuantSpec& spec, std::vector<float> w) {
+  const int64_t rows = t.shape[0], cols = t.shape[1];
+  std::vector<float> row_scales;
+  if (spec.has_stored_scale() && !spec.is_block()) {
+    ASSIGN_OR_RETURN(row_scales, ck.ReadTensor(t.module + ".weight_scale", {rows, 1}));
+  }
+  auto qm = QuantizeMatrix(spec, w.data(), rows, cols, row_scales);
+  if (!qm.ok()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tensor ", t.hf_name, " ", ShapeString(t.shape), ": ", qm.status().message()));
+  }
+  return DequantizeMatrix(*qm);
+}
+
+absl::Status AddTensor(const std::string& name, const std::vector<int64_t>& shape,
+                       const std::vector<float>& x, bool bf16,
+                       safetensors::SafetensorsWriter* w) {
+  if (!bf16) return w->AddF32(name, shape, x);
+  std::vector<uint8_t> bytes(RowBytes(GgmlType::kBF16, static_cast<int64_t>(x.size())));
+  RETURN_IF_ERROR(QuantizeRow(GgmlType::kBF16, x.data(), static_cast<int64_t>(x.size()),
+                              bytes.data()));
+  return w->Add(name, safetensors::DType::kBF16, shape, bytes.data(), bytes.size());
+}
+
+}  // namespace
+
+absl::Status ExportSafetensors(const SafetensorsExportOptions& options) {
+  if (options.dtype != "f32" && options.dtype != "bf16") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--dtype ", options.dtype, ": expected f32 or bf16"));
+  }
+  ASSIGN_OR_RETURN(Checkpoint ck, OpenCheckpoint(options.model_dir));
+  if (ck.recipe) RETURN_IF_ERROR(ck.recipe->Validate(RecipeModules(ck.config)));
+  const bool bf16 = options.dtype == "bf16";
+  safetensors::SafetensorsWriter w;
+  w.SetMetadata("format", "pt");
+  if (ck.recipe) w.SetMetadata("qatkit.recipe", ck.recipe_json);
+  for (const GgufTensorSpec& t : GgufTensorList(ck.config)) {
+    ASSIGN_OR_RETURN(std::vector<float> x, ck.ReadTensor(t.hf_name, t.shape));
+    const QuantSpec spec = t.module.empty() ? QuantSpec() : ck.WeightSpec(t.module);
+    if (spec.enabled()) {
+      ASSIGN_OR_RETURN(x, FakeQuantize(ck, t, spec, std::move(x)));
+    }
+    RETURN_IF_ERROR(AddTensor(t.hf_name, t.shape, x, bf16, &w));
+  }
+  if (absl::EndsWith(options.out, ".safetensors")) return w.Write(options.out);
+  if (::mkdir(options.out.c_str(), 0755) != 0 && errno != EEXIST) {
+    return absl::UnavailableError(absl::StrCat(options.out, ": cannot create directory"));
+  }
+  RETURN_IF_ERROR(w.Write(options.out + "/model.safetensors"));
+  ASSIGN_OR_RETURN(std::string config, ReadFileToString(ck.dir + "/config.json"));
+  RETURN_IF_ERROR(WriteFileAtomic(options.out + "/config.json", config));
+  ASSIGN_OR_RETURN(std::string tok, ReadFileToString(ck.tokenizer_path()));
+  return WriteFileAtomic(options.out + "/tokenizer.model", tok);
+}
+
+}  // namespace qatk::exporter

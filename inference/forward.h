@@ -1,0 +1,88 @@
+// The forward pass shared by llama and gemma3, over a KV cache.
+//
+// Backend seam: Session calls the model's math only through `Ops` (matmul,
+// norms, rope, attention, gated activation). CpuOps runs them on the
+// thread pool; a CUDA backend (issue #8) implements the same interface.
+//
+// Shapes (T tokens in a batch, P cached positions): x [T, E], q [T, H*D],
+// k/v [T, Hk*D], attention out [T, H*D], ffn hidden [T, F], logits [T, V].
+#ifndef QATK_INFERENCE_FORWARD_H_
+#define QATK_INFERENCE_FORWARD_H_
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "inference/matmul.h"
+#include "inference/model.h"
+#include "inference/thread_pool.h"
+
+namespace qatk::inference {
+
+// KV cache element type. kInt8 needs the model's static k/v scales.
+enum class KvType { kF32, kF16, kInt8, kQ8_0 };
+absl::StatusOr<KvType> KvTypeFromName(const std::string& name);  // f32|f16|int8|q8_0
+
+// Per layer: K and V as [n_ctx, Hk*D] rows of the chosen type.
+struct KvCache {
+  KvType type = KvType::kF16;
+  int n_ctx = 0;
+  int64_t row_elems = 0;   // Hk*D
+  size_t row_bytes = 0;
+  std::vector<std::vector<uint8_t>> k, v;  // [L][n_ctx * row_bytes]
+  std::vector<float> k_scale, v_scale;     // [L] (kInt8)
+};
+
+class Ops {
+ public:
+  virtual ~Ops() = default;
+  virtual void MatMul(const QMatrix& w, const float* x, int n, float* y) = 0;
+  // y[n, dim] = x / sqrt(mean(x^2) + eps) * w (in place allowed).
+  virtual void RmsNorm(const float* x, const float* w, int n, int dim, float eps, float* y) = 0;
+  // Rotates x [T, n_heads, D] in place for positions pos0 .. pos0+T-1.
+  virtual void Rope(float* x, int T, int n_heads, int D, int pos0, float base, bool neox) = 0;
+  // Appends k/v [T, Hk*D] at positions pos0.., then out [T, H*D] =
+  // softmax(scale q·K^T) V over positions <= own (and > own - window).
+  virtual void Attention(const float* q, const float* k, const float* v, int T, int pos0,
+                         int layer, int window, KvCache& cache, float* out) = 0;
+  // g [n] = act(g) * u  (SiLU or tanh-GELU).
+  virtual void GatedAct(float* g, const float* u, int64_t n, bool gelu) = 0;
+};
+
+std::unique_ptr<Ops> MakeCpuOps(const ModelConfig& config, int n_ctx, ThreadPool& pool);
+
+// One sequence: KV cache + activation buffers sized once (no allocation
+// per token). Eval runs tokens at positions n_past.. and writes logits.
+class Session {
+ public:
+  static absl::StatusOr<std::unique_ptr<Session>> Create(const Model& model, int n_ctx,
+                                                         KvType kv_type, ThreadPool& pool,
+                                                         int max_batch = 512);
+
+  // tokens[n]; logits() then holds [n, V] if all_logits else [1, V] (last).
+  // kOutOfRange when the context would overflow.
+  absl::Status Eval(const int32_t* tokens, int n, bool all_logits);
+  const float* logits() const { return logits_.data(); }
+  int n_past() const { return n_past_; }
+  int n_ctx() const { return cache_.n_ctx; }
+  void Reset() { n_past_ = 0; }
+  const Model& model() const { return model_; }
+
+ private:
+  Session(const Model& model, ThreadPool& pool) : model_(model), pool_(pool) {}
+  void EvalBatch(const int32_t* tokens, int n, bool all_logits, float* logits);
+  void Layer(int il, int n);
+
+  const Model& model_;
+  ThreadPool& pool_;
+  std::unique_ptr<Ops> ops_;
+  KvCache cache_;
+  int max_batch_ = 0;
+  int n_past_ = 0;
+  std::vector<float> x_, xn_, q_, k_, v_, att_, g_, u_, tmp_, logits_;
+};
+
+}  // namespace qatk::inference
+
+#endif  // QATK_INFERENCE_FORWARD_H_

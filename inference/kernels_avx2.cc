@@ -1,0 +1,249 @@
+// AVX2 + FMA + F16C kernels (256-bit). Chosen at run time when the CPU has
+// them. Integer block sums are exact; only the float accumulation order
+// differs from the scalar reference.
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "formats/quant/fp16.h"
+#include "formats/quant/types.h"
+#include "inference/kernels_internal.h"
+
+namespace qatk::inference::internal {
+namespace {
+
+bool HasAvx2() {
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+         __builtin_cpu_supports("f16c");
+}
+
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+
+inline float Hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline float H2F(uint16_t h) { return _cvtsh_ss(h); }
+
+// Sum of signed a*b over 32 bytes as 8 int32 lanes (|a| <= 127 wherever
+// b == -128 could occur: a is a weight code).
+inline __m256i DotI8(__m256i a, __m256i b) {
+  const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(a, a), _mm256_sign_epi8(b, a));
+  return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
+}
+
+// Q8_0 quantization of one row, bit-identical to QuantizeBlockQ8_0: the
+// same fp32 divide and reciprocal, x*id exact, roundf emulated (half away
+// from zero) via truncation.
+void PrepareQ8(const QMatrix& w, const float* x, void* out) {
+  BlockQ8_0* b = static_cast<BlockQ8_0*>(out);
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  const __m256 half = _mm256_set1_ps(0.5f);
+  for (int64_t i = 0; i < w.cols / 32; ++i) {
+    const float* xb = x + i * 32;
+    __m256 v[4];
+    __m256 m = _mm256_setzero_ps();
+    for (int j = 0; j < 4; ++j) {
+      v[j] = _mm256_loadu_ps(xb + 8 * j);
+      m = _mm256_max_ps(m, _mm256_and_ps(v[j], abs_mask));
+    }
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    const float amax = _mm_cvtss_f32(m4);
+    const float d = amax / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    b[i].d = Fp32ToFp16(d);
+    const __m256 vid = _mm256_set1_ps(id);
+    __m256i q[4];
+    for (int j = 0; j < 4; ++j) {
+      const __m256 p = _mm256_mul_ps(v[j], vid);
+      const __m256 t = _mm256_round_ps(p, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+      const __m256 frac = _mm256_and_ps(_mm256_sub_ps(p, t), abs_mask);
+      const __m256 up = _mm256_cmp_ps(frac, half, _CMP_GE_OQ);
+      const __m256 one = _mm256_or_ps(_mm256_set1_ps(1.0f), _mm256_andnot_ps(abs_mask, p));
+      q[j] = _mm256_cvttps_epi32(_mm256_add_ps(t, _mm256_and_ps(up, one)));
+    }
+    const __m256i s01 = _mm256_packs_epi32(q[0], q[1]);
+    const __m256i s23 = _mm256_packs_epi32(q[2], q[3]);
+    __m256i s = _mm256_packs_epi16(s01, s23);
+    s = _mm256_permutevar8x32_epi32(s, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(b[i].qs), s);
+  }
+}
+
+// Q2_0 activations: Q8_0 blocks whose 32 codes are stored crumb-major, so
+// the kernel can unpack weights with 64-bit shifts: position 8k+b holds
+// element 4b+k of the block (b = 0..7 bytes of the block's half, k = crumb).
+void PrepareQ8Crumb(const QMatrix& w, const float* x, void* out) {
+  PrepareQ8(w, x, out);
+  BlockQ8_0* b = static_cast<BlockQ8_0*>(out);
+  for (int64_t i = 0; i < w.cols / 32; ++i) {
+    int8_t tmp[32];
+    for (int k = 0; k < 4; ++k) {
+      for (int j = 0; j < 8; ++j) tmp[8 * k + j] = b[i].qs[4 * j + k];
+    }
+    std::memcpy(b[i].qs, tmp, 32);
+  }
+}
+
+float DotQ4_0(const uint8_t* w, const void* a, int64_t n) {
+  const BlockQ4_0* x = reinterpret_cast<const BlockQ4_0*>(w);
+  const BlockQ8_0* y = static_cast<const BlockQ8_0*>(a);
+  const __m256i lo = _mm256_set1_epi8(0x0F);
+  const __m256i eight = _mm256_set1_epi8(8);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n / 32; ++i) {
+    const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].qs));
+    const __m256i nib = _mm256_and_si256(
+        _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw), lo);  // elems 0..15 | 16..31
+    const __m256i wq = _mm256_sub_epi8(nib, eight);
+    const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].qs));
+    const __m256 s = _mm256_cvtepi32_ps(DotI8(wq, aq));
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(H2F(x[i].d) * H2F(y[i].d)), s, acc);
+  }
+  return Hsum(acc);
+}
+
+float DotQ8_0(const uint8_t* w, const void* a, int64_t n) {
+  const BlockQ8_0* x = reinterpret_cast<const BlockQ8_0*>(w);
+  const BlockQ8_0* y = static_cast<const BlockQ8_0*>(a);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n / 32; ++i) {
+    // Weight codes from the reference quantizer are in [-127, 127].
+    const __m256i wq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[i].qs));
+    const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[i].qs));
+    const __m256 s = _mm256_cvtepi32_ps(DotI8(wq, aq));
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(H2F(x[i].d) * H2F(y[i].d)), s, acc);
+  }
+  return Hsum(acc);
+}
+
+// Activations from PrepareQ8Crumb. Per 64-element block: per half h, the
+// 8 weight bytes are broadcast to 4 lanes and shifted by 0,2,4,6 bits.
+float DotQ2_0(const uint8_t* w, const void* a, int64_t n) {
+  const BlockQ2_0* x = reinterpret_cast<const BlockQ2_0*>(w);
+  const BlockQ8_0* y = static_cast<const BlockQ8_0*>(a);
+  const __m256i shifts = _mm256_setr_epi64x(0, 2, 4, 6);
+  const __m256i three = _mm256_set1_epi8(3);
+  const __m256i one = _mm256_set1_epi8(1);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t i = 0; i < n / 64; ++i) {
+    uint64_t half[2];
+    std::memcpy(half, x[i].qs, 16);
+    __m256 si = _mm256_setzero_ps();
+    for (int h = 0; h < 2; ++h) {
+      const __m256i bytes = _mm256_set1_epi64x(static_cast<long long>(half[h]));
+      const __m256i c = _mm256_and_si256(_mm256_srlv_epi64(bytes, shifts), three);
+      const __m256i wq = _mm256_sub_epi8(c, one);
+      const BlockQ8_0& yb = y[2 * i + h];
+      const __m256i aq = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(yb.qs));
+      si = _mm256_fmadd_ps(_mm256_set1_ps(H2F(yb.d)), _mm256_cvtepi32_ps(DotI8(wq, aq)), si);
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(H2F(x[i].d)), si, acc);
+  }
+  return Hsum(acc);
+}
+
+float VecDot(const float* a, const float* b, int64_t n) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+  }
+  for (; i + 8 <= n; i += 8) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+  }
+  float s = Hsum(_mm256_add_ps(acc0, acc1));
+  for (; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+
+void VecAxpy(float a, const float* x, float* y, int64_t n) {
+  const __m256 va = _mm256_set1_ps(a);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  }
+  for (; i < n; ++i) y[i] += a * x[i];
+}
+
+void VecF16ToF32(const uint16_t* x, float* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(y + i,
+                     _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x + i))));
+  }
+  for (; i < n; ++i) y[i] = H2F(x[i]);
+}
+
+float DotF32(const uint8_t* w, const void* a, int64_t n) {
+  return VecDot(reinterpret_cast<const float*>(w), static_cast<const float*>(a), n);
+}
+
+float DotF16(const uint8_t* w, const void* a, int64_t n) {
+  const uint16_t* h = reinterpret_cast<const uint16_t*>(w);
+  const float* af = static_cast<const float*>(a);
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + i)));
+    const __m256 w1 =
+        _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + i + 8)));
+    acc0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(af + i), acc0);
+    acc1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(af + i + 8), acc1);
+  }
+  float s = Hsum(_mm256_add_ps(acc0, acc1));
+  for (; i < n; ++i) s += H2F(h[i]) * af[i];
+  return s;
+}
+
+float DotBF16(const uint8_t* w, const void* a, int64_t n) {
+  const uint16_t* h = reinterpret_cast<const uint16_t*>(w);
+  const float* af = static_cast<const float*>(a);
+  __m256 acc = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256i u = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + i)));
+    const __m256 wf = _mm256_castsi256_ps(_mm256_slli_epi32(u, 16));
+    acc = _mm256_fmadd_ps(wf, _mm256_loadu_ps(af + i), acc);
+  }
+  float s = Hsum(acc);
+  for (; i < n; ++i) s += Bf16ToFp32(h[i]) * af[i];
+  return s;
+}
+
+#pragma GCC pop_options
+
+MatMulKernel Kernel(size_t (*ab)(const QMatrix&),
+                    void (*prep)(const QMatrix&, const float*, void*),
+                    void (*rows)(const QMatrix&, const void*, size_t, int, float*, int64_t,
+                                 int64_t, int64_t)) {
+  MatMulKernel k;
+  k.target = "avx2";
+  k.supported = HasAvx2;
+  k.act_row_bytes = ab;
+  k.prepare = prep;
+  k.rows = rows;
+  return k;
+}
+
+}  // namespace
+
+void RegisterAvx2Kernels() {
+  RegisterMatMulKernel(WType::kF32, Kernel(NoPrepare, nullptr, RowsLoop<DotF32>));
+  RegisterMatMulKernel(WType::kF16, Kernel(NoPrepare, nullptr, RowsLoop<DotF16>));
+  RegisterMatMulKernel(WType::kBF16, Kernel(NoPrepare, nullptr, RowsLoop<DotBF16>));
+  RegisterMatMulKernel(WType::kQ8_0, Kernel(Q8RowBytes, PrepareQ8, RowsLoop<DotQ8_0>));
+  RegisterMatMulKernel(WType::kQ4_0, Kernel(Q8RowBytes, PrepareQ8, RowsLoop<DotQ4_0>));
+  RegisterMatMulKernel(WType::kQ2_0, Kernel(Q8RowBytes, PrepareQ8Crumb, RowsLoop<DotQ2_0>));
+  if (HasAvx2()) ActiveVecOps() = VecOps{VecDot, VecAxpy, VecF16ToF32};
+}
+
+}  // namespace qatk::inference::internal

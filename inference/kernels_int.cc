@@ -1,0 +1,127 @@
+// Mobile int kernels: activation quantization (reference codec), the scalar
+// oracle, the SIMD activation layout and registration.
+#include "inference/kernels_int.h"
+
+#include <mutex>
+#include <vector>
+
+#include "formats/util/status_macros.h"
+#include "inference/kernels_int_internal.h"
+
+namespace qatk::inference {
+
+QuantSpec ActivationSpec(const QMatrix& w) {
+  QuantSpec s;
+  s.scheme = QuantScheme::kIntTensor;
+  s.bits = w.act_bits;
+  s.narrow_range = w.act_narrow;
+  s.rounding = w.act_rounding;
+  s.scale_type = ScaleType::kF32;
+  s.scale_rule = ScaleRule::kCalibrated;
+  return s;
+}
+
+void QuantizeActivations(const QMatrix& w, const float* x, int8_t* q) {
+  QATK_CHECK(w.act_scale > 0.0f && w.act_bits >= 2 && w.act_bits <= 8,
+             "int kernel needs a static activation scale and 2..8 bits");
+  QuantizeWithScale(ActivationSpec(w), x, w.cols, w.act_scale, q);
+}
+
+int32_t DotIntRef(WType t, const uint8_t* w_row, const int8_t* a, int64_t cols) {
+  int32_t acc = 0;
+  for (int64_t k = 0; k < cols; ++k) acc += CodeAt(t, w_row, k) * static_cast<int32_t>(a[k]);
+  return acc;
+}
+
+namespace internal {
+namespace {
+
+size_t RefActBytes(const QMatrix& w) {
+  return w.act_scale > 0.0f ? static_cast<size_t>(RoundUp64(w.cols)) : 0;
+}
+
+void RefPrepare(const QMatrix& w, const float* x, void* out) {
+  QuantizeActivations(w, x, static_cast<int8_t*>(out));
+}
+
+// The oracle: natural order, per-element codes, one int32 per (t, r).
+void RefRows(const QMatrix& w, const void* act, size_t act_stride, int n_tok, float* y,
+             int64_t y_stride, int64_t r0, int64_t r1) {
+  if (w.act_scale == 0.0f) {
+    FloatIntRows(w, act, act_stride, n_tok, y, y_stride, r0, r1);
+    return;
+  }
+  const uint8_t* a0 = static_cast<const uint8_t*>(act);
+  for (int64_t r = r0; r < r1; ++r) {
+    const float s = w.act_scale * w.row_scales[r];
+    for (int t = 0; t < n_tok; ++t) {
+      const int8_t* a = reinterpret_cast<const int8_t*>(a0 + t * act_stride);
+      y[t * y_stride + r] = static_cast<float>(DotIntRef(w.type, w.Row(r), a, w.cols)) * s;
+    }
+  }
+}
+
+}  // namespace
+
+size_t SimdIntActBytes(const QMatrix& w) {
+  return w.act_scale > 0.0f ? static_cast<size_t>(RoundUp64(w.cols) + 64) : 0;
+}
+
+void SimdIntPrepare(const QMatrix& w, const float* x, void* out) {
+  static thread_local std::vector<int8_t> q;
+  if (q.size() < static_cast<size_t>(w.cols)) q.resize(w.cols);
+  QuantizeActivations(w, x, q.data());
+  int8_t* dst = static_cast<int8_t*>(out);
+  const int pb = PerByte(w.type);
+  const int64_t be = IntBlockElems(w.type);
+  const int64_t nb = w.cols / be;
+  int32_t sum = 0;
+  for (int64_t b = 0; b < nb; ++b) {
+    const int8_t* src = q.data() + b * be;
+    int8_t* d = dst + b * be;
+    for (int j = 0; j < 64; ++j) {
+      for (int i = 0; i < pb; ++i) {
+        d[i * 64 + j] = src[pb * j + i];
+        sum += src[pb * j + i];
+      }
+    }
+  }
+  for (int64_t k = nb * be; k < w.cols; ++k) dst[k] = q[k];
+  const int64_t sum_off = RoundUp64(w.cols);
+  for (int64_t k = w.cols; k < sum_off; ++k) dst[k] = 0;
+  std::memcpy(dst + sum_off, &sum, 4);
+}
+
+void FloatIntRows(const QMatrix& w, const void* act, size_t act_stride, int n_tok, float* y,
+                  int64_t y_stride, int64_t r0, int64_t r1) {
+  const uint8_t* a0 = static_cast<const uint8_t*>(act);
+  for (int64_t r = r0; r < r1; ++r) {
+    const uint8_t* row = w.Row(r);
+    for (int t = 0; t < n_tok; ++t) {
+      const float* x = reinterpret_cast<const float*>(a0 + t * act_stride);
+      float acc = 0.0f;
+      for (int64_t k = 0; k < w.cols; ++k) acc += x[k] * static_cast<float>(CodeAt(w.type, row, k));
+      y[t * y_stride + r] = acc * w.row_scales[r];
+    }
+  }
+}
+
+}  // namespace internal
+
+void RegisterIntKernels() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    for (WType t : {WType::kInt8Channel, WType::kInt4Channel, WType::kInt2Channel}) {
+      MatMulKernel k;
+      k.target = "scalar";
+      k.act_row_bytes = internal::RefActBytes;
+      k.prepare = internal::RefPrepare;
+      k.rows = internal::RefRows;
+      RegisterMatMulKernel(t, k);
+      internal::RegisterIntAvx2(t);
+      internal::RegisterIntAvx512Vnni(t);
+    }
+  });
+}
+
+}  // namespace qatk::inference

@@ -1,0 +1,77 @@
+// Internal to the mobile int kernels: the SIMD activation layout and the
+// shared row loop.
+//
+// SIMD layout of one prepared activation row of `cols` int8 codes:
+//   bytes [0, cols)          codes; each full block of 64 weight-code BYTES
+//                            (B = 64 * per_byte elements: int8 64, int4 128,
+//                            int2 256) is permuted so that field i of weight
+//                            byte j meets act[i*64 + j] = a[per_byte*j + i];
+//                            the tail (cols % B elements) is in natural order
+//   pad to RoundUp64(cols)   zero
+//   int32 at RoundUp64(cols) sum of the codes of the full blocks
+// The scalar reference uses the natural order (no permutation, no sum).
+#ifndef QATK_INFERENCE_KERNELS_INT_INTERNAL_H_
+#define QATK_INFERENCE_KERNELS_INT_INTERNAL_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+
+#include "inference/kernels_int.h"
+#include "inference/kernels_internal.h"
+
+namespace qatk::inference::internal {
+
+inline int64_t RoundUp64(int64_t n) { return (n + 63) / 64 * 64; }
+inline int PerByte(WType t) {
+  return t == WType::kInt4Channel ? 2 : t == WType::kInt2Channel ? 4 : 1;
+}
+inline int64_t IntBlockElems(WType t) { return 64 * PerByte(t); }
+
+// act_row_bytes of the SIMD kernels (0 for weight-only matrices).
+size_t SimdIntActBytes(const QMatrix& w);
+// prepare of the SIMD kernels: quantize (reference codec), permute, sum.
+void SimdIntPrepare(const QMatrix& w, const float* x, void* out);
+// The weight-only fp32 path: y = row_scale * sum x * code.
+void FloatIntRows(const QMatrix& w, const void* act, size_t act_stride, int n_tok, float* y,
+                  int64_t y_stride, int64_t r0, int64_t r1);
+
+// Exact sum over `nblocks` 64-byte weight blocks of code * act (SIMD layout);
+// `sum` is the int32 stored after the codes.
+using IntBlockDot = int32_t (*)(const uint8_t* w_row, const int8_t* act, int64_t nblocks,
+                                int32_t sum);
+
+template <IntBlockDot Dot>
+void SimdIntRows(const QMatrix& w, const void* act, size_t act_stride, int n_tok, float* y,
+                 int64_t y_stride, int64_t r0, int64_t r1) {
+  if (w.act_scale == 0.0f) {
+    FloatIntRows(w, act, act_stride, n_tok, y, y_stride, r0, r1);
+    return;
+  }
+  const int64_t be = IntBlockElems(w.type);
+  const int64_t nb = w.cols / be;
+  const int64_t sum_off = RoundUp64(w.cols);
+  const uint8_t* a0 = static_cast<const uint8_t*>(act);
+  for (int t0 = 0; t0 < n_tok; t0 += kTokBlock) {
+    const int t1 = n_tok < t0 + kTokBlock ? n_tok : t0 + kTokBlock;
+    for (int64_t r = r0; r < r1; ++r) {
+      const uint8_t* row = w.Row(r);
+      const float s = w.act_scale * w.row_scales[r];
+      for (int t = t0; t < t1; ++t) {
+        const int8_t* a = reinterpret_cast<const int8_t*>(a0 + t * act_stride);
+        int32_t sum;
+        std::memcpy(&sum, a + sum_off, 4);
+        int32_t acc = Dot(row, a, nb, sum);
+        for (int64_t k = nb * be; k < w.cols; ++k) acc += CodeAt(w.type, row, k) * a[k];
+        y[t * y_stride + r] = static_cast<float>(acc) * s;
+      }
+    }
+  }
+}
+
+void RegisterIntAvx2(WType t);       // kernels_int_avx2.cc
+void RegisterIntAvx512Vnni(WType t);  // kernels_int_avx512.cc
+
+}  // namespace qatk::inference::internal
+
+#endif  // QATK_INFERENCE_KERNELS_INT_INTERNAL_H_

@@ -1,0 +1,136 @@
+// Scalar reference kernels: the oracle every SIMD kernel is tested against.
+// GGUF quantized weights take Q8_0 activations from the reference codec and
+// accumulate like ggml's generic vec_dot (int per block, float across).
+#include <cstring>
+
+#include "formats/quant/codecs.h"
+#include "formats/quant/fp16.h"
+#include "inference/kernels_internal.h"
+
+namespace qatk::inference::internal {
+namespace {
+
+void PrepareQ8(const QMatrix& w, const float* x, void* out) {
+  BlockQ8_0* b = static_cast<BlockQ8_0*>(out);
+  for (int64_t i = 0; i < w.cols / 32; ++i) QuantizeBlockQ8_0(x + i * 32, b + i);
+}
+
+float DotF32(const uint8_t* w, const void* a, int64_t n) {
+  const float* wf = reinterpret_cast<const float*>(w);
+  const float* af = static_cast<const float*>(a);
+  float s = 0.0f;
+  for (int64_t i = 0; i < n; ++i) s += wf[i] * af[i];
+  return s;
+}
+
+float DotF16(const uint8_t* w, const void* a, int64_t n) {
+  const float* af = static_cast<const float*>(a);
+  float s = 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    uint16_t h;
+    std::memcpy(&h, w + 2 * i, 2);
+    s += Fp16ToFp32(h) * af[i];
+  }
+  return s;
+}
+
+float DotBF16(const uint8_t* w, const void* a, int64_t n) {
+  const float* af = static_cast<const float*>(a);
+  float s = 0.0f;
+  for (int64_t i = 0; i < n; ++i) {
+    uint16_t h;
+    std::memcpy(&h, w + 2 * i, 2);
+    s += Bf16ToFp32(h) * af[i];
+  }
+  return s;
+}
+
+float DotQ8_0(const uint8_t* w, const void* a, int64_t n) {
+  const BlockQ8_0* x = reinterpret_cast<const BlockQ8_0*>(w);
+  const BlockQ8_0* y = static_cast<const BlockQ8_0*>(a);
+  float s = 0.0f;
+  for (int64_t i = 0; i < n / 32; ++i) {
+    int sumi = 0;
+    for (int j = 0; j < 32; ++j) sumi += x[i].qs[j] * y[i].qs[j];
+    s += sumi * (Fp16ToFp32(x[i].d) * Fp16ToFp32(y[i].d));
+  }
+  return s;
+}
+
+float DotQ4_0(const uint8_t* w, const void* a, int64_t n) {
+  const BlockQ4_0* x = reinterpret_cast<const BlockQ4_0*>(w);
+  const BlockQ8_0* y = static_cast<const BlockQ8_0*>(a);
+  float s = 0.0f;
+  for (int64_t i = 0; i < n / 32; ++i) {
+    int sumi = 0;
+    for (int j = 0; j < 16; ++j) {
+      sumi += ((x[i].qs[j] & 0x0F) - 8) * y[i].qs[j];
+      sumi += ((x[i].qs[j] >> 4) - 8) * y[i].qs[j + 16];
+    }
+    s += sumi * (Fp16ToFp32(x[i].d) * Fp16ToFp32(y[i].d));
+  }
+  return s;
+}
+
+float DotQ2_0(const uint8_t* w, const void* a, int64_t n) {
+  const BlockQ2_0* x = reinterpret_cast<const BlockQ2_0*>(w);
+  const BlockQ8_0* y = static_cast<const BlockQ8_0*>(a);
+  float s = 0.0f;
+  for (int64_t i = 0; i < n / 64; ++i) {
+    float si = 0.0f;
+    for (int k = 0; k < 2; ++k) {
+      const BlockQ8_0& yb = y[2 * i + k];
+      int sumi = 0;
+      for (int j = 0; j < 32; ++j) {
+        const int e = 32 * k + j;
+        sumi += (((x[i].qs[e / 4] >> (2 * (e % 4))) & 3) - 1) * yb.qs[j];
+      }
+      si += Fp16ToFp32(yb.d) * sumi;
+    }
+    s += Fp16ToFp32(x[i].d) * si;
+  }
+  return s;
+}
+
+float VecDot(const float* a, const float* b, int64_t n) {
+  float s = 0.0f;
+  for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+  return s;
+}
+void VecAxpy(float a, const float* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+void VecF16ToF32(const uint16_t* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = Fp16ToFp32(x[i]);
+}
+
+MatMulKernel FloatKernel(void (*rows)(const QMatrix&, const void*, size_t, int, float*, int64_t,
+                                      int64_t, int64_t)) {
+  MatMulKernel k;
+  k.act_row_bytes = NoPrepare;
+  k.rows = rows;
+  return k;
+}
+
+MatMulKernel Q8Kernel(void (*rows)(const QMatrix&, const void*, size_t, int, float*, int64_t,
+                                   int64_t, int64_t)) {
+  MatMulKernel k;
+  k.act_row_bytes = Q8RowBytes;
+  k.prepare = PrepareQ8;
+  k.rows = rows;
+  return k;
+}
+
+}  // namespace
+
+void RegisterScalarKernels() {
+  RegisterMatMulKernel(WType::kF32, FloatKernel(RowsLoop<DotF32>));
+  RegisterMatMulKernel(WType::kF16, FloatKernel(RowsLoop<DotF16>));
+  RegisterMatMulKernel(WType::kBF16, FloatKernel(RowsLoop<DotBF16>));
+  RegisterMatMulKernel(WType::kQ8_0, Q8Kernel(RowsLoop<DotQ8_0>));
+  RegisterMatMulKernel(WType::kQ4_0, Q8Kernel(RowsLoop<DotQ4_0>));
+  RegisterMatMulKernel(WType::kQ2_0, Q8Kernel(RowsLoop<DotQ2_0>));
+  ActiveVecOps() = VecOps{VecDot, VecAxpy, VecF16ToF32};
+}
+
+}  // namespace qatk::inference::internal

@@ -1,0 +1,78 @@
+// A loaded model: hyperparameters, vocabulary and zero-copy weight views.
+// One Model type serves both architectures the runtime runs:
+//   llama  — NORM rope (pairs (2i, 2i+1): the exporter permuted Wq/Wk),
+//            SwiGLU, RMSNorm * w.
+//   gemma3 — NEOX rope (pairs (i, i+D/2)), embedding * sqrt(E), per-head
+//            q/k RMSNorm, post-attention and post-FFN norms, GEGLU (tanh),
+//            norms stored as 1+w, optional final logit softcap, sliding
+//            window layers when gemma3.attention.sliding_window > 0.
+// Dimension letters: E embedding, V vocab, H query heads, Hk kv heads,
+// D head dim, F feed-forward, L layers.
+#ifndef QATK_INFERENCE_MODEL_H_
+#define QATK_INFERENCE_MODEL_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "inference/tokenizer.h"
+#include "inference/weights.h"
+
+namespace qatk::inference {
+
+enum class Arch { kLlama, kGemma3 };
+
+struct ModelConfig {
+  Arch arch = Arch::kLlama;
+  int n_vocab = 0, n_embd = 0, n_layer = 0, n_head = 0, n_head_kv = 0;
+  int head_dim = 0;  // D (key_length = value_length)
+  int n_ff = 0;
+  int n_ctx_train = 0;
+  float rms_eps = 1e-5f;
+  float rope_base = 10000.0f;
+  float rope_base_swa = 10000.0f;  // gemma3 sliding layers
+  bool rope_neox = false;
+  bool gelu = false;               // GEGLU (tanh) instead of SwiGLU
+  float embed_scale = 1.0f;        // gemma3: sqrt(E)
+  float attn_scale = 1.0f;         // multiplies Q·K
+  float final_softcap = 0.0f;      // 0 = none
+  bool qk_norm = false, post_norms = false;
+  int sliding_window = 0;          // 0 = every layer global
+  int swa_pattern = 6;             // layer il slides if il % pattern < pattern-1
+  bool IsSlidingLayer(int il) const {
+    return sliding_window > 0 && il % swa_pattern < swa_pattern - 1;
+  }
+};
+
+struct LayerWeights {
+  QMatrix wq, wk, wv, wo;      // [H*D, E], [Hk*D, E], [Hk*D, E], [E, H*D]
+  QMatrix gate, up, down;      // [F, E], [F, E], [E, F]
+  std::vector<float> attn_norm, ffn_norm;            // [E]
+  std::vector<float> post_attn_norm, post_ffw_norm;  // [E] (gemma3)
+  std::vector<float> q_norm, k_norm;                 // [D] (gemma3)
+  float k_scale = 0.0f, v_scale = 0.0f;  // static KV scales (mobile); 0 = none
+};
+
+struct Model {
+  ModelConfig config;
+  Vocab vocab;
+  QMatrix tok_embd;               // [V, E]
+  QMatrix output;                 // [V, E] (= tok_embd when tied)
+  std::vector<float> output_norm; // [E]
+  std::vector<LayerWeights> layers;
+  uint64_t file_bytes = 0;
+  std::shared_ptr<void> storage;  // keeps the mapping alive
+};
+
+// Opens a GGUF model (magic "GGUF"); other formats: kUnimplemented.
+absl::StatusOr<std::unique_ptr<Model>> LoadModel(const std::string& path);
+absl::StatusOr<std::unique_ptr<Model>> LoadGgufModel(const std::string& path);
+
+// Row r of an embedding matrix as fp32 (GGUF types and kInt8Channel).
+void DequantizeMatrixRow(const QMatrix& m, int64_t r, float* out /*[cols]*/);
+
+}  // namespace qatk::inference
+
+#endif  // QATK_INFERENCE_MODEL_H_

@@ -1,0 +1,275 @@
+// qat compare: the QAT-vs-PTQ study with one shared fine-tuning budget.
+//
+//   base (given, or pretrained from --config)
+//     ├─ fp      : FP fine-tune of base, N steps                  (reference)
+//     ├─ ptq-R   : round-to-nearest PTQ of fp with recipe R       (baseline)
+//     └─ qat-R   : QAT fine-tune of base with recipe R, N steps,
+//                  distilled from fp (same data, same steps as fp)
+//   each → exported (GGUF or mobile, per recipe) → perplexity on the test split
+//   in qat-run, and in llama.cpp for GGUF files.
+//
+// Every step is a child `qat`/`qat-run` process whose completion is recorded
+// in OUT/.done/, so an interrupted compare resumes where it stopped (training
+// steps resume from their last checkpoint).
+#include <sys/stat.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "formats/util/file_io.h"
+#include "formats/util/status_macros.h"
+#include "formats/util/subprocess.h"
+#include "nlohmann/json.hpp"
+#include "qat/cli/commands.h"
+#include "qat/cli/compare_report.h"
+#include "qat/cli/flags.h"
+
+namespace qatk::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+struct CompareOptions {
+  std::string data;          // DIR with train/valid/test.txt (+ tokenizer.model)
+  std::string out;           // output DIR
+  std::string base;          // base checkpoint, or
+  std::string config;        // model config to pretrain a base from
+  std::vector<std::string> recipes;
+  int pretrain_steps = 3000;
+  int steps = 600;           // shared fine-tuning budget (FP and each QAT run)
+  int batch = 16;
+  int seq = 0;               // 0: the model's context
+  double lr = 3e-4;          // fine-tuning learning rate (FP and QAT)
+  double kd_alpha = 1.0;     // weight of distillation in the QAT loss
+  int ctx = 0;               // eval context, 0: min(512, model context)
+  int vocab = 4096;          // tokenizer size when DATA has none
+  int seed = 1;
+  int bootstrap = 1000;
+  bool llamacpp = true;
+  std::string qat_run;       // path of qat-run (default: next to qat)
+  std::string node_script;   // tests/interop/interop.mjs
+};
+
+std::string DefaultQatRun() {
+  fs::path self = SelfExecutable();
+  for (fs::path p : {self.parent_path() / "qat-run", self.parent_path().parent_path() / "inference" / "qat-run"}) {
+    if (fs::exists(p)) return p.string();
+  }
+  return "qat-run";
+}
+
+std::string DefaultNodeScript() {
+#ifdef QATK_SOURCE_DIR
+  return std::string(QATK_SOURCE_DIR) + "/tests/interop/interop.mjs";
+#else
+  return "tests/interop/interop.mjs";
+#endif
+}
+
+std::string Stem(const std::string& path) { return fs::path(path).stem().string(); }
+
+// One step of the pipeline: a child command and the marker that says it is done.
+class Pipeline {
+ public:
+  explicit Pipeline(std::string out) : out_(std::move(out)) {}
+
+  bool Done(const std::string& step) const { return fs::exists(Marker(step)); }
+
+  // Runs argv unless `step` is already done; returns captured stdout.
+  absl::StatusOr<std::string> Run(const std::string& step, const std::vector<std::string>& argv,
+                                  bool capture) {
+    const std::string cached = Marker(step);
+    if (fs::exists(cached)) {
+      std::fprintf(stderr, "[compare] %-18s done (resumed)\n", step.c_str());
+      return ReadFileToString(cached);
+    }
+    std::fprintf(stderr, "[compare] %-18s %s\n", step.c_str(), ShellJoin(argv).c_str());
+    ASSIGN_OR_RETURN(ProcessResult r, RunProcess(argv, capture));
+    if (r.exit_code != 0) {
+      return absl::InternalError(absl::StrCat("step '", step, "' failed (exit ", r.exit_code,
+                                              "): ", ShellJoin(argv)));
+    }
+    RETURN_IF_ERROR(WriteFileAtomic(cached, r.out));
+    return r.out;
+  }
+
+ private:
+  std::string Marker(const std::string& step) const { return out_ + "/.done/" + step; }
+  std::string out_;
+};
+
+absl::StatusOr<json> ParseJsonOutput(const std::string& step, const std::string& out) {
+  // The JSON object is the last non-empty line of stdout.
+  std::vector<std::string> lines = absl::StrSplit(out, '\n', absl::SkipWhitespace());
+  if (lines.empty()) return absl::InternalError(absl::StrCat("step '", step, "' printed no JSON"));
+  json j = json::parse(lines.back(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) {
+    return absl::InternalError(absl::StrCat("step '", step, "' printed invalid JSON: ", lines.back()));
+  }
+  return j;
+}
+
+absl::StatusOr<json> ReadRecipeJson(const std::string& path) {
+  ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
+  json j = json::parse(text, nullptr, false);
+  if (j.is_discarded()) return absl::InvalidArgumentError(absl::StrCat("recipe ", path, " is not valid JSON"));
+  return j;
+}
+
+std::vector<std::string> TrainArgs(const std::string& qat, const CompareOptions& o, const std::string& out,
+                                   int steps, double lr) {
+  std::vector<std::string> a = {qat, "train", "--data", o.data, "--out", out, "--steps",
+                                std::to_string(steps), "--batch", std::to_string(o.batch), "--lr",
+                                absl::StrCat(lr), "--seed", std::to_string(o.seed), "--resume"};
+  if (o.seq > 0) {
+    a.push_back("--seq");
+    a.push_back(std::to_string(o.seq));
+  }
+  return a;
+}
+
+struct Variant {
+  std::string name, recipe, method, format, file;
+};
+
+absl::Status RunCompare(const CompareOptions& o) {
+  const std::string qat = SelfExecutable();
+  const std::string qat_run = o.qat_run.empty() ? DefaultQatRun() : o.qat_run;
+  const std::string node_script = o.node_script.empty() ? DefaultNodeScript() : o.node_script;
+  std::error_code ec;
+  fs::create_directories(o.out + "/.done", ec);
+  if (ec) return absl::UnavailableError(absl::StrCat("cannot create ", o.out, ": ", ec.message()));
+  Pipeline p(o.out);
+
+  // 0. tokenizer, 1. base.
+  const std::string tok = o.data + "/tokenizer.model";
+  if (!fs::exists(tok)) {
+    RETURN_IF_ERROR(p.Run("tokenizer", {qat, "tokenizer", "--data", o.data + "/train.txt", "--vocab",
+                                        std::to_string(o.vocab), "--out", tok}, false).status());
+  }
+  std::string base = o.base;
+  if (base.empty()) {
+    base = o.out + "/base";
+    std::vector<std::string> a = TrainArgs(qat, o, base, o.pretrain_steps, 1e-3);
+    a.insert(a.end(), {"--config", o.config, "--tokenizer", tok});
+    RETURN_IF_ERROR(p.Run("base", a, false).status());
+  }
+  // 2. FP fine-tune (the reference and the teacher).
+  const std::string fp = o.out + "/fp";
+  {
+    std::vector<std::string> a = TrainArgs(qat, o, fp, o.steps, o.lr);
+    a.insert(a.end(), {"--init", base});
+    RETURN_IF_ERROR(p.Run("fp", a, false).status());
+  }
+  std::vector<Variant> variants = {{"fp", "", "fp", "gguf", o.out + "/fp.gguf"}};
+  std::vector<std::pair<std::string, std::string>> runs = {{"fp", fp + "/metrics.jsonl"}};
+  // 3. per recipe: PTQ of fp, QAT from base distilled from fp.
+  for (const std::string& r : o.recipes) {
+    ASSIGN_OR_RETURN(json recipe, ReadRecipeJson(r));
+    const std::string name = recipe.value("name", Stem(r));
+    const std::string format = recipe.value("export_format", "gguf");
+    const std::string ext = format == "mobile" ? ".qmob" : ".gguf";
+    RETURN_IF_ERROR(p.Run("ptq-" + name, {qat, "quantize", "--model", fp, "--recipe", r, "--out",
+                                          o.out + "/ptq-" + name, "--calib", o.data + "/valid.txt"},
+                          false).status());
+    std::vector<std::string> a = TrainArgs(qat, o, o.out + "/qat-" + name, o.steps, o.lr);
+    a.insert(a.end(), {"--init", base, "--recipe", r, "--teacher", fp, "--kd-alpha", absl::StrCat(o.kd_alpha)});
+    RETURN_IF_ERROR(p.Run("qat-" + name, a, false).status());
+    variants.push_back({"ptq-" + name, r, "ptq", format, o.out + "/ptq-" + name + ext});
+    variants.push_back({"qat-" + name, r, "qat", format, o.out + "/qat-" + name + ext});
+    runs.push_back({"qat-" + name, o.out + "/qat-" + name + "/metrics.jsonl"});
+  }
+  // 4. export, 5. evaluate.
+  std::vector<VariantResult> results;
+  for (const Variant& v : variants) {
+    const std::string ckpt = o.out + "/" + v.name;
+    RETURN_IF_ERROR(p.Run("export-" + v.name, {qat, "export", "--model", ckpt, "--format", v.format,
+                                               "--out", v.file}, false).status());
+    VariantResult res;
+    res.name = v.name;
+    res.recipe = v.recipe;
+    res.method = v.method;
+    res.format = v.format;
+    res.file = v.file;
+    res.bytes = fs::file_size(v.file, ec);
+    std::vector<std::string> eval = {qat_run, "perplexity", "--model", v.file, "--file",
+                                     o.data + "/test.txt", "--json"};
+    if (o.ctx > 0) eval.insert(eval.end(), {"--ctx", std::to_string(o.ctx)});
+    ASSIGN_OR_RETURN(std::string out, p.Run("eval-" + v.name, eval, true));
+    ASSIGN_OR_RETURN(json j, ParseJsonOutput("eval-" + v.name, out));
+    res.ppl_runtime = j.value("ppl", NAN);
+    res.tokens = j.value("tokens", 0);
+    res.ctx = j.value("ctx", 0);
+    if (j.contains("chunk_nll")) res.chunk_nll = j["chunk_nll"].get<std::vector<double>>();
+    if (o.llamacpp && v.format == "gguf" && fs::exists(node_script)) {
+      std::vector<std::string> lc = {"node", node_script, "perplexity", "--model", v.file, "--file",
+                                     o.data + "/test.txt", "--ctx", std::to_string(res.ctx)};
+      ASSIGN_OR_RETURN(std::string lout, p.Run("llamacpp-" + v.name, lc, true));
+      ASSIGN_OR_RETURN(json lj, ParseJsonOutput("llamacpp-" + v.name, lout));
+      res.ppl_llamacpp = lj.value("ppl", NAN);
+    }
+    results.push_back(std::move(res));
+  }
+  // 6. report.
+  ReportOptions ro;
+  ro.out_dir = o.out;
+  ro.bootstrap = o.bootstrap;
+  ro.seed = o.seed;
+  ro.runs = runs;
+  ro.settings = {{"steps", o.steps}, {"pretrain_steps", o.base.empty() ? o.pretrain_steps : 0},
+                 {"lr", o.lr}, {"batch", o.batch}, {"kd_alpha", o.kd_alpha}, {"seed", o.seed},
+                 {"base", base}, {"data", o.data}};
+  return WriteCompareReport(ro, results);
+}
+
+}  // namespace
+
+absl::Status CompareCommand(int argc, char** argv) {
+  cxxopts::Options opts("qat compare",
+                        "QAT vs PTQ with one shared fine-tuning budget: FP fine-tune, PTQ and QAT per "
+                        "recipe, export, perplexity in qat-run and llama.cpp; writes OUT/results.json, "
+                        "OUT/results.md and plots. Re-running resumes where it stopped.");
+  CompareOptions o;
+  std::string recipes;
+  opts.add_options()
+      ("data", "data DIR (train.txt, valid.txt, test.txt; tokenizer.model is trained if absent)", cxxopts::value(o.data))
+      ("out", "output DIR", cxxopts::value(o.out))
+      ("base", "base full-precision checkpoint", cxxopts::value(o.base))
+      ("config", "model config to pretrain a base from (instead of --base)", cxxopts::value(o.config))
+      ("recipes", "comma-separated recipe files", cxxopts::value(recipes))
+      ("pretrain-steps", "steps to pretrain the base (with --config)", cxxopts::value(o.pretrain_steps)->default_value("3000"))
+      ("steps", "fine-tuning budget, the same for FP and each QAT run", cxxopts::value(o.steps)->default_value("600"))
+      ("batch", "sequences per step", cxxopts::value(o.batch)->default_value("16"))
+      ("seq", "training sequence length (0: model context)", cxxopts::value(o.seq)->default_value("0"))
+      ("lr", "fine-tuning learning rate", cxxopts::value(o.lr)->default_value("3e-4"))
+      ("kd-alpha", "distillation weight in the QAT loss (1 = pure KD)", cxxopts::value(o.kd_alpha)->default_value("1.0"))
+      ("ctx", "evaluation context (0: min(512, model context))", cxxopts::value(o.ctx)->default_value("0"))
+      ("vocab", "tokenizer vocabulary size when DATA has none", cxxopts::value(o.vocab)->default_value("4096"))
+      ("seed", "seed for training and bootstrap", cxxopts::value(o.seed)->default_value("1"))
+      ("bootstrap", "bootstrap resamples over evaluation chunks", cxxopts::value(o.bootstrap)->default_value("1000"))
+      ("no-llamacpp", "skip the llama.cpp perplexity of GGUF files")
+      ("qat-run", "path of the qat-run binary", cxxopts::value(o.qat_run))
+      ("node-script", "llama.cpp interop script", cxxopts::value(o.node_script));
+  ASSIGN_OR_RETURN(cxxopts::ParseResult r, ParseFlags(opts, argc, argv));
+  RETURN_IF_ERROR(Require(r, "data", "compare"));
+  RETURN_IF_ERROR(Require(r, "out", "compare"));
+  if (o.base.empty() == o.config.empty()) {
+    return absl::InvalidArgumentError("give exactly one of --base CKPT or --config MODEL.json");
+  }
+  if (recipes.empty()) return absl::InvalidArgumentError("missing --recipes R1.json[,R2.json]");
+  o.recipes = absl::StrSplit(recipes, ',', absl::SkipEmpty());
+  for (const std::string& rp : o.recipes) {
+    if (!fs::exists(rp)) return absl::InvalidArgumentError(absl::StrCat("recipe file not found: ", rp));
+  }
+  if (o.steps <= 0 || o.batch <= 0) return absl::InvalidArgumentError("--steps and --batch must be positive");
+  o.llamacpp = r.count("no-llamacpp") == 0;
+  return RunCompare(o);
+}
+
+}  // namespace qatk::cli

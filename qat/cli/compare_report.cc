@@ -1,0 +1,117 @@
+#include "qat/cli/compare_report.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <filesystem>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "formats/util/file_io.h"
+#include "formats/util/status_macros.h"
+#include "formats/util/subprocess.h"
+
+namespace qatk::cli {
+namespace {
+
+using json = nlohmann::json;
+
+double Ppl(const std::vector<double>& nll, const std::vector<size_t>& idx) {
+  double s = 0;
+  for (size_t i : idx) s += nll[i];
+  return std::exp(s / static_cast<double>(idx.size()));
+}
+
+json NumOrNull(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
+
+std::string Fmt(double v, const char* f = "%.3f") {
+  return std::isfinite(v) ? absl::StrFormat(f, v) : std::string("–");
+}
+
+const VariantResult* FindByName(const std::vector<VariantResult>& rs, const std::string& name) {
+  for (const VariantResult& r : rs) {
+    if (r.name == name) return &r;
+  }
+  return nullptr;
+}
+
+std::string PlotScript() {
+#ifdef QATK_SOURCE_DIR
+  return std::string(QATK_SOURCE_DIR) + "/scripts/plot_compare.py";
+#else
+  return "scripts/plot_compare.py";
+#endif
+}
+
+}  // namespace
+
+Recovered ComputeRecovered(const VariantResult& fp, const VariantResult& ptq, const VariantResult& qat,
+                           int resamples, uint64_t seed) {
+  Recovered r;
+  r.value = (ptq.ppl_runtime - qat.ppl_runtime) / (ptq.ppl_runtime - fp.ppl_runtime);
+  const size_t n = fp.chunk_nll.size();
+  if (n < 2 || ptq.chunk_nll.size() != n || qat.chunk_nll.size() != n || resamples < 10) return r;
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<size_t> pick(0, n - 1);
+  std::vector<double> samples;
+  std::vector<size_t> idx(n);
+  for (int b = 0; b < resamples; ++b) {
+    for (size_t& i : idx) i = pick(rng);
+    const double f = Ppl(fp.chunk_nll, idx), p = Ppl(ptq.chunk_nll, idx), q = Ppl(qat.chunk_nll, idx);
+    if (p - f != 0) samples.push_back((p - q) / (p - f));
+  }
+  if (samples.size() < 10) return r;
+  std::sort(samples.begin(), samples.end());
+  r.lo = samples[static_cast<size_t>(0.025 * (samples.size() - 1))];
+  r.hi = samples[static_cast<size_t>(0.975 * (samples.size() - 1))];
+  return r;
+}
+
+absl::Status WriteCompareReport(const ReportOptions& o, const std::vector<VariantResult>& results) {
+  const VariantResult* fp = FindByName(results, "fp");
+  json variants = json::array();
+  std::string md =
+      "| variant | method | format | size (MiB) | PPL qat-run | PPL llama.cpp | Δ vs FP | recovered [95% CI] |\n"
+      "|---|---|---|---:|---:|---:|---:|---|\n";
+  for (const VariantResult& v : results) {
+    Recovered rec;
+    if (v.method == "qat" && fp) {
+      const VariantResult* ptq = FindByName(results, "ptq-" + v.name.substr(4));
+      if (ptq) rec = ComputeRecovered(*fp, *ptq, v, o.bootstrap, o.seed);
+    }
+    const double delta = fp ? v.ppl_runtime / fp->ppl_runtime - 1.0 : NAN;
+    json j = {{"name", v.name}, {"recipe", v.recipe.empty() ? json(nullptr) : json(v.recipe)},
+              {"method", v.method}, {"format", v.format}, {"file", v.file}, {"bytes", v.bytes},
+              {"ppl_runtime", NumOrNull(v.ppl_runtime)}, {"ppl_llamacpp", NumOrNull(v.ppl_llamacpp)},
+              {"delta_vs_fp", NumOrNull(delta)}, {"tokens", v.tokens}, {"ctx", v.ctx},
+              {"recovered", v.method == "qat" ? NumOrNull(rec.value) : json(nullptr)},
+              {"recovered_ci95", v.method == "qat" && std::isfinite(rec.lo)
+                                     ? json::array({rec.lo, rec.hi}) : json(nullptr)}};
+    variants.push_back(j);
+    std::string rec_s = v.method != "qat" ? "" :
+        absl::StrCat(Fmt(100 * rec.value, "%.1f%%"),
+                     std::isfinite(rec.lo) ? absl::StrFormat(" [%.1f%%, %.1f%%]", 100 * rec.lo, 100 * rec.hi) : "");
+    absl::StrAppend(&md, "| ", v.name, " | ", v.method, " | ", v.format, " | ",
+                    Fmt(v.bytes / 1048576.0, "%.2f"), " | ", Fmt(v.ppl_runtime), " | ",
+                    Fmt(v.ppl_llamacpp), " | ", Fmt(100 * delta, "%+.2f%%"), " | ", rec_s, " |\n");
+  }
+  json runs = json::array();
+  for (const auto& [name, path] : o.runs) runs.push_back({{"name", name}, {"metrics", path}});
+  json doc = {{"variants", variants}, {"runs", runs}, {"settings", o.settings},
+              {"recovered_definition", "(ppl_ptq - ppl_qat) / (ppl_ptq - ppl_fp), qat-run perplexity on the test split; "
+                                       "95% CI from a paired bootstrap over evaluation chunks"}};
+  RETURN_IF_ERROR(WriteFileAtomic(o.out_dir + "/results.json", doc.dump(2) + "\n"));
+  RETURN_IF_ERROR(WriteFileAtomic(o.out_dir + "/results.md", md));
+  std::fprintf(stderr, "\n%s\n", md.c_str());
+  auto plot = RunProcess({"/usr/bin/python3", PlotScript(), o.out_dir}, false);
+  if (!plot.ok() || plot->exit_code != 0) {
+    std::fprintf(stderr, "[compare] warning: plotting failed (is python3-matplotlib installed?)\n");
+  } else {
+    std::fprintf(stderr, "[compare] plots: %s/{loss_curves,ppl_bars,size_bars}.png\n", o.out_dir.c_str());
+  }
+  std::fprintf(stderr, "[compare] results: %s/results.json, %s/results.md\n", o.out_dir.c_str(),
+               o.out_dir.c_str());
+  return absl::OkStatus();
+}
+
+}  // namespace qatk::cli

@@ -1,0 +1,51 @@
+// The report of `qat compare`: results.json, results.md, plots, and the
+// recovered fraction with a paired bootstrap over evaluation chunks.
+#ifndef QATK_QAT_CLI_COMPARE_REPORT_H_
+#define QATK_QAT_CLI_COMPARE_REPORT_H_
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "nlohmann/json.hpp"
+
+namespace qatk::cli {
+
+struct VariantResult {
+  std::string name, recipe, method, format, file;
+  uint64_t bytes = 0;
+  double ppl_runtime = NAN;
+  double ppl_llamacpp = NAN;   // NaN: not measured
+  int64_t tokens = 0;
+  int ctx = 0;
+  std::vector<double> chunk_nll;  // mean NLL of each evaluation chunk
+};
+
+struct Recovered {
+  double value = NAN;            // (ppl_ptq - ppl_qat) / (ppl_ptq - ppl_fp)
+  double lo = NAN, hi = NAN;     // 95% paired-bootstrap interval over chunks
+};
+
+// recovered for qat vs ptq against fp; the interval is NaN when the chunk
+// NLLs are missing or of different lengths.
+Recovered ComputeRecovered(const VariantResult& fp, const VariantResult& ptq, const VariantResult& qat,
+                           int resamples, uint64_t seed);
+
+struct ReportOptions {
+  std::string out_dir;
+  int bootstrap = 1000;
+  int seed = 1;
+  std::vector<std::pair<std::string, std::string>> runs;  // name -> metrics.jsonl
+  nlohmann::json settings;
+};
+
+// Writes OUT/results.json and OUT/results.md, runs scripts/plot_compare.py
+// (warning only if plotting fails), prints the table on stderr.
+absl::Status WriteCompareReport(const ReportOptions& o, const std::vector<VariantResult>& results);
+
+}  // namespace qatk::cli
+
+#endif  // QATK_QAT_CLI_COMPARE_REPORT_H_

@@ -1,0 +1,221 @@
+// Fake-quant ops. Every forward is a sequence of separately materialised
+// elementwise ATen ops (mul, add, trunc, ...), so no op is fused into an FMA
+// and the results match the reference codecs (compiled -ffp-contract=off).
+#include "qat/quant/fake_quant.h"
+
+#include <cmath>
+#include <vector>
+
+#include "formats/util/status_macros.h"
+
+namespace qatk::qat {
+namespace {
+
+using torch::Tensor;
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+// y (computed without grad) in the forward; dL/dx = dL/dy * mask (mask may
+// be undefined: pure STE).
+struct StePassFn : public torch::autograd::Function<StePassFn> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& y, const Tensor& mask) {
+    ctx->save_for_backward({mask});
+    return y;
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const Tensor mask = ctx->get_saved_variables()[0];
+    Tensor g = grads[0];
+    if (mask.defined()) g = g * mask;
+    return {g, Tensor(), Tensor()};
+  }
+};
+
+Tensor SafeReciprocal(const Tensor& d) {
+  return torch::where(d != 0, d.reciprocal(), torch::zeros_like(d));
+}
+
+Tensor RoundHalfAway(const Tensor& v) {
+  const Tensor t = v.trunc();
+  const Tensor frac = (v - t).abs();
+  return torch::where(frac >= 0.5, t + v.sign(), t);
+}
+
+Tensor ToFp16AndBack(const Tensor& d) { return d.to(torch::kHalf).to(torch::kFloat); }
+
+// x [..., C] -> [N, C/block, block] (a view when x is contiguous).
+Tensor Blocks(const Tensor& x, int block) {
+  QATK_CHECK(x.dim() >= 1 && x.size(-1) % block == 0, "last dim is not a multiple of the block size");
+  QATK_CHECK(x.scalar_type() == torch::kFloat, "fake quant expects float32 tensors");
+  return x.contiguous().reshape({-1, x.size(-1) / block, block});
+}
+
+// Q4_0: codes t in 0..15 (float) and d ([N, B, 1]).
+std::pair<Tensor, Tensor> Q4_0CodesFloat(const Tensor& xb) {
+  const Tensor idx = xb.abs().argmax(-1, /*keepdim=*/true);  // first index on ties
+  const Tensor mx = xb.gather(-1, idx);                      // signed extremum
+  const Tensor d = mx / -8.0;
+  const Tensor id = SafeReciprocal(d);
+  const Tensor t = ((xb * id) + 8.5).trunc().clamp_max(15.0);
+  return {t, d};
+}
+
+// LSQ: y = clamp(Round(x/s), -Qn, Qp) * s with the LSQ gradients.
+struct LsqFn : public torch::autograd::Function<LsqFn> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& s, QuantSpec spec,
+                        double g) {
+    ctx->save_for_backward({x, s});
+    ctx->saved_data["qn"] = static_cast<int64_t>(spec.Qn());
+    ctx->saved_data["qp"] = static_cast<int64_t>(spec.Qp());
+    ctx->saved_data["even"] = spec.rounding == Rounding::kHalfEven;
+    ctx->saved_data["g"] = g;
+    return IntDequantized(x, s, spec);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const Tensor& x = saved[0];
+    const Tensor& s = saved[1];
+    const double qn = static_cast<double>(ctx->saved_data["qn"].toInt());
+    const double qp = static_cast<double>(ctx->saved_data["qp"].toInt());
+    QuantSpec spec;
+    spec.scheme = QuantScheme::kIntTensor;
+    spec.rounding = ctx->saved_data["even"].toBool() ? Rounding::kHalfEven : Rounding::kHalfAwayFromZero;
+    const Tensor v = x * SafeReciprocal(s);
+    const Tensor q = RoundPerSpec(v, spec).clamp(-qn, qp);
+    const Tensor inside = (v >= -qn) & (v <= qp);
+    const Tensor& go = grads[0];
+    const Tensor gx = go * inside;
+    // inside: q - v; clipped: q (= -Qn or Qp).
+    const Tensor ds = go * torch::where(inside, q - v, q);
+    Tensor gs = ds.sum_to_size(s.sizes()) * ctx->saved_data["g"].toDouble();
+    return {gx, gs, Tensor(), Tensor()};
+  }
+};
+
+}  // namespace
+
+// ---- Block formats ---------------------------------------------------------
+
+Tensor Q4_0Dequantized(const Tensor& x) {
+  torch::NoGradGuard no_grad;
+  const Tensor xb = Blocks(x, kQK4_0);
+  auto [t, d] = Q4_0CodesFloat(xb);
+  return ((t - 8.0) * ToFp16AndBack(d)).reshape(x.sizes());
+}
+
+std::pair<Tensor, Tensor> Q4_0CodesTensor(const Tensor& x) {
+  torch::NoGradGuard no_grad;
+  const Tensor xb = Blocks(x, kQK4_0);
+  auto [t, d] = Q4_0CodesFloat(xb);
+  std::vector<int64_t> dshape(x.sizes().begin(), x.sizes().end());
+  dshape.back() /= kQK4_0;
+  return {t.to(torch::kUInt8).reshape(x.sizes()), d.reshape(dshape)};
+}
+
+Tensor Q8_0Dequantized(const Tensor& x) {
+  torch::NoGradGuard no_grad;
+  const Tensor xb = Blocks(x, kQK8_0);
+  const Tensor d = xb.abs().amax(-1, /*keepdim=*/true) / 127.0;
+  const Tensor q = RoundHalfAway(xb * SafeReciprocal(d));
+  return (q * ToFp16AndBack(d)).reshape(x.sizes());
+}
+
+Tensor Q2_0Dequantized(const Tensor& x) {
+  torch::NoGradGuard no_grad;
+  const Tensor xb = Blocks(x, kQK2_0);
+  const Tensor d = xb.abs().amax(-1, /*keepdim=*/true);
+  const Tensor q = (RoundHalfAway(xb * SafeReciprocal(d)) + 1.0).clamp(0.0, 3.0);
+  return ((q - 1.0) * ToFp16AndBack(d)).reshape(x.sizes());
+}
+
+Tensor FakeQuantQ4_0(const Tensor& x) { return StePassFn::apply(x, Q4_0Dequantized(x), Tensor()); }
+Tensor FakeQuantQ8_0(const Tensor& x) { return StePassFn::apply(x, Q8_0Dequantized(x), Tensor()); }
+Tensor FakeQuantQ2_0(const Tensor& x) { return StePassFn::apply(x, Q2_0Dequantized(x), Tensor()); }
+
+// ---- intN ------------------------------------------------------------------
+
+Tensor RoundPerSpec(const Tensor& v, const QuantSpec& spec) {
+  QATK_CHECK(spec.rounding != Rounding::kGgml, "ggml rounding is only for block formats");
+  return spec.rounding == Rounding::kHalfEven ? v.round() : RoundHalfAway(v);
+}
+
+Tensor StoreScaleTensor(const Tensor& s, const QuantSpec& spec) {
+  torch::NoGradGuard no_grad;
+  if (spec.scale_type == ScaleType::kF32) return s.detach();
+  return ToFp16AndBack(s.clamp_max(65504.0));
+}
+
+Tensor StoreScaleSte(const Tensor& s, const QuantSpec& spec) {
+  return StePassFn::apply(s, StoreScaleTensor(s, spec), Tensor());
+}
+
+Tensor AbsmaxScales(const Tensor& x, const QuantSpec& spec) {
+  torch::NoGradGuard no_grad;
+  return StoreScaleTensor(x.abs().amax(-1, /*keepdim=*/true) / static_cast<double>(spec.Qp()), spec);
+}
+
+Tensor MseScales(const Tensor& w, const QuantSpec& spec) {
+  torch::NoGradGuard no_grad;
+  QATK_CHECK(w.dim() == 2, "MseScales expects a [R, C] weight");
+  const Tensor wc = w.detach().to(torch::kCPU, torch::kFloat).contiguous();
+  const int64_t rows = wc.size(0), cols = wc.size(1);
+  Tensor s = torch::empty({rows, 1}, torch::kFloat);
+  const float* src = wc.data_ptr<float>();
+  float* dst = s.data_ptr<float>();
+  for (int64_t r = 0; r < rows; ++r) dst[r] = ChooseScaleMse(spec, src + r * cols, cols);
+  return s.to(w.device());
+}
+
+Tensor IntDequantized(const Tensor& x, const Tensor& s, const QuantSpec& spec) {
+  torch::NoGradGuard no_grad;
+  const Tensor q = RoundPerSpec(x * SafeReciprocal(s), spec).clamp(-spec.Qn(), spec.Qp());
+  return q * s;
+}
+
+Tensor IntCodes(const Tensor& x, const Tensor& s, const QuantSpec& spec) {
+  torch::NoGradGuard no_grad;
+  return RoundPerSpec(x * SafeReciprocal(s), spec).clamp(-spec.Qn(), spec.Qp()).to(torch::kInt8);
+}
+
+Tensor FakeQuantFixedScale(const Tensor& x, const Tensor& s, const QuantSpec& spec) {
+  Tensor mask;
+  {
+    torch::NoGradGuard no_grad;
+    const Tensor v = x * SafeReciprocal(s);
+    mask = (v >= -spec.Qn()) & (v <= spec.Qp());
+  }
+  return StePassFn::apply(x, IntDequantized(x, s.detach(), spec), mask);
+}
+
+Tensor FakeQuantSte(const Tensor& x, const Tensor& s, const QuantSpec& spec) {
+  return StePassFn::apply(x, IntDequantized(x, s.detach(), spec), Tensor());
+}
+
+Tensor FakeQuantLsq(const Tensor& x, const Tensor& s, const QuantSpec& spec, double grad_factor) {
+  return LsqFn::apply(x, s, spec, grad_factor);
+}
+
+// ---- Spec dispatch ---------------------------------------------------------
+
+Tensor FakeQuantDynamic(const Tensor& x, const QuantSpec& spec) {
+  switch (spec.scheme) {
+    case QuantScheme::kQ8_0Act: return FakeQuantQ8_0(x);
+    case QuantScheme::kIntToken: return FakeQuantSte(x, AbsmaxScales(x.detach(), spec), spec);
+    default: break;
+  }
+  QATK_CHECK(false, "FakeQuantDynamic needs int_token or q8_0_act");
+}
+
+Tensor FakeQuantWeightNoState(const Tensor& w, const QuantSpec& spec) {
+  switch (spec.scheme) {
+    case QuantScheme::kQ4_0: return FakeQuantQ4_0(w);
+    case QuantScheme::kQ8_0: return FakeQuantQ8_0(w);
+    case QuantScheme::kQ2_0: return FakeQuantQ2_0(w);
+    case QuantScheme::kIntChannel:
+      QATK_CHECK(spec.scale_rule == ScaleRule::kAbsmax, "stateful int_channel rule without a scale");
+      return FakeQuantSte(w, AbsmaxScales(w.detach(), spec), spec);
+    default: break;
+  }
+  QATK_CHECK(false, "FakeQuantWeightNoState needs a weight scheme");
+}
+
+}  // namespace qatk::qat

@@ -1,0 +1,89 @@
+#!/usr/bin/python3
+"""Plots for `qat compare`: loss curves (FP vs QAT runs) and per-variant
+perplexity and size bars. Reads OUT/results.json and each run's metrics.jsonl.
+
+Usage: /usr/bin/python3 scripts/plot_compare.py OUT_DIR
+Writes OUT_DIR/loss_curves.png, OUT_DIR/ppl_bars.png, OUT_DIR/size_bars.png.
+"""
+import json
+import os
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def read_jsonl(path):
+    rows = []
+    if not os.path.exists(path):
+        return rows
+    with open(path) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    pass  # a run killed mid-line leaves a partial last line
+    return rows
+
+
+def plot_losses(out, runs):
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for name, path in runs:
+        rows = read_jsonl(path)
+        tr = [(r["step"], r["loss"]) for r in rows if r.get("event") == "train" and "loss" in r]
+        va = [(r["step"], r["valid_loss"]) for r in rows if "valid_loss" in r]
+        if tr:
+            axes[0].plot(*zip(*tr), label=name, linewidth=1)
+        if va:
+            axes[1].plot(*zip(*va), marker="o", label=name)
+    axes[0].set_title("training loss")
+    axes[1].set_title("validation loss")
+    for ax in axes:
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "loss_curves.png"), dpi=120)
+
+
+def plot_bars(out, variants, key, ylabel, fname, scale=1.0):
+    names = [v["name"] for v in variants if v.get(key) is not None]
+    vals = [v[key] / scale for v in variants if v.get(key) is not None]
+    if not names:
+        return
+    colors = {"fp": "#4c72b0", "ptq": "#dd8452", "qat": "#55a868"}
+    cs = [colors.get(v["method"], "#999999") for v in variants if v.get(key) is not None]
+    fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(names)), 4))
+    bars = ax.bar(names, vals, color=cs)
+    for b, v in zip(bars, vals):
+        ax.annotate(f"{v:.2f}", (b.get_x() + b.get_width() / 2, b.get_height()),
+                    ha="center", va="bottom", fontsize=8)
+    ax.set_ylabel(ylabel)
+    if key.startswith("ppl"):
+        lo = min(vals)
+        ax.set_ylim(lo * 0.95, max(vals) * 1.03)
+    plt.setp(ax.get_xticklabels(), rotation=20, ha="right")
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, fname), dpi=120)
+
+
+def main():
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    out = sys.argv[1]
+    with open(os.path.join(out, "results.json")) as f:
+        res = json.load(f)
+    variants = res["variants"]
+    runs = [(r["name"], r["metrics"]) for r in res.get("runs", [])]
+    plot_losses(out, runs)
+    plot_bars(out, variants, "ppl_runtime", "test perplexity (qat-run)", "ppl_bars.png")
+    plot_bars(out, variants, "bytes", "file size (MiB)", "size_bars.png", scale=1 << 20)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+#include "tests/export/tiny_checkpoint.h"
+
+#include <sys/stat.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "export/spm_vocab.h"
+#include "export/tensor_plan.h"
+#include "formats/model_config.h"
+#include "formats/safetensors/safetensors.h"
+#include "formats/util/file_io.h"
+#include "formats/util/status_macros.h"
+#include "nlohmann/json.hpp"
+#include "tests/export/spm_train_util.h"
+
+namespace qatk::testing {
+namespace {
+
+absl::Status MakeTokenizer(const std::string& dir, const TinyModelOptions& o, int* vocab) {
+  const std::string model = dir + "/tokenizer.model";
+  if (!o.tokenizer_model.empty()) {
+    ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(o.tokenizer_model));
+    RETURN_IF_ERROR(WriteFileAtomic(model, bytes));
+  } else {
+    const std::string text_path = dir + "/tokenizer_train.txt";
+    const std::string text = o.tokenizer_text.empty() ? SyntheticText(2000, o.seed) : o.tokenizer_text;
+    RETURN_IF_ERROR(WriteFileAtomic(text_path, text));
+    const std::string err = TrainSpmBpe(text_path, dir + "/tokenizer", o.vocab);
+    std::remove(text_path.c_str());
+    std::remove((dir + "/tokenizer.vocab").c_str());
+    if (!err.empty()) return absl::InternalError("sentencepiece training: " + err);
+  }
+  spm::SpmVocab v;
+  const std::string err = spm::LoadSpmVocab(model, &v);
+  if (!err.empty()) return absl::InternalError(err);
+  *vocab = static_cast<int>(v.pieces.size());
+  return absl::OkStatus();
+}
+
+nlohmann::json ConfigJson(const TinyModelOptions& o, int vocab) {
+  const bool gemma = o.model_type == "gemma3_text";
+  nlohmann::json j = {
+      {"architectures", {gemma ? "Gemma3ForCausalLM" : "LlamaForCausalLM"}},
+      {"model_type", o.model_type},
+      {"vocab_size", vocab},
+      {"hidden_size", o.hidden},
+      {"intermediate_size", o.intermediate},
+      {"num_hidden_layers", o.layers},
+      {"num_attention_heads", o.heads},
+      {"num_key_value_heads", o.kv_heads},
+      {"head_dim", o.head_dim},
+      {"max_position_embeddings", o.context},
+      {"rms_norm_eps", 1e-5},
+      {"rope_theta", 10000.0},
+      {"tie_word_embeddings", o.tied},
+      {"hidden_act", gemma ? "gelu_pytorch_tanh" : "silu"},
+      {"bos_token_id", 1},
+      {"eos_token_id", 2}};
+  if (gemma) {
+    j["query_pre_attn_scalar"] = o.head_dim;
+    j["final_logit_softcapping"] = nullptr;
+  }
+  return j;
+}
+
+}  // namespace
+
+absl::Status WriteTinyCheckpoint(const std::string& dir, const TinyModelOptions& o) {
+  ::mkdir(dir.c_str(), 0755);
+  int vocab = 0;
+  RETURN_IF_ERROR(MakeTokenizer(dir, o, &vocab));
+  const nlohmann::json cj = ConfigJson(o, vocab);
+  RETURN_IF_ERROR(WriteFileAtomic(dir + "/config.json", cj.dump(2)));
+  // Parse back through the shared reader so the tensor list matches it.
+  ASSIGN_OR_RETURN(ModelConfig cfg, ModelConfig::FromJson(cj, dir + "/config.json"));
+  std::mt19937 rng(o.seed);
+  safetensors::SafetensorsWriter w;
+  for (const exporter::GgufTensorSpec& t : exporter::GgufTensorList(cfg)) {
+    int64_t n = 1;
+    for (int64_t d : t.shape) n *= d;
+    std::vector<float> x(n);
+    if (t.is_norm) {
+      // Around 1 for llama (w), around 0 for Gemma (1 + w).
+      std::uniform_real_distribution<float> u(-0.2f, 0.2f);
+      for (float& v : x) v = (t.add_one ? 0.0f : 1.0f) + u(rng);
+    } else {
+      const float std = static_cast<float>(o.weight_std / std::sqrt(double(t.shape[1])));
+      const float emb_std = static_cast<float>(o.weight_std);
+      std::normal_distribution<float> g(0.0f, t.module == "model.embed_tokens" ? emb_std : std);
+      for (float& v : x) v = g(rng);
+    }
+    RETURN_IF_ERROR(w.AddF32(t.hf_name, t.shape, x));
+  }
+  RETURN_IF_ERROR(w.Write(dir + "/model.safetensors"));
+  if (!o.recipe_json.empty()) RETURN_IF_ERROR(WriteFileAtomic(dir + "/recipe.json", o.recipe_json));
+  return absl::OkStatus();
+}
+
+std::string RecipeQ4_0Q2Head() {
+  return R"json({
+  "recipe_version": 1,
+  "name": "q4_0_q2head",
+  "description": "Q4_0 body, Q2_0 output head, Q8_0 embeddings (test)",
+  "export_format": "gguf",
+  "rules": [
+    {"match": ["model.layers.*.self_attn.*_proj", "model.layers.*.mlp.*_proj"],
+     "weight": {"scheme": "q4_0"}},
+    {"match": "lm_head", "weight": {"scheme": "q2_0"}, "optional": true},
+    {"match": "model.embed_tokens", "weight": {"scheme": "q8_0"}}
+  ]
+})json";
+}
+
+std::string RecipeQ4_0() {
+  return R"json({
+  "recipe_version": 1,
+  "name": "q4_0",
+  "export_format": "gguf",
+  "rules": [
+    {"match": ["model.layers.*.self_attn.*_proj", "model.layers.*.mlp.*_proj"],
+     "weight": {"scheme": "q4_0"}},
+    {"match": "lm_head", "weight": {"scheme": "q4_0"}, "optional": true}
+  ]
+})json";
+}
+
+}  // namespace qatk::testing

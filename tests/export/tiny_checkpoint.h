@@ -1,0 +1,40 @@
+// Test helper: writes a small random checkpoint directory (config.json,
+// model.safetensors, tokenizer.model trained per GGUF_NOTES §8, optional
+// recipe.json) following docs/ARCHITECTURE.md.
+#ifndef QATK_TESTS_EXPORT_TINY_CHECKPOINT_H_
+#define QATK_TESTS_EXPORT_TINY_CHECKPOINT_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+
+namespace qatk::testing {
+
+struct TinyModelOptions {
+  std::string model_type = "llama";  // "llama" | "gemma3_text"
+  int64_t hidden = 64;               // E
+  int64_t intermediate = 128;        // F
+  int64_t layers = 2;                // L
+  int64_t heads = 4;                 // H
+  int64_t kv_heads = 2;              // Hkv
+  int64_t head_dim = 16;             // D
+  int64_t context = 256;
+  bool tied = false;
+  int vocab = 320;                   // SentencePiece vocab size (>= 259 + merges)
+  unsigned seed = 1;
+  double weight_std = 0.5;           // linears get weight_std/sqrt(in)
+  std::string recipe_json;           // "" = full-precision checkpoint
+  std::string tokenizer_text;        // "" = SyntheticText(2000, seed)
+  std::string tokenizer_model;       // existing .model to copy instead of training
+};
+
+absl::Status WriteTinyCheckpoint(const std::string& dir, const TinyModelOptions& o);
+
+// The recipes the tests use (ARCHITECTURE.md format).
+std::string RecipeQ4_0Q2Head();  // q4_0 linears, q2_0 lm_head, q8_0 embeddings
+std::string RecipeQ4_0();        // q4_0 linears + lm_head, embeddings unquantized
+
+}  // namespace qatk::testing
+
+#endif  // QATK_TESTS_EXPORT_TINY_CHECKPOINT_H_

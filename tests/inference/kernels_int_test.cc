@@ -1,0 +1,160 @@
+// Mobile int kernels: every target this CPU supports gives bit-identical
+// outputs to the scalar oracle (same int32 accumulators), and the oracle
+// equals an independent int64 computation from the reference activation codec
+// and the mobile format's unpacking.
+#include "inference/kernels_int.h"
+
+#include <cmath>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "formats/mobile/mobile_format.h"
+#include "formats/quant/spec.h"
+#include "gtest/gtest.h"
+#include "inference/matmul.h"
+#include "inference/thread_pool.h"
+
+namespace qatk::inference {
+namespace {
+
+mobile::DType ToMobile(WType t) {
+  return t == WType::kInt8Channel   ? mobile::DType::kInt8Channel
+         : t == WType::kInt4Channel ? mobile::DType::kInt4Channel
+                                    : mobile::DType::kInt2Channel;
+}
+
+struct IntMatrix {
+  QMatrix m;
+  std::vector<int8_t> codes;     // [rows, cols]
+  std::vector<uint8_t> packed;   // [rows, row_bytes]
+  std::vector<float> scales;     // [rows]
+};
+
+// extreme: every code at its minimum (worst case for saturation).
+IntMatrix MakeMatrix(WType t, int64_t rows, int64_t cols, uint32_t seed, bool extreme) {
+  const mobile::DType dt = ToMobile(t);
+  IntMatrix x;
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> code(mobile::CodeMin(dt), mobile::CodeMax(dt));
+  x.codes.resize(rows * cols);
+  for (auto& c : x.codes) c = static_cast<int8_t>(extreme ? mobile::CodeMin(dt) : code(rng));
+  const uint64_t rb = mobile::PackedRowBytes(dt, cols);
+  x.packed.resize(rb * rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    mobile::PackRow(dt, &x.codes[r * cols], cols, &x.packed[r * rb]);
+    x.scales.push_back(0.001f * static_cast<float>(1 + (rng() % 100)));
+  }
+  x.m.type = t;
+  x.m.rows = rows;
+  x.m.cols = cols;
+  x.m.data = x.packed.data();
+  x.m.row_bytes = rb;
+  x.m.row_scales = x.scales.data();
+  x.m.act_scale = 0.05f;
+  return x;
+}
+
+std::vector<float> Activations(int n, uint32_t seed, float sigma) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, sigma);
+  std::vector<float> v(n);
+  for (auto& f : v) f = d(rng);
+  return v;
+}
+
+std::vector<float> RunKernel(const MatMulKernel& k, const QMatrix& w, const std::vector<float>& x,
+                       int n_tok, ThreadPool& pool) {
+  std::vector<float> y(static_cast<size_t>(n_tok) * w.rows, -1.0f);
+  MatMulWith(k, w, x.data(), n_tok, y.data(), pool);
+  return y;
+}
+
+const WType kTypes[] = {WType::kInt8Channel, WType::kInt4Channel, WType::kInt2Channel};
+
+TEST(KernelsIntTest, RegistersScalarAndSimdTargets) {
+  RegisterIntKernels();
+  RegisterIntKernels();  // idempotent
+  for (WType t : kTypes) {
+    auto ks = SupportedMatMulKernels(t);
+    ASSERT_FALSE(ks.empty());
+    EXPECT_STREQ(ks[0].target, "scalar");
+    int scalar = 0;
+    for (auto& k : ks) scalar += std::string(k.target) == "scalar";
+    EXPECT_EQ(scalar, 1) << WTypeName(t);
+    if (__builtin_cpu_supports("avx2")) EXPECT_GE(ks.size(), 2u) << WTypeName(t);
+  }
+}
+
+TEST(KernelsIntTest, ScalarOracleMatchesIndependentIntegerMath) {
+  RegisterIntKernels();
+  ThreadPool pool(1);
+  for (WType t : kTypes) {
+    IntMatrix w = MakeMatrix(t, 7, 300, 11, false);
+    w.m.act_narrow = true;
+    w.m.act_rounding = Rounding::kHalfEven;
+    const int n_tok = 3;
+    const auto x = Activations(n_tok * 300, 5, 2.0f);
+    const auto y = RunKernel(SupportedMatMulKernels(t)[0], w.m, x, n_tok, pool);
+    QuantSpec spec;
+    spec.scheme = QuantScheme::kIntTensor;
+    spec.bits = 8;
+    spec.narrow_range = true;
+    spec.rounding = Rounding::kHalfEven;
+    std::vector<int8_t> q(300);
+    for (int tk = 0; tk < n_tok; ++tk) {
+      QuantizeWithScale(spec, &x[tk * 300], 300, w.m.act_scale, q.data());
+      for (int64_t r = 0; r < 7; ++r) {
+        int64_t acc = 0;
+        for (int k = 0; k < 300; ++k) acc += int64_t{q[k]} * w.codes[r * 300 + k];
+        const float want = static_cast<float>(acc) * (w.m.act_scale * w.scales[r]);
+        EXPECT_EQ(y[tk * 7 + r], want) << WTypeName(t) << " t=" << tk << " r=" << r;
+      }
+    }
+  }
+}
+
+TEST(KernelsIntTest, EverySimdTargetEqualsScalarExactly) {
+  RegisterIntKernels();
+  ThreadPool pool(2);
+  struct Shape { int64_t rows, cols; int n_tok; bool extreme; float sigma; };
+  const Shape shapes[] = {{13, 256, 1, false, 1.0f}, {9, 768, 3, false, 3.0f},
+                          {5, 2048, 1, false, 1.0f}, {17, 300, 2, false, 1.0f},
+                          {6, 130, 40, false, 1.0f}, {4, 60, 1, false, 1.0f},
+                          {8, 1024, 2, true, 100.0f}};  // saturated activations, min codes
+  for (WType t : kTypes) {
+    const auto ks = SupportedMatMulKernels(t);
+    for (const Shape& s : shapes) {
+      IntMatrix w = MakeMatrix(t, s.rows, s.cols, static_cast<uint32_t>(s.cols + s.rows), s.extreme);
+      const auto x = Activations(s.n_tok * s.cols, 7, s.sigma);
+      const auto ref = RunKernel(ks[0], w.m, x, s.n_tok, pool);
+      for (size_t i = 1; i < ks.size(); ++i) {
+        EXPECT_EQ(RunKernel(ks[i], w.m, x, s.n_tok, pool), ref)
+            << WTypeName(t) << " target " << ks[i].target << " " << s.rows << "x" << s.cols
+            << " n_tok " << s.n_tok;
+      }
+    }
+  }
+}
+
+TEST(KernelsIntTest, WeightOnlyPathUsesFloatActivations) {
+  RegisterIntKernels();
+  ThreadPool pool(1);
+  for (WType t : kTypes) {
+    IntMatrix w = MakeMatrix(t, 5, 256, 3, false);
+    w.m.act_scale = 0.0f;
+    const auto x = Activations(256, 9, 1.0f);
+    const auto ks = SupportedMatMulKernels(t);
+    const auto ref = RunKernel(ks[0], w.m, x, 1, pool);
+    for (int64_t r = 0; r < 5; ++r) {
+      double want = 0;
+      for (int k = 0; k < 256; ++k) want += double{x[k]} * w.codes[r * 256 + k] * w.scales[r];
+      EXPECT_NEAR(ref[r], want, 1e-4 * (1 + std::abs(want))) << WTypeName(t);
+    }
+    for (size_t i = 1; i < ks.size(); ++i) EXPECT_EQ(RunKernel(ks[i], w.m, x, 1, pool), ref);
+  }
+}
+
+}  // namespace
+}  // namespace qatk::inference

@@ -1,0 +1,191 @@
+// Every matmul kernel this CPU supports against the scalar reference, and
+// the reference against a plain dequantize-then-dot in double.
+#include "inference/matmul.h"
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "formats/quant/codecs.h"
+#include "formats/quant/fp16.h"
+#include "gtest/gtest.h"
+
+namespace qatk::inference {
+namespace {
+
+struct Case {
+  GgmlType gtype;
+  WType wtype;
+};
+const Case kCases[] = {{GgmlType::kF32, WType::kF32},   {GgmlType::kF16, WType::kF16},
+                       {GgmlType::kBF16, WType::kBF16}, {GgmlType::kQ8_0, WType::kQ8_0},
+                       {GgmlType::kQ4_0, WType::kQ4_0}, {GgmlType::kQ2_0, WType::kQ2_0}};
+
+std::vector<float> RandomFloats(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> dist(0.0f, 1.0f);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+// W [rows, cols] quantized to `type` with the reference codec.
+std::vector<uint8_t> QuantizedWeights(GgmlType type, int64_t rows, int64_t cols, uint32_t seed) {
+  const std::vector<float> w = RandomFloats(rows * cols, seed);
+  const uint64_t rb = RowBytes(type, cols);
+  std::vector<uint8_t> out(rb * rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    EXPECT_TRUE(QuantizeRow(type, w.data() + r * cols, cols, out.data() + r * rb).ok());
+  }
+  return out;
+}
+
+TEST(ThreadPoolTest, EveryIndexOnceAndAligned) {
+  ThreadPool pool(3);
+  for (int64_t n : {1, 7, 64, 1001}) {
+    std::vector<int> hits(n, 0);
+    pool.ParallelFor(
+        n,
+        [&](int64_t b, int64_t e, int) {
+          EXPECT_TRUE(b % 8 == 0);
+          for (int64_t i = b; i < e; ++i) hits[i]++;
+        },
+        8);
+    for (int64_t i = 0; i < n; ++i) ASSERT_EQ(hits[i], 1) << "n=" << n << " i=" << i;
+  }
+}
+
+TEST(MatMulTest, ScalarMatchesDequantizedDot) {
+  ThreadPool pool(2);
+  const int64_t rows = 24, cols = 256;
+  const int n_tok = 3;
+  const std::vector<float> x = RandomFloats(n_tok * cols, 7);
+  for (const Case& c : kCases) {
+    const std::vector<uint8_t> wb = QuantizedWeights(c.gtype, rows, cols, 11);
+    const QMatrix w = MakeGgufMatrix(c.gtype, rows, cols, wb.data());
+    std::vector<float> y(n_tok * rows);
+    MatMulWith(SupportedMatMulKernels(c.wtype).at(0), w, x.data(), n_tok, y.data(), pool);
+    const bool quant_act = Traits(c.gtype).is_quantized;
+    std::vector<float> wrow(cols), xq(cols);
+    for (int t = 0; t < n_tok; ++t) {
+      // The oracle: quantized activations (Q8_0 round trip) for block types.
+      std::memcpy(xq.data(), x.data() + t * cols, cols * sizeof(float));
+      if (quant_act) {
+        std::vector<uint8_t> q(RowBytes(GgmlType::kQ8_0, cols));
+        ASSERT_TRUE(QuantizeRow(GgmlType::kQ8_0, xq.data(), cols, q.data()).ok());
+        DequantizeRow(GgmlType::kQ8_0, q.data(), xq.data(), cols);
+      }
+      for (int64_t r = 0; r < rows; ++r) {
+        DequantizeRow(c.gtype, w.Row(r), wrow.data(), cols);
+        double ref = 0;
+        for (int64_t i = 0; i < cols; ++i) ref += double(wrow[i]) * xq[i];
+        EXPECT_NEAR(y[t * rows + r], ref, 1e-4 * (1 + std::fabs(ref)))
+            << WTypeName(c.wtype) << " t=" << t << " r=" << r;
+      }
+    }
+  }
+}
+
+TEST(MatMulTest, EverySimdTargetMatchesScalarWithinTolerance) {
+  ThreadPool pool(2);
+  const int64_t rows = 40, cols = 320;
+  for (int n_tok : {1, 5, 37}) {
+    const std::vector<float> x = RandomFloats(n_tok * cols, 3 + n_tok);
+    for (const Case& c : kCases) {
+      const std::vector<uint8_t> wb = QuantizedWeights(c.gtype, rows, cols, 5);
+      const QMatrix w = MakeGgufMatrix(c.gtype, rows, cols, wb.data());
+      const std::vector<MatMulKernel> ks = SupportedMatMulKernels(c.wtype);
+      ASSERT_GE(ks.size(), __builtin_cpu_supports("avx2") ? 2u : 1u);
+      std::vector<float> ref(n_tok * rows), y(n_tok * rows);
+      MatMulWith(ks[0], w, x.data(), n_tok, ref.data(), pool);
+      for (size_t k = 1; k < ks.size(); ++k) {
+        MatMulWith(ks[k], w, x.data(), n_tok, y.data(), pool);
+        for (size_t i = 0; i < y.size(); ++i) {
+          // Only the float accumulation order differs: relative 1e-5 of the
+          // row's magnitude (|y| ~ sqrt(cols)).
+          ASSERT_NEAR(y[i], ref[i], 2e-5f * (std::sqrt(float(cols)) + std::fabs(ref[i])))
+              << ks[k].target << " " << WTypeName(c.wtype) << " i=" << i;
+        }
+      }
+    }
+  }
+}
+
+// Unit scales and integer activations: every block sum, product and total
+// is an exactly representable integer, so all targets must agree exactly.
+TEST(MatMulTest, IntegerDotsExactOnEveryTarget) {
+  ThreadPool pool(1);
+  const int64_t rows = 16, cols = 512;
+  const int n_tok = 4;
+  std::mt19937 rng(1);
+  std::vector<float> x(n_tok * cols);
+  for (size_t i = 0; i < x.size(); ++i) {
+    x[i] = (i % 32 == 5) ? 127.0f : float(int(rng() % 255) - 127);  // block amax = 127 -> d = 1
+  }
+  for (const Case& c : kCases) {
+    if (!Traits(c.gtype).is_quantized) continue;
+    const uint64_t rb = RowBytes(c.gtype, cols);
+    std::vector<uint8_t> wb(rb * rows);
+    for (size_t i = 0; i < wb.size(); ++i) wb[i] = static_cast<uint8_t>(rng());
+    const int bs = Traits(c.gtype).type_size;
+    for (size_t off = 0; off < wb.size(); off += bs) {
+      const uint16_t one = 0x3C00;  // fp16 1.0
+      std::memcpy(&wb[off], &one, 2);
+      if (c.gtype == GgmlType::kQ8_0) {
+        for (int j = 2; j < bs; ++j) {
+          if (wb[off + j] == 0x80) wb[off + j] = 0x81;  // codes in [-127, 127]
+        }
+      }
+    }
+    const QMatrix w = MakeGgufMatrix(c.gtype, rows, cols, wb.data());
+    const std::vector<MatMulKernel> ks = SupportedMatMulKernels(c.wtype);
+    std::vector<float> ref(n_tok * rows), y(n_tok * rows);
+    MatMulWith(ks[0], w, x.data(), n_tok, ref.data(), pool);
+    for (float v : ref) ASSERT_EQ(v, std::round(v));
+    for (size_t k = 1; k < ks.size(); ++k) {
+      MatMulWith(ks[k], w, x.data(), n_tok, y.data(), pool);
+      for (size_t i = 0; i < y.size(); ++i) {
+        ASSERT_EQ(y[i], ref[i]) << ks[k].target << " " << WTypeName(c.wtype) << " i=" << i;
+      }
+    }
+  }
+}
+
+// SIMD Q8_0 activation quantizers must equal the reference codec byte for
+// byte (Q4_0/Q8_0 use the plain block layout), ties included.
+TEST(MatMulTest, SimdActivationQuantizerIsBitExact) {
+  const int64_t cols = 128;
+  std::vector<float> x = RandomFloats(cols, 9);
+  for (int i = 0; i < 16; ++i) x[i] = 0.5f * i - 4.0f;  // exact .5 ties after scaling
+  x[3] = 127.0f / 8;
+  QMatrix w;
+  w.type = WType::kQ4_0;
+  w.cols = cols;
+  std::vector<uint8_t> ref(RowBytes(GgmlType::kQ8_0, cols));
+  ASSERT_TRUE(QuantizeRow(GgmlType::kQ8_0, x.data(), cols, ref.data()).ok());
+  for (const MatMulKernel& k : SupportedMatMulKernels(WType::kQ4_0)) {
+    std::vector<uint8_t> got(k.act_row_bytes(w));
+    ASSERT_EQ(got.size(), ref.size());
+    k.prepare(w, x.data(), got.data());
+    EXPECT_EQ(got, ref) << k.target;
+  }
+}
+
+TEST(VecOpsTest, DotAxpyF16MatchPlainLoops) {
+  const std::vector<float> a = RandomFloats(37, 1), b = RandomFloats(37, 2);
+  double ref = 0;
+  for (int i = 0; i < 37; ++i) ref += double(a[i]) * b[i];
+  EXPECT_NEAR(DotF32(a.data(), b.data(), 37), ref, 1e-4);
+  std::vector<float> y = b;
+  AxpyF32(0.5f, a.data(), y.data(), 37);
+  for (int i = 0; i < 37; ++i) EXPECT_FLOAT_EQ(y[i], b[i] + 0.5f * a[i]);
+  std::vector<uint16_t> h(37);
+  for (int i = 0; i < 37; ++i) h[i] = Fp32ToFp16(a[i]);
+  std::vector<float> f(37);
+  F16ToF32Row(h.data(), f.data(), 37);
+  for (int i = 0; i < 37; ++i) EXPECT_EQ(f[i], Fp16ToFp32(h[i]));
+}
+
+}  // namespace
+}  // namespace qatk::inference

@@ -1,0 +1,284 @@
+// Fake-quant ops: zero-tolerance agreement with the reference codecs, STE /
+// clip masks, LSQ gradients (formula and finite differences) and LibTorch's
+// built-in fake quant where the semantics coincide.
+#include "qat/quant/fake_quant.h"
+
+#include <cstring>
+#include <random>
+
+#include "formats/quant/codecs.h"
+#include "formats/quant/spec.h"
+#include "gtest/gtest.h"
+
+namespace qatk::qat {
+namespace {
+
+class FakeQuantTest : public ::testing::Test {
+ protected:
+  void SetUp() override { torch::set_num_threads(1); }
+};
+
+// Index of the first element whose bits differ, or -1.
+int64_t FirstBitMismatch(const torch::Tensor& a, const torch::Tensor& b) {
+  const torch::Tensor ac = a.detach().contiguous().to(torch::kCPU);
+  const torch::Tensor bc = b.detach().contiguous().to(torch::kCPU);
+  EXPECT_EQ(ac.sizes(), bc.sizes());
+  const uint32_t* pa = static_cast<const uint32_t*>(ac.data_ptr());
+  const uint32_t* pb = static_cast<const uint32_t*>(bc.data_ptr());
+  for (int64_t i = 0; i < ac.numel(); ++i) {
+    if (pa[i] != pb[i]) return i;
+  }
+  return -1;
+}
+
+#define EXPECT_BITWISE_EQ(a, b)                                                                   \
+  do {                                                                                            \
+    const int64_t i_ = FirstBitMismatch(a, b);                                                    \
+    EXPECT_EQ(i_, -1) << "first mismatch at " << i_ << ": " << (a).reshape(-1)[i_ < 0 ? 0 : i_].item<float>() \
+                      << " vs " << (b).reshape(-1)[i_ < 0 ? 0 : i_].item<float>();                 \
+  } while (0)
+
+// dequantize(quantize(x)) of the reference codec, row by row.
+torch::Tensor ReferenceBlock(GgmlType type, const torch::Tensor& x) {
+  const torch::Tensor xc = x.contiguous();
+  const int64_t rows = xc.size(0), cols = xc.size(1);
+  torch::Tensor y = torch::empty_like(xc);
+  std::vector<uint8_t> buf(RowBytes(type, cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    EXPECT_TRUE(QuantizeRow(type, xc.data_ptr<float>() + r * cols, cols, buf.data()).ok());
+    DequantizeRow(type, buf.data(), y.data_ptr<float>() + r * cols, cols);
+  }
+  return y;
+}
+
+// Weights with every edge case: random magnitudes from 1e-30 to 1e6 (fp16
+// subnormal and overflowing d), zero blocks, tied extrema of both signs,
+// exact half-way values and small integers.
+torch::Tensor EdgeCaseWeights(int seed, int64_t rows, int64_t cols) {
+  torch::manual_seed(seed);
+  std::mt19937 rng(seed);
+  torch::Tensor x = torch::randn({rows, cols});
+  const int kind = seed % 6;
+  if (kind == 0) x = x * std::pow(10.0, std::uniform_real_distribution<double>(-30, 6)(rng));
+  if (kind == 1) x = torch::randint(-8, 9, {rows, cols}).to(torch::kFloat) * 0.5;  // ties, halves
+  if (kind == 2) x = torch::randint(-3, 4, {rows, cols}).to(torch::kFloat) / 7.0;
+  if (kind == 3) {
+    x.narrow(1, 0, 32).zero_();                    // a zero block
+    x.select(1, 40).fill_(3.0);                    // +max ...
+    x.select(1, 41).fill_(-3.0);                   // ... and -max tie
+  }
+  if (kind == 4) x = x * torch::pow(10.0, torch::randint(-6, 5, {rows, 1}).to(torch::kFloat));
+  if (kind == 5) x = torch::rand({rows, cols}) * 1e-3 + 1.0;  // one sign, narrow range
+  return x.contiguous();
+}
+
+TEST_F(FakeQuantTest, BlockFormatsMatchReferenceBitForBit) {
+  for (int seed = 0; seed < 60; ++seed) {
+    const torch::Tensor x = EdgeCaseWeights(seed, 5, 128);
+    SCOPED_TRACE(seed);
+    EXPECT_BITWISE_EQ(Q4_0Dequantized(x), ReferenceBlock(GgmlType::kQ4_0, x));
+    EXPECT_BITWISE_EQ(Q8_0Dequantized(x), ReferenceBlock(GgmlType::kQ8_0, x));
+    EXPECT_BITWISE_EQ(Q2_0Dequantized(x), ReferenceBlock(GgmlType::kQ2_0, x));
+  }
+}
+
+TEST_F(FakeQuantTest, Q4_0CodesMatchReference) {
+  for (int seed = 0; seed < 12; ++seed) {
+    const torch::Tensor x = EdgeCaseWeights(seed, 3, 64);
+    auto [codes, d] = Q4_0CodesTensor(x);
+    for (int64_t r = 0; r < 3; ++r) {
+      for (int64_t b = 0; b < 2; ++b) {
+        uint8_t q[32];
+        float dref;
+        Q4_0Codes(x.data_ptr<float>() + r * 64 + b * 32, q, &dref);
+        EXPECT_EQ(std::memcmp(q, codes.data_ptr<uint8_t>() + r * 64 + b * 32, 32), 0) << seed;
+        EXPECT_EQ(FloatBits(dref), FloatBits(d[r][b].item<float>())) << seed;
+      }
+    }
+  }
+}
+
+TEST_F(FakeQuantTest, AutogradBlockOpsAreSteAndExact) {
+  torch::Tensor x = EdgeCaseWeights(4, 4, 64).requires_grad_(true);
+  for (auto fn : {&FakeQuantQ4_0, &FakeQuantQ8_0, &FakeQuantQ2_0}) {
+    x.mutable_grad() = torch::Tensor();
+    const torch::Tensor y = fn(x);
+    const torch::Tensor r = torch::randn_like(y);
+    (y * r).sum().backward();
+    EXPECT_TRUE(torch::equal(x.grad(), r));  // straight through
+  }
+  EXPECT_BITWISE_EQ(FakeQuantQ4_0(x), ReferenceBlock(GgmlType::kQ4_0, x.detach()));
+}
+
+QuantSpec IntSpec(int bits, bool narrow, Rounding rounding, ScaleType st, ScaleRule rule = ScaleRule::kAbsmax) {
+  QuantSpec s;
+  s.scheme = QuantScheme::kIntChannel;
+  s.bits = bits;
+  s.narrow_range = narrow;
+  s.rounding = rounding;
+  s.scale_type = st;
+  s.scale_rule = rule;
+  return s;
+}
+
+// The codec's dequantize(quantize(w)) for per-row scales.
+torch::Tensor ReferenceInt(const QuantSpec& spec, const torch::Tensor& w, std::vector<float> scales = {}) {
+  auto m = QuantizeMatrix(spec, w.data_ptr<float>(), w.size(0), w.size(1), scales);
+  EXPECT_TRUE(m.ok()) << m.status();
+  std::vector<float> y = DequantizeMatrix(*m);
+  return torch::from_blob(y.data(), w.sizes(), torch::kFloat).clone();
+}
+
+TEST_F(FakeQuantTest, IntPerChannelMatchesReferenceBitForBit) {
+  int seed = 100;
+  for (int bits : {2, 3, 4, 8}) {
+    for (bool narrow : {false, true}) {
+      for (Rounding rd : {Rounding::kHalfAwayFromZero, Rounding::kHalfEven}) {
+        for (ScaleType st : {ScaleType::kF16, ScaleType::kF32}) {
+          const QuantSpec spec = IntSpec(bits, narrow, rd, st);
+          const torch::Tensor w = EdgeCaseWeights(seed++, 6, 96);
+          SCOPED_TRACE(DescribeQuantSpec(spec) + " seed " + std::to_string(seed));
+          EXPECT_BITWISE_EQ(FakeQuantWeightNoState(w, spec), ReferenceInt(spec, w));
+          // mse: scales searched by the codec, applied by torch.
+          const QuantSpec mse = IntSpec(bits, narrow, rd, st, ScaleRule::kMse);
+          const torch::Tensor s = MseScales(w, mse);
+          EXPECT_BITWISE_EQ(FakeQuantFixedScale(w, s, mse), ReferenceInt(mse, w));
+          // learned: forward is the codec with the stored scale.
+          const QuantSpec lsq = IntSpec(bits, narrow, rd, st, ScaleRule::kLearned);
+          const torch::Tensor sl = (s * 1.37).requires_grad_(true);
+          const torch::Tensor sv = sl.detach().reshape(-1).contiguous();
+          EXPECT_BITWISE_EQ(FakeQuantLsq(w, StoreScaleSte(sl, lsq), lsq, 0.1),
+                            ReferenceInt(lsq, w, std::vector<float>(sv.data_ptr<float>(),
+                                                                    sv.data_ptr<float>() + sv.numel())));
+        }
+      }
+    }
+  }
+}
+
+TEST_F(FakeQuantTest, DynamicActivationsMatchReference) {
+  QuantSpec tok;
+  tok.scheme = QuantScheme::kIntToken;
+  tok.bits = 8;
+  tok.scale_type = ScaleType::kF32;
+  QuantSpec act;
+  act.scheme = QuantScheme::kQ8_0Act;
+  for (int seed = 0; seed < 12; ++seed) {
+    const torch::Tensor x = EdgeCaseWeights(seed, 6, 64);
+    EXPECT_BITWISE_EQ(FakeQuantDynamic(x.reshape({2, 3, 64}), tok).reshape({6, 64}),
+                      ReferenceInt(IntSpec(8, false, Rounding::kHalfAwayFromZero, ScaleType::kF32), x));
+    EXPECT_BITWISE_EQ(FakeQuantDynamic(x, act), ReferenceBlock(GgmlType::kQ8_0, x));
+  }
+}
+
+TEST_F(FakeQuantTest, FixedScaleClipMask) {
+  const QuantSpec spec = IntSpec(4, false, Rounding::kHalfAwayFromZero, ScaleType::kF32);
+  torch::Tensor x = torch::tensor({-9.0f, -8.0f, -8.4f, 0.3f, 7.0f, 7.2f, 7.6f, 100.0f}).requires_grad_(true);
+  const torch::Tensor s = torch::ones({1});
+  const torch::Tensor y = FakeQuantFixedScale(x, s, spec);
+  EXPECT_TRUE(torch::equal(y.detach(), torch::tensor({-8.0f, -8.0f, -8.0f, 0.0f, 7.0f, 7.0f, 7.0f, 7.0f})));
+  y.sum().backward();
+  // inside iff -Qn <= x/s <= Qp (before rounding)
+  EXPECT_TRUE(torch::equal(x.grad(), torch::tensor({0.0f, 1.0f, 0.0f, 1.0f, 1.0f, 0.0f, 0.0f, 0.0f})));
+}
+
+// L = sum r * y_sur(x, s), y_sur = s * (clamp(x/s, -Qn, Qp) + c) with c the
+// rounding residual frozen at (x0, s0): the function whose exact gradient
+// LSQ's STE defines. Double precision.
+double SurrogateLoss(const torch::Tensor& x, const torch::Tensor& s, const torch::Tensor& c,
+                     const torch::Tensor& r, const QuantSpec& spec) {
+  const torch::Tensor v = (x / s).clamp(-spec.Qn(), spec.Qp());
+  return (r * s * (v + c)).sum().item<double>();
+}
+
+TEST_F(FakeQuantTest, LsqGradientsMatchFiniteDifferencesAndFormula) {
+  for (Rounding rd : {Rounding::kHalfAwayFromZero, Rounding::kHalfEven}) {
+    const QuantSpec spec = IntSpec(3, false, rd, ScaleType::kF32, ScaleRule::kLearned);
+    torch::manual_seed(3);
+    const torch::Tensor x0 = torch::randn({4, 16}, torch::kDouble);
+    const torch::Tensor s0 = x0.abs().amax(1, true) / spec.Qp() * 0.6;  // some clipping
+    const torch::Tensor r = torch::randn({4, 16}, torch::kDouble);
+    const double g = 0.25;
+    torch::Tensor x = x0.clone().requires_grad_(true);
+    torch::Tensor s = s0.clone().requires_grad_(true);
+    (FakeQuantLsq(x, s, spec, g) * r).sum().backward();
+    // The formula.
+    const torch::Tensor v = x0 / s0;
+    const torch::Tensor q = RoundPerSpec(v, spec).clamp(-spec.Qn(), spec.Qp());
+    const torch::Tensor inside = ((v >= -spec.Qn()) & (v <= spec.Qp())).to(torch::kDouble);
+    const torch::Tensor want_s = (r * (inside * (q - v) + (1 - inside) * q)).sum(1, true) * g;
+    EXPECT_TRUE(torch::allclose(s.grad(), want_s, 1e-12, 1e-12));
+    EXPECT_TRUE(torch::equal(x.grad(), r * inside));
+    // Finite differences of the surrogate.
+    const torch::Tensor c = q - v.clamp(-spec.Qn(), spec.Qp());
+    const double eps = 1e-6;
+    for (int64_t i = 0; i < 4; ++i) {
+      torch::Tensor sp = s0.clone(), sm = s0.clone();
+      sp[i][0] += eps;
+      sm[i][0] -= eps;
+      const double fd = (SurrogateLoss(x0, sp, c, r, spec) - SurrogateLoss(x0, sm, c, r, spec)) / (2 * eps);
+      EXPECT_NEAR(fd * g, s.grad()[i][0].item<double>(), 1e-6 * (1 + std::fabs(fd)));
+    }
+    for (int64_t j = 0; j < 16; j += 5) {
+      torch::Tensor xp = x0.clone(), xm = x0.clone();
+      xp[1][j] += eps;
+      xm[1][j] -= eps;
+      const double fd = (SurrogateLoss(xp, s0, c, r, spec) - SurrogateLoss(xm, s0, c, r, spec)) / (2 * eps);
+      EXPECT_NEAR(fd, x.grad()[1][j].item<double>(), 1e-6 * (1 + std::fabs(fd)));
+    }
+  }
+}
+
+// Values whose x/s falls in a half-step band just outside the range, where
+// LibTorch's mask (on the rounded value) and ours (before rounding) differ.
+torch::Tensor AvoidClipBands(torch::Tensor x, const torch::Tensor& s, int qn, int qp) {
+  const torch::Tensor v = x / s;
+  const torch::Tensor band = ((v > qp) & (v <= qp + 0.5)) | ((v < -qn) & (v >= -qn - 0.5));
+  return torch::where(band, x * 3, x);
+}
+
+TEST_F(FakeQuantTest, AgreesWithLibTorchPerChannelFakeQuant) {
+  for (int bits : {4, 8}) {
+    const QuantSpec spec = IntSpec(bits, false, Rounding::kHalfEven, ScaleType::kF32, ScaleRule::kLearned);
+    torch::manual_seed(bits);
+    const torch::Tensor s0 = torch::rand({8}) * 0.05 + 0.01;  // fixed scales, F32
+    torch::Tensor x0 = torch::randn({8, 64}) * s0.unsqueeze(1) * (spec.Qp() * 1.3);
+    x0 = AvoidClipBands(x0, s0.unsqueeze(1), spec.Qn(), spec.Qp());
+    const torch::Tensor zp = torch::zeros({8}, torch::kInt);
+    const torch::Tensor r = torch::randn({8, 64});
+    // Fixed scale: forward and dL/dx.
+    torch::Tensor xa = x0.clone().requires_grad_(true), xb = x0.clone().requires_grad_(true);
+    const torch::Tensor ya = FakeQuantFixedScale(xa, s0.unsqueeze(1), spec);
+    const torch::Tensor yb = torch::fake_quantize_per_channel_affine(xb, s0, zp, 0, -spec.Qn(), spec.Qp());
+    EXPECT_BITWISE_EQ(ya, yb);
+    (ya * r).sum().backward();
+    (yb * r).sum().backward();
+    EXPECT_TRUE(torch::equal(xa.grad(), xb.grad()));
+    // Learnable scale (LSQ) against _fake_quantize_learnable_per_channel_affine.
+    const double g = 1.0 / std::sqrt(64.0 * spec.Qp());
+    torch::Tensor xc = x0.clone().requires_grad_(true), xd = x0.clone().requires_grad_(true);
+    torch::Tensor sc = s0.clone().unsqueeze(1).requires_grad_(true), sd = s0.clone().requires_grad_(true);
+    const torch::Tensor yc = FakeQuantLsq(xc, sc, spec, g);
+    const torch::Tensor yd = torch::_fake_quantize_learnable_per_channel_affine(
+        xd, sd, torch::zeros({8}), 0, -spec.Qn(), spec.Qp(), g);
+    EXPECT_BITWISE_EQ(yc, yd);
+    (yc * r).sum().backward();
+    (yd * r).sum().backward();
+    EXPECT_TRUE(torch::equal(xc.grad(), xd.grad()));
+    EXPECT_TRUE(torch::allclose(sc.grad().reshape(-1), sd.grad(), 1e-4, 1e-6))
+        << sc.grad().reshape(-1) << sd.grad();
+  }
+}
+
+TEST_F(FakeQuantTest, StoreScaleSteRoundsForwardPassesGradient) {
+  const QuantSpec spec = IntSpec(4, false, Rounding::kHalfEven, ScaleType::kF16);
+  torch::Tensor s = torch::tensor({0.1f, 1e6f}).requires_grad_(true);
+  const torch::Tensor y = StoreScaleSte(s, spec);
+  EXPECT_EQ(y[0].item<float>(), RoundToFp16(0.1f));
+  EXPECT_EQ(y[1].item<float>(), 65504.0f);
+  (y * torch::tensor({2.0f, 3.0f})).sum().backward();
+  EXPECT_TRUE(torch::equal(s.grad(), torch::tensor({2.0f, 3.0f})));
+}
+
+}  // namespace
+}  // namespace qatk::qat
