@@ -1,8 +1,9 @@
-// AVX2 mobile int kernels. Weight codes are turned into offset binary
+// AVX2 mobile int kernels. int4/int2 weight codes become offset binary
 // (code + 2^(bits-1), unsigned) so _mm256_maddubs_epi16 multiplies them with
-// the signed int8 activations without saturation (int4: |pair| <= 2*15*128,
-// int2: <= 2*3*128); the offset is removed with the stored activation sum.
-// int8 weights widen to int16 (_mm256_madd_epi16). All sums exact.
+// the signed int8 activations without saturation (per 16-bit lane at most
+// kPerByte pairs of 2*15*128 (int4) or 2*3*128 (int2)); the offset is removed
+// with the stored activation sum. int8 weights widen to int16
+// (_mm256_madd_epi16, exact). All sums equal the scalar int32 sums.
 #include <immintrin.h>
 
 #include <cstdint>
@@ -26,54 +27,54 @@ inline int32_t HsumI32(__m256i v) {
 
 inline __m256i Load(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
 
-int32_t DotInt4(const uint8_t* w, const int8_t* a, int64_t nb, int32_t sum) {
-  const __m256i m4 = _mm256_set1_epi8(0x0F), x8 = _mm256_set1_epi8(0x08);
+// int4 (kPerByte 2) / int2 (4): per 32-byte half of each 64-byte block.
+template <int kPerByte, int N>
+void DotPacked(const uint8_t* w, const int8_t* const* a, int64_t nb, const int32_t* sums,
+               int32_t* out) {
+  constexpr int kBits = 8 / kPerByte;
+  const __m256i mask = _mm256_set1_epi8((1 << kBits) - 1);
+  const __m256i off = _mm256_set1_epi8(1 << (kBits - 1));
   const __m256i ones = _mm256_set1_epi16(1);
-  __m256i acc = _mm256_setzero_si256();
+  __m256i acc[N];
+  for (int j = 0; j < N; ++j) acc[j] = _mm256_setzero_si256();
   for (int64_t b = 0; b < nb; ++b) {
     for (int h = 0; h < 2; ++h) {
       const __m256i v = Load(w + b * 64 + h * 32);
-      const __m256i lo = _mm256_xor_si256(_mm256_and_si256(v, m4), x8);
-      const __m256i hi = _mm256_xor_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), x8);
-      const int8_t* ab = a + b * 128 + h * 32;
-      const __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(lo, Load(ab)),
-                                         _mm256_maddubs_epi16(hi, Load(ab + 64)));
-      acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, ones));
+      __m256i f[kPerByte];
+      for (int i = 0; i < kPerByte; ++i) {
+        f[i] = _mm256_xor_si256(_mm256_and_si256(_mm256_srli_epi16(v, i * kBits), mask), off);
+      }
+      for (int j = 0; j < N; ++j) {
+        const int8_t* ab = a[j] + b * 64 * kPerByte + h * 32;
+        __m256i p = _mm256_maddubs_epi16(f[0], Load(ab));
+        for (int i = 1; i < kPerByte; ++i) {
+          p = _mm256_add_epi16(p, _mm256_maddubs_epi16(f[i], Load(ab + i * 64)));
+        }
+        acc[j] = _mm256_add_epi32(acc[j], _mm256_madd_epi16(p, ones));
+      }
     }
   }
-  return static_cast<int32_t>(static_cast<uint32_t>(HsumI32(acc)) - 8u * static_cast<uint32_t>(sum));
-}
-
-int32_t DotInt2(const uint8_t* w, const int8_t* a, int64_t nb, int32_t sum) {
-  const __m256i m2 = _mm256_set1_epi8(0x03), x2 = _mm256_set1_epi8(0x02);
-  const __m256i ones = _mm256_set1_epi16(1);
-  __m256i acc = _mm256_setzero_si256();
-  for (int64_t b = 0; b < nb; ++b) {
-    for (int h = 0; h < 2; ++h) {
-      const __m256i v = Load(w + b * 64 + h * 32);
-      const int8_t* ab = a + b * 256 + h * 32;
-      const __m256i f0 = _mm256_xor_si256(_mm256_and_si256(v, m2), x2);
-      const __m256i f1 = _mm256_xor_si256(_mm256_and_si256(_mm256_srli_epi16(v, 2), m2), x2);
-      const __m256i f2 = _mm256_xor_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m2), x2);
-      const __m256i f3 = _mm256_xor_si256(_mm256_and_si256(_mm256_srli_epi16(v, 6), m2), x2);
-      __m256i p = _mm256_add_epi16(_mm256_maddubs_epi16(f0, Load(ab)),
-                                   _mm256_maddubs_epi16(f1, Load(ab + 64)));
-      p = _mm256_add_epi16(p, _mm256_maddubs_epi16(f2, Load(ab + 128)));
-      p = _mm256_add_epi16(p, _mm256_maddubs_epi16(f3, Load(ab + 192)));
-      acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, ones));
-    }
+  for (int j = 0; j < N; ++j) {
+    out[j] = static_cast<int32_t>(static_cast<uint32_t>(HsumI32(acc[j])) -
+                                  (1u << (kBits - 1)) * static_cast<uint32_t>(sums[j]));
   }
-  return static_cast<int32_t>(static_cast<uint32_t>(HsumI32(acc)) - 2u * static_cast<uint32_t>(sum));
 }
 
-int32_t DotInt8(const uint8_t* w, const int8_t* a, int64_t nb, int32_t /*sum*/) {
-  __m256i acc = _mm256_setzero_si256();
+template <int N>
+void DotInt8(const uint8_t* w, const int8_t* const* a, int64_t nb, const int32_t* /*sums*/,
+             int32_t* out) {
+  __m256i acc[N];
+  for (int j = 0; j < N; ++j) acc[j] = _mm256_setzero_si256();
   for (int64_t i = 0; i < nb * 4; ++i) {  // 16 codes per step
-    const __m256i wv = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i * 16)));
-    const __m256i av = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + i * 16)));
-    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(wv, av));
+    const __m256i wv =
+        _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i * 16)));
+    for (int j = 0; j < N; ++j) {
+      const __m256i av =
+          _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a[j] + i * 16)));
+      acc[j] = _mm256_add_epi32(acc[j], _mm256_madd_epi16(wv, av));
+    }
   }
-  return HsumI32(acc);
+  for (int j = 0; j < N; ++j) out[j] = HsumI32(acc[j]);
 }
 
 #pragma GCC pop_options
@@ -87,9 +88,9 @@ void RegisterIntAvx2(WType t) {
   k.act_row_bytes = SimdIntActBytes;
   k.prepare = SimdIntPrepare;
   switch (t) {
-    case WType::kInt4Channel: k.rows = SimdIntRows<DotInt4>; break;
-    case WType::kInt2Channel: k.rows = SimdIntRows<DotInt2>; break;
-    case WType::kInt8Channel: k.rows = SimdIntRows<DotInt8>; break;
+    case WType::kInt4Channel: k.rows = SimdIntRows<DotPacked<2, 1>, DotPacked<2, 4>>; break;
+    case WType::kInt2Channel: k.rows = SimdIntRows<DotPacked<4, 1>, DotPacked<4, 4>>; break;
+    case WType::kInt8Channel: k.rows = SimdIntRows<DotInt8<1>, DotInt8<4>>; break;
     default: return;
   }
   RegisterMatMulKernel(t, k);

@@ -22,48 +22,40 @@ bool HasAvx512Vnni() {
 
 inline __m512i Load(const void* p) { return _mm512_loadu_si512(p); }
 
-inline int32_t Finish(__m512i acc, uint32_t offset, int32_t sum) {
-  return static_cast<int32_t>(static_cast<uint32_t>(_mm512_reduce_add_epi32(acc)) -
-                              offset * static_cast<uint32_t>(sum));
+// Offset-binary fields of one 64-byte weight block; field i meets act[i*64..].
+template <int kPerByte>
+inline void Fields(const uint8_t* w, __m512i* f) {
+  const __m512i v = Load(w);
+  if constexpr (kPerByte == 1) {
+    f[0] = _mm512_xor_si512(v, _mm512_set1_epi8(static_cast<char>(0x80)));
+  } else {
+    constexpr int kBits = 8 / kPerByte;
+    const __m512i mask = _mm512_set1_epi8((1 << kBits) - 1);
+    const __m512i off = _mm512_set1_epi8(1 << (kBits - 1));
+    for (int i = 0; i < kPerByte; ++i) {
+      f[i] = _mm512_xor_si512(_mm512_and_si512(_mm512_srli_epi16(v, i * kBits), mask), off);
+    }
+  }
 }
 
-int32_t DotInt4(const uint8_t* w, const int8_t* a, int64_t nb, int32_t sum) {
-  const __m512i m4 = _mm512_set1_epi8(0x0F), x8 = _mm512_set1_epi8(0x08);
-  __m512i acc = _mm512_setzero_si512();
+template <int kPerByte, int N>
+void DotN(const uint8_t* w, const int8_t* const* a, int64_t nb, const int32_t* sums, int32_t* out) {
+  __m512i acc[N];
+  for (int j = 0; j < N; ++j) acc[j] = _mm512_setzero_si512();
   for (int64_t b = 0; b < nb; ++b) {
-    const __m512i v = Load(w + b * 64);
-    const __m512i lo = _mm512_xor_si512(_mm512_and_si512(v, m4), x8);
-    const __m512i hi = _mm512_xor_si512(_mm512_and_si512(_mm512_srli_epi16(v, 4), m4), x8);
-    acc = _mm512_dpbusd_epi32(acc, lo, Load(a + b * 128));
-    acc = _mm512_dpbusd_epi32(acc, hi, Load(a + b * 128 + 64));
+    __m512i f[kPerByte];
+    Fields<kPerByte>(w + b * 64, f);
+    for (int i = 0; i < kPerByte; ++i) {
+      for (int j = 0; j < N; ++j) {
+        acc[j] = _mm512_dpbusd_epi32(acc[j], f[i], Load(a[j] + b * 64 * kPerByte + i * 64));
+      }
+    }
   }
-  return Finish(acc, 8u, sum);
-}
-
-int32_t DotInt2(const uint8_t* w, const int8_t* a, int64_t nb, int32_t sum) {
-  const __m512i m2 = _mm512_set1_epi8(0x03), x2 = _mm512_set1_epi8(0x02);
-  __m512i acc = _mm512_setzero_si512();
-  for (int64_t b = 0; b < nb; ++b) {
-    const __m512i v = Load(w + b * 64);
-    const int8_t* ab = a + b * 256;
-    acc = _mm512_dpbusd_epi32(acc, _mm512_xor_si512(_mm512_and_si512(v, m2), x2), Load(ab));
-    acc = _mm512_dpbusd_epi32(
-        acc, _mm512_xor_si512(_mm512_and_si512(_mm512_srli_epi16(v, 2), m2), x2), Load(ab + 64));
-    acc = _mm512_dpbusd_epi32(
-        acc, _mm512_xor_si512(_mm512_and_si512(_mm512_srli_epi16(v, 4), m2), x2), Load(ab + 128));
-    acc = _mm512_dpbusd_epi32(
-        acc, _mm512_xor_si512(_mm512_and_si512(_mm512_srli_epi16(v, 6), m2), x2), Load(ab + 192));
+  constexpr uint32_t kOffset = kPerByte == 1 ? 128u : kPerByte == 2 ? 8u : 2u;
+  for (int j = 0; j < N; ++j) {
+    out[j] = static_cast<int32_t>(static_cast<uint32_t>(_mm512_reduce_add_epi32(acc[j])) -
+                                  kOffset * static_cast<uint32_t>(sums[j]));
   }
-  return Finish(acc, 2u, sum);
-}
-
-int32_t DotInt8(const uint8_t* w, const int8_t* a, int64_t nb, int32_t sum) {
-  const __m512i x80 = _mm512_set1_epi8(static_cast<char>(0x80));
-  __m512i acc = _mm512_setzero_si512();
-  for (int64_t b = 0; b < nb; ++b) {
-    acc = _mm512_dpbusd_epi32(acc, _mm512_xor_si512(Load(w + b * 64), x80), Load(a + b * 64));
-  }
-  return Finish(acc, 128u, sum);
 }
 
 #pragma GCC pop_options
@@ -77,9 +69,9 @@ void RegisterIntAvx512Vnni(WType t) {
   k.act_row_bytes = SimdIntActBytes;
   k.prepare = SimdIntPrepare;
   switch (t) {
-    case WType::kInt4Channel: k.rows = SimdIntRows<DotInt4>; break;
-    case WType::kInt2Channel: k.rows = SimdIntRows<DotInt2>; break;
-    case WType::kInt8Channel: k.rows = SimdIntRows<DotInt8>; break;
+    case WType::kInt4Channel: k.rows = SimdIntRows<DotN<2, 1>, DotN<2, 4>>; break;
+    case WType::kInt2Channel: k.rows = SimdIntRows<DotN<4, 1>, DotN<4, 4>>; break;
+    case WType::kInt8Channel: k.rows = SimdIntRows<DotN<1, 1>, DotN<1, 4>>; break;
     default: return;
   }
   RegisterMatMulKernel(t, k);

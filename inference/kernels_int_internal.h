@@ -36,12 +36,16 @@ void SimdIntPrepare(const QMatrix& w, const float* x, void* out);
 void FloatIntRows(const QMatrix& w, const void* act, size_t act_stride, int n_tok, float* y,
                   int64_t y_stride, int64_t r0, int64_t r1);
 
-// Exact sum over `nblocks` 64-byte weight blocks of code * act (SIMD layout);
-// `sum` is the int32 stored after the codes.
-using IntBlockDot = int32_t (*)(const uint8_t* w_row, const int8_t* act, int64_t nblocks,
-                                int32_t sum);
+// Exact sums over `nblocks` 64-byte weight blocks of code * act (SIMD
+// layout) for N activation rows a[0..N-1] at once (the weight block is
+// unpacked once per N tokens); sums[j] is the int32 stored after row j's
+// codes; out[j] receives the dot product.
+using IntBlockDotN = void (*)(const uint8_t* w_row, const int8_t* const* a, int64_t nblocks,
+                              const int32_t* sums, int32_t* out);
 
-template <IntBlockDot Dot>
+// Rows loop of the SIMD targets: Dot4 for groups of 4 tokens, Dot1 for the
+// rest; tails (cols % block) in scalar.
+template <IntBlockDotN Dot1, IntBlockDotN Dot4>
 void SimdIntRows(const QMatrix& w, const void* act, size_t act_stride, int n_tok, float* y,
                  int64_t y_stride, int64_t r0, int64_t r1) {
   if (w.act_scale == 0.0f) {
@@ -57,13 +61,20 @@ void SimdIntRows(const QMatrix& w, const void* act, size_t act_stride, int n_tok
     for (int64_t r = r0; r < r1; ++r) {
       const uint8_t* row = w.Row(r);
       const float s = w.act_scale * w.row_scales[r];
-      for (int t = t0; t < t1; ++t) {
-        const int8_t* a = reinterpret_cast<const int8_t*>(a0 + t * act_stride);
-        int32_t sum;
-        std::memcpy(&sum, a + sum_off, 4);
-        int32_t acc = Dot(row, a, nb, sum);
-        for (int64_t k = nb * be; k < w.cols; ++k) acc += CodeAt(w.type, row, k) * a[k];
-        y[t * y_stride + r] = static_cast<float>(acc) * s;
+      for (int t = t0; t < t1;) {
+        const int n = t1 - t >= 4 ? 4 : 1;
+        const int8_t* a[4];
+        int32_t sums[4], acc[4];
+        for (int j = 0; j < n; ++j) {
+          a[j] = reinterpret_cast<const int8_t*>(a0 + (t + j) * act_stride);
+          std::memcpy(&sums[j], a[j] + sum_off, 4);
+        }
+        (n == 4 ? Dot4 : Dot1)(row, a, nb, sums, acc);
+        for (int j = 0; j < n; ++j) {
+          for (int64_t k = nb * be; k < w.cols; ++k) acc[j] += CodeAt(w.type, row, k) * a[j][k];
+          y[(t + j) * y_stride + r] = static_cast<float>(acc[j]) * s;
+        }
+        t += n;
       }
     }
   }

@@ -95,6 +95,11 @@ struct TensorInfo {
 uint64_t CodesBytes(DType t, const std::vector<uint64_t>& dims);
 uint64_t ScalesBytes(ScaleType s, const std::vector<uint64_t>& dims);
 
+// The data-section layout the writer uses: sets codes/scales sizes and
+// offsets of every tensor (table order; codes then scales, each 64-aligned)
+// and returns the data section size in bytes. Also used by size reports.
+uint64_t LayoutData(std::vector<TensorInfo>* tensors);
+
 // A parsed, memory-mapped mobile file; tensor data are zero-copy views into
 // the mapping, valid while the MobileFile lives (it is movable).
 class MobileFile {

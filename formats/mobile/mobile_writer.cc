@@ -64,6 +64,22 @@ std::string SerializeTable(const std::vector<TensorInfo>& tensors) {
 
 }  // namespace
 
+uint64_t LayoutData(std::vector<TensorInfo>* tensors) {
+  uint64_t cur = 0;
+  for (TensorInfo& t : *tensors) {
+    t.codes_size = CodesBytes(t.dtype, t.dims);
+    t.scales_size = ScalesBytes(t.scale_type, t.dims);
+    t.codes_offset = AlignUp(cur);
+    cur = t.codes_offset + t.codes_size;
+    t.scales_offset = 0;
+    if (t.scales_size > 0) {
+      t.scales_offset = AlignUp(cur);
+      cur = t.scales_offset + t.scales_size;
+    }
+  }
+  return cur;
+}
+
 absl::StatusOr<MobileWriter> MobileWriter::Create(const std::string& path) {
   MobileWriter w;
   ASSIGN_OR_RETURN(w.out_, AtomicFileWriter::Create(path));
@@ -116,17 +132,7 @@ absl::Status MobileWriter::WriteHead() {
   if (tokenizer_.tokens.empty()) {
     return absl::FailedPreconditionError(absl::StrCat(out_.path(), ": no tokenizer set"));
   }
-  // Data layout: per tensor, codes then scales, each 64-byte aligned.
-  uint64_t cur = 0;
-  for (TensorInfo& t : tensors_) {
-    t.codes_offset = AlignUp(cur);
-    cur = t.codes_offset + t.codes_size;
-    if (t.scales_size > 0) {
-      t.scales_offset = AlignUp(cur);
-      cur = t.scales_offset + t.scales_size;
-    }
-  }
-  data_size_ = cur;
+  data_size_ = LayoutData(&tensors_);
   const std::string tok = SerializeTokenizer(tokenizer_);
   const std::string table = SerializeTable(tensors_);
   const uint64_t config_off = kHeaderSizeV1;

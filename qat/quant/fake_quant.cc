@@ -34,10 +34,12 @@ Tensor SafeReciprocal(const Tensor& d) {
   return torch::where(d != 0, d.reciprocal(), torch::zeros_like(d));
 }
 
+// Rounded values are integers as the codecs store them: "+ 0.0" turns -0.0
+// into +0.0, as the codecs' int8 cast does.
 Tensor RoundHalfAway(const Tensor& v) {
   const Tensor t = v.trunc();
   const Tensor frac = (v - t).abs();
-  return torch::where(frac >= 0.5, t + v.sign(), t);
+  return torch::where(frac >= 0.5, t + v.sign(), t) + 0.0;
 }
 
 Tensor ToFp16AndBack(const Tensor& d) { return d.to(torch::kHalf).to(torch::kFloat); }
@@ -135,7 +137,7 @@ Tensor FakeQuantQ2_0(const Tensor& x) { return StePassFn::apply(x, Q2_0Dequantiz
 
 Tensor RoundPerSpec(const Tensor& v, const QuantSpec& spec) {
   QATK_CHECK(spec.rounding != Rounding::kGgml, "ggml rounding is only for block formats");
-  return spec.rounding == Rounding::kHalfEven ? v.round() : RoundHalfAway(v);
+  return spec.rounding == Rounding::kHalfEven ? v.round() + 0.0 : RoundHalfAway(v);
 }
 
 Tensor StoreScaleTensor(const Tensor& s, const QuantSpec& spec) {

@@ -6,6 +6,7 @@
 // activation scales and the int8 KV cache run; bad files are rejected.
 #include "inference/mobile_model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 #include <random>
@@ -19,6 +20,7 @@
 #include "gtest/gtest.h"
 #include "inference/forward.h"
 #include "inference/thread_pool.h"
+#include "nlohmann/json.hpp"
 
 namespace qatk::inference {
 namespace {

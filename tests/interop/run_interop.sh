@@ -26,7 +26,7 @@ ctx=128
 greedy_text=null; ppl=null
 if [ -n "$qat_run" ] && [ -x "$qat_run" ]; then
   out="$("$qat_run" generate --model "$work/model.gguf" --prompt "$prompt" -n 32 --temp 0 --threads 1)"
-  greedy_text="$(printf '%s' "${out#"$prompt"}" | head -c -1 | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>process.stdout.write(JSON.stringify(s)))')"
+  greedy_text="$(printf '%s' "${out#"$prompt"}" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>process.stdout.write(JSON.stringify(s)))')"
   ppl="$("$qat_run" perplexity --model "$work/model.gguf" --file "$work/heldout.txt" --ctx $ctx --threads 1 --json | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>process.stdout.write(String(JSON.parse(s).ppl)))')"
 fi
 cat > "$work/expect.json" <<JSON

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "formats/quant/codecs.h"
+#include "formats/quant/fp16.h"
 #include "formats/quant/spec.h"
 #include "gtest/gtest.h"
 
