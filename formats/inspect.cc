@@ -39,6 +39,7 @@ struct TensorRow {
 
 struct Summary {
   FileFormat format = FileFormat::kUnknown;
+  Json header = Json::object();  // container facts that are not metadata keys
   std::vector<MetaEntry> metadata;
   std::vector<TensorRow> tensors;
 };
@@ -51,7 +52,7 @@ absl::StatusOr<Summary> SummarizeGguf(const std::string& path) {
   ASSIGN_OR_RETURN(gguf::GgufFile f, gguf::GgufFile::Open(path));
   Summary s;
   s.format = FileFormat::kGguf;
-  s.metadata.push_back({"GGUF.version", "UINT32", Json(f.version())});
+  s.header = {{"version", f.version()}, {"alignment", f.alignment()}, {"data_offset", f.data_offset()}};
   for (const auto& [key, v] : f.metadata()) {
     std::string type = gguf::ValueTypeName(v.type);
     if (v.type == gguf::ValueType::kArray) type = absl::StrCat("ARRAY[", gguf::ValueTypeName(v.elem_type), "]");
@@ -141,7 +142,9 @@ std::string AbbreviatedValue(const Json& v) {
 }
 
 void PrintText(const std::string& path, const Summary& s, std::ostream& out) {
-  out << path << ": " << FileFormatName(s.format) << "\n\nmetadata (" << s.metadata.size() << "):\n";
+  out << path << ": " << FileFormatName(s.format);
+  for (const auto& [k, v] : s.header.items()) out << ", " << k << " " << ShortJson(v);
+  out << "\n\nmetadata (" << s.metadata.size() << "):\n";
   for (const MetaEntry& m : s.metadata) {
     out << "  " << m.key << " " << m.type << " = " << AbbreviatedValue(m.value) << "\n";
   }
@@ -162,6 +165,7 @@ void PrintJson(const std::string& path, const Summary& s, std::ostream& out) {
   Json j;
   j["format"] = FileFormatName(s.format);
   j["path"] = path;
+  j["header"] = s.header;
   j["metadata"] = Json::object();
   for (const MetaEntry& m : s.metadata) j["metadata"][m.key] = m.value;
   j["tensors"] = Json::array();

@@ -22,8 +22,10 @@ absl::StatusOr<FileFormat> DetectFileFormat(const std::string& path);
 
 // Text: metadata (arrays abbreviated to type, count and the first values)
 // and a tensor table (name, type, shape in PyTorch order, bytes).
-// JSON (json=true): {"format", "path", "metadata": {...}, "tensors": [{"name",
-// "type", "shape", "bytes", "offset"}]}; arrays appear in full.
+// JSON (json=true): {"format", "path", "header": {...} (GGUF: version,
+// alignment, data_offset), "metadata": {key: value}, "tensors": [{"name",
+// "type", "shape", "bytes", "offset"}]}; arrays appear in full, shapes in
+// PyTorch order, offsets relative to the data section.
 absl::Status InspectFile(const std::string& path, bool json, std::ostream& out);
 
 namespace cli {

@@ -37,10 +37,15 @@ inline __m256i DotI8(__m256i a, __m256i b) {
   return _mm256_madd_epi16(p, _mm256_set1_epi16(1));
 }
 
+#pragma GCC pop_options
+}  // namespace
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+
 // Q8_0 quantization of one row, bit-identical to QuantizeBlockQ8_0: the
 // same fp32 divide and reciprocal, x*id exact, roundf emulated (half away
 // from zero) via truncation.
-void PrepareQ8(const QMatrix& w, const float* x, void* out) {
+void PrepareQ8Avx2(const QMatrix& w, const float* x, void* out) {
   BlockQ8_0* b = static_cast<BlockQ8_0*>(out);
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
   const __m256 half = _mm256_set1_ps(0.5f);
@@ -80,8 +85,8 @@ void PrepareQ8(const QMatrix& w, const float* x, void* out) {
 // Q2_0 activations: Q8_0 blocks whose 32 codes are stored crumb-major, so
 // the kernel can unpack weights with 64-bit shifts: position 8k+b holds
 // element 4b+k of the block (b = 0..7 bytes of the block's half, k = crumb).
-void PrepareQ8Crumb(const QMatrix& w, const float* x, void* out) {
-  PrepareQ8(w, x, out);
+void PrepareQ8CrumbAvx2(const QMatrix& w, const float* x, void* out) {
+  PrepareQ8Avx2(w, x, out);
   BlockQ8_0* b = static_cast<BlockQ8_0*>(out);
   for (int64_t i = 0; i < w.cols / 32; ++i) {
     int8_t tmp[32];
@@ -91,6 +96,11 @@ void PrepareQ8Crumb(const QMatrix& w, const float* x, void* out) {
     std::memcpy(b[i].qs, tmp, 32);
   }
 }
+
+#pragma GCC pop_options
+namespace {
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
 
 float DotQ4_0(const uint8_t* w, const void* a, int64_t n) {
   const BlockQ4_0* x = reinterpret_cast<const BlockQ4_0*>(w);
@@ -240,9 +250,9 @@ void RegisterAvx2Kernels() {
   RegisterMatMulKernel(WType::kF32, Kernel(NoPrepare, nullptr, RowsLoop<DotF32>));
   RegisterMatMulKernel(WType::kF16, Kernel(NoPrepare, nullptr, RowsLoop<DotF16>));
   RegisterMatMulKernel(WType::kBF16, Kernel(NoPrepare, nullptr, RowsLoop<DotBF16>));
-  RegisterMatMulKernel(WType::kQ8_0, Kernel(Q8RowBytes, PrepareQ8, RowsLoop<DotQ8_0>));
-  RegisterMatMulKernel(WType::kQ4_0, Kernel(Q8RowBytes, PrepareQ8, RowsLoop<DotQ4_0>));
-  RegisterMatMulKernel(WType::kQ2_0, Kernel(Q8RowBytes, PrepareQ8Crumb, RowsLoop<DotQ2_0>));
+  RegisterMatMulKernel(WType::kQ8_0, Kernel(Q8RowBytes, PrepareQ8Avx2, RowsLoop<DotQ8_0>));
+  RegisterMatMulKernel(WType::kQ4_0, Kernel(Q8RowBytes, PrepareQ8Avx2, RowsLoop<DotQ4_0>));
+  RegisterMatMulKernel(WType::kQ2_0, Kernel(Q8RowBytes, PrepareQ8CrumbAvx2, RowsLoop<DotQ2_0>));
   if (HasAvx2()) ActiveVecOps() = VecOps{VecDot, VecAxpy, VecF16ToF32};
 }
 

@@ -28,6 +28,13 @@ struct VecOps {
 // Set by the best supported target's Register* call.
 VecOps& ActiveVecOps();
 
+// AVX2 activation quantizers (kernels_avx2.cc; call only when AVX2+F16C
+// are present). PrepareQ8Avx2 is bit-identical to the reference Q8_0 codec;
+// PrepareQ8CrumbAvx2 additionally stores each block's 32 codes crumb-major
+// (position 8k+b holds element 4b+k) for the Q2_0 kernels.
+void PrepareQ8Avx2(const QMatrix& w, const float* x /*[cols]*/, void* out);
+void PrepareQ8CrumbAvx2(const QMatrix& w, const float* x /*[cols]*/, void* out);
+
 // Bytes of `cols` activations as Q8_0 blocks.
 inline size_t Q8RowBytes(const QMatrix& w) { return static_cast<size_t>(w.cols / 32) * 34; }
 inline size_t NoPrepare(const QMatrix&) { return 0; }

@@ -15,17 +15,14 @@ double TokenNll(const float* logits, int n_vocab, int32_t target) {
   return -(logits[target] - m - std::log(sum));
 }
 
-absl::StatusOr<PerplexityResult> Perplexity(Session& session, const std::vector<int32_t>& tokens,
-                                            int n_ctx, bool add_bos, int32_t bos) {
-  if (n_ctx < 4 || n_ctx > session.n_ctx()) {
-    return absl::InvalidArgumentError(absl::StrCat("--ctx ", n_ctx, " must be in [4, ",
-                                                   session.n_ctx(), "]"));
-  }
+absl::StatusOr<PerplexityResult> PerplexityOver(const ChunkLogitsFn& eval, int n_vocab,
+                                                const std::vector<int32_t>& tokens, int n_ctx,
+                                                bool add_bos, int32_t bos) {
+  if (n_ctx < 4) return absl::InvalidArgumentError(absl::StrCat("--ctx ", n_ctx, " must be >= 4"));
   if (tokens.size() < 2 * static_cast<size_t>(n_ctx)) {
     return absl::InvalidArgumentError(absl::StrCat("need at least 2*ctx = ", 2 * n_ctx,
                                                    " tokens, the text has ", tokens.size()));
   }
-  const int V = session.model().config.n_vocab;
   PerplexityResult r;
   r.n_ctx = n_ctx;
   r.chunks = static_cast<int>(tokens.size() / n_ctx);
@@ -33,18 +30,34 @@ absl::StatusOr<PerplexityResult> Perplexity(Session& session, const std::vector<
   std::vector<int32_t> chunk(n_ctx);
   double nll = 0;
   for (int i = 0; i < r.chunks; ++i) {
-    std::copy(tokens.begin() + int64_t(i) * n_ctx, tokens.begin() + int64_t(i + 1) * n_ctx,
-              chunk.begin());
+    const int64_t base = int64_t(i) * n_ctx;
+    std::copy(tokens.begin() + base, tokens.begin() + base + n_ctx, chunk.begin());
     if (add_bos) chunk[0] = bos;
-    session.Reset();
-    RETURN_IF_ERROR(session.Eval(chunk.data(), n_ctx, /*all_logits=*/true));
+    ASSIGN_OR_RETURN(const float* logits, eval(chunk));
+    double chunk_nll = 0;
     for (int j = first; j < n_ctx - 1; ++j) {
-      nll += TokenNll(session.logits() + int64_t(j) * V, V, tokens[int64_t(i) * n_ctx + j + 1]);
-      ++r.tokens;
+      chunk_nll += TokenNll(logits + int64_t(j) * n_vocab, n_vocab, tokens[base + j + 1]);
     }
+    nll += chunk_nll;
+    r.tokens += n_ctx - 1 - first;
+    r.chunk_nll.push_back(chunk_nll / (n_ctx - 1 - first));
   }
   r.ppl = std::exp(nll / r.tokens);
   return r;
+}
+
+absl::StatusOr<PerplexityResult> Perplexity(Session& session, const std::vector<int32_t>& tokens,
+                                            int n_ctx, bool add_bos, int32_t bos) {
+  if (n_ctx > session.n_ctx()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--ctx ", n_ctx, " exceeds the session's context ", session.n_ctx()));
+  }
+  auto eval = [&](const std::vector<int32_t>& chunk) -> absl::StatusOr<const float*> {
+    session.Reset();
+    RETURN_IF_ERROR(session.Eval(chunk.data(), static_cast<int>(chunk.size()), true));
+    return session.logits();
+  };
+  return PerplexityOver(eval, session.model().config.n_vocab, tokens, n_ctx, add_bos, bos);
 }
 
 }  // namespace qatk::inference

@@ -17,6 +17,9 @@ while [[ $# -gt 0 ]]; do
   shift
 done
 
+# ccache: hits across clones of the repo (CI builds a fresh clone each time).
+export CCACHE_BASEDIR="$here" CCACHE_NOHASHDIR=1
+
 say() { printf '\033[1m[setup]\033[0m %s\n' "$*" >&2; }
 
 apt_packages=(
@@ -49,7 +52,7 @@ fi
 
 if [[ $do_build -eq 1 ]]; then
   launcher=()
-  command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+  command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
   if [[ ! -f "$build_dir/build.ninja" ]]; then
     say "configuring $build_dir"
     cmake -S "$here" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release "${launcher[@]}" >&2

@@ -8,6 +8,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 build_dir="${QATK_BUILD_DIR:-$here/build}"
 asan_dir="${QATK_ASAN_BUILD_DIR:-$here/build-asan}"
 jobs="$(nproc)"
+export CCACHE_BASEDIR="$here" CCACHE_NOHASHDIR=1
 
 "$here/scripts/setup.sh" --build-dir "$build_dir"
 
@@ -16,7 +17,7 @@ ctest --test-dir "$build_dir" -j "$jobs" --output-on-failure --timeout 900 "$@"
 
 echo "[test] fuzz tests under ASan+UBSan ($asan_dir)" >&2
 launcher=()
-command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache)
 if [[ ! -f "$asan_dir/build.ninja" ]]; then
   cmake -S "$here" -B "$asan_dir" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DQATK_SANITIZE=ON -DQATK_BUILD_QAT=OFF -DQATK_BUILD_BENCHMARKS=OFF "${launcher[@]}" >&2

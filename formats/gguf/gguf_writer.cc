@@ -236,7 +236,7 @@ absl::Status GgufWriter::WriteTensorData(const void* data, size_t n) {
         out_.path(), ": ", n, " bytes for tensor '", t.name, "' but only ",
         t.nbytes - current_written_, " of its ", t.nbytes, " bytes remain"));
   }
-  RETURN_IF_ERROR(out_.Write(data, n));
+  if (n > 0) RETURN_IF_ERROR(out_.Write(data, n));
   current_written_ += n;
   if (current_written_ == t.nbytes) {
     RETURN_IF_ERROR(out_.WriteZeros(internal::AlignUp(t.nbytes, alignment_) - t.nbytes));

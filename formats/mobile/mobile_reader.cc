@@ -119,7 +119,7 @@ using internal::Cursor;
 
 class Parser {
  public:
-  Parser(MobileFile* f) : f_(f) {}
+  explicit Parser(MobileFile* f) : f_(f) {}
   absl::Status Run();
 
  private:

@@ -32,7 +32,11 @@ absl::Status PerplexityCommand(int argc, char** argv) {
   std::cerr << absl::StrFormat("perplexity: %.4f over %d predictions (%d chunks of %d)\n", p.ppl,
                                p.tokens, p.chunks, p.n_ctx);
   if (r.count("json")) {
-    std::cout << nlohmann::json{{"ppl", p.ppl}, {"tokens", p.tokens}, {"ctx", p.n_ctx}}.dump()
+    std::cout << nlohmann::json{{"ppl", p.ppl},
+                                 {"tokens", p.tokens},
+                                 {"ctx", p.n_ctx},
+                                 {"chunks", p.chunks},
+                                 {"chunk_nll", p.chunk_nll}}.dump()
               << std::endl;
   }
   return absl::OkStatus();

@@ -11,6 +11,10 @@ absl::Status InspectCommand(int argc, char** argv);  // formats/inspect (shared 
 absl::Status ExportCommand(int argc, char** argv);     // qat/cli/export.cc
 absl::Status DataCommand(int argc, char** argv);       // qat/cli/data.cc
 absl::Status TokenizerCommand(int argc, char** argv);  // qat/cli/tokenizer.cc
+absl::Status TrainCommand(int argc, char** argv);      // qat/cli/train.cc
+absl::Status EvalCommand(int argc, char** argv);       // qat/cli/eval.cc
+absl::Status InitCommand(int argc, char** argv);       // qat/cli/init.cc
+absl::Status QuantizeCommand(int argc, char** argv);   // qat/cli/quantize.cc
 absl::Status CompareCommand(int argc, char** argv);    // qat/cli/compare.cc
 
 }  // namespace qatk::cli

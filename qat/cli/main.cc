@@ -15,6 +15,10 @@ int main(int argc, char** argv) {
       {"export", "write a checkpoint as GGUF, mobile or safetensors", qatk::cli::ExportCommand},
       {"data", "prepare train/valid/test text (Brown corpus or files)", qatk::cli::DataCommand},
       {"tokenizer", "train a SentencePiece BPE tokenizer", qatk::cli::TokenizerCommand},
+      {"train", "train from scratch, fine-tune, QAT, distill", qatk::cli::TrainCommand},
+      {"quantize", "post-training quantization (PTQ baseline)", qatk::cli::QuantizeCommand},
+      {"eval", "perplexity with llama.cpp's chunking", qatk::cli::EvalCommand},
+      {"init", "write a randomly initialised checkpoint", qatk::cli::InitCommand},
       {"compare", "QAT vs PTQ study: fine-tune, quantize, export, evaluate, report", qatk::cli::CompareCommand},
   };
   return qatk::cli::Main("qat", "quantization-aware training and export", commands, argc, argv);

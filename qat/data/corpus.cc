@@ -35,6 +35,7 @@ absl::string_view StripTag(absl::string_view tok) {
 void AppendSentence(absl::string_view line, std::string* para, bool* glue_next) {
   for (absl::string_view tok : absl::StrSplit(line, absl::ByAnyChar(" \t"), absl::SkipEmpty())) {
     absl::string_view w = StripTag(tok);
+    if (w == "." && !para->empty() && para->back() == '.') continue;  // "Jr." + "."
     const bool closing = IsClosing(w);
     if (!para->empty() && !*glue_next && !closing) para->push_back(' ');
     if (w == "``" || w == "''") {

@@ -15,9 +15,10 @@ using torch::Tensor;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-// y (computed without grad) in the forward; dL/dx = dL/dy * mask (mask may
-// be undefined: pure STE).
-struct StePassFn : public torch::autograd::Function<StePassFn> {
+// y (computed without grad) in the forward; dL/dx = dL/dy * mask, or
+// dL/dy when the mask is empty (pure STE). Autograd inputs must be defined
+// tensors, hence the empty tensor instead of an undefined one.
+struct SteMaskFn : public torch::autograd::Function<SteMaskFn> {
   static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& y, const Tensor& mask) {
     ctx->save_for_backward({mask});
     return y;
@@ -25,8 +26,14 @@ struct StePassFn : public torch::autograd::Function<StePassFn> {
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     const Tensor mask = ctx->get_saved_variables()[0];
     Tensor g = grads[0];
-    if (mask.defined()) g = g * mask;
+    if (mask.numel() > 0) g = g * mask;
     return {g, Tensor(), Tensor()};
+  }
+};
+
+struct StePassFn {
+  static Tensor apply(const Tensor& x, const Tensor& y, const Tensor& mask) {
+    return SteMaskFn::apply(x, y, mask.defined() ? mask : torch::empty({0}, x.options().dtype(torch::kBool)));
   }
 };
 

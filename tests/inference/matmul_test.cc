@@ -2,6 +2,7 @@
 // the reference against a plain dequantize-then-dot in double.
 #include "inference/matmul.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -106,6 +107,33 @@ TEST(MatMulTest, EverySimdTargetMatchesScalarWithinTolerance) {
           // row's magnitude (|y| ~ sqrt(cols)).
           ASSERT_NEAR(y[i], ref[i], 2e-5f * (std::sqrt(float(cols)) + std::fabs(ref[i])))
               << ks[k].target << " " << WTypeName(c.wtype) << " i=" << i;
+        }
+      }
+    }
+  }
+}
+
+// Tile edges of the multi-row x multi-token kernels: rows not a multiple of
+// the row tile, token counts around the token tile, an odd number of Q8_0
+// blocks per row (a lone trailing block for Q4_0/Q8_0).
+TEST(MatMulTest, EverySimdTargetMatchesScalarOnTileEdges) {
+  ThreadPool pool(2);
+  for (const Case& c : kCases) {
+    if (!Traits(c.gtype).is_quantized) continue;
+    const int64_t rows = 13, cols = c.gtype == GgmlType::kQ2_0 ? 192 : 96;
+    const std::vector<uint8_t> wb = QuantizedWeights(c.gtype, rows, cols, 21);
+    const QMatrix w = MakeGgufMatrix(c.gtype, rows, cols, wb.data());
+    const std::vector<MatMulKernel> ks = SupportedMatMulKernels(c.wtype);
+    for (int n_tok : {1, 2, 3, 4, 6, 9, 35}) {
+      const std::vector<float> x = RandomFloats(n_tok * cols, 100 + n_tok);
+      std::vector<float> ref(n_tok * rows), y(n_tok * rows);
+      MatMulWith(ks[0], w, x.data(), n_tok, ref.data(), pool);
+      for (size_t k = 1; k < ks.size(); ++k) {
+        std::fill(y.begin(), y.end(), -1e30f);
+        MatMulWith(ks[k], w, x.data(), n_tok, y.data(), pool);
+        for (size_t i = 0; i < y.size(); ++i) {
+          ASSERT_NEAR(y[i], ref[i], 2e-5f * (std::sqrt(float(cols)) + std::fabs(ref[i])))
+              << ks[k].target << " " << WTypeName(c.wtype) << " n_tok=" << n_tok << " i=" << i;
         }
       }
     }

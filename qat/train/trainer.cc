@@ -1,0 +1,339 @@
+#include "qat/train/trainer.h"
+
+#include <sys/stat.h>
+
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <optional>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "formats/util/file_io.h"
+#include "formats/util/status_macros.h"
+#include "qat/data/token_stream.h"
+#include "qat/model/checkpoint.h"
+#include "qat/quant/prepare.h"
+#include "qat/train/calibrate.h"
+#include "qat/train/evaluate.h"
+
+namespace qatk::qat {
+namespace {
+
+std::atomic<bool> g_stop{false};
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+bool Exists(const std::string& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0;
+}
+
+// Everything a run needs, assembled before the first step.
+struct Run {
+  TrainOptions o;
+  ModelConfig config;
+  CausalLM model{nullptr};
+  std::optional<Recipe> recipe;
+  bool calibrate = false;  // a freshly applied recipe with static activation scales
+  std::optional<data::Tokenizer> tokenizer;
+  std::optional<Checkpoint> teacher;
+  std::vector<int32_t> train_tokens, valid_tokens;
+  std::unique_ptr<torch::optim::AdamW> optimizer;
+  int64_t step = 0;          // steps done
+  uint64_t sampler_pos = 0;  // windows consumed
+  std::string metrics;       // metrics.jsonl so far
+  torch::Device device{torch::kCPU};
+};
+
+absl::Status LoadTokenizer(Run& r) {
+  if (r.tokenizer) return absl::OkStatus();
+  std::string path = r.o.tokenizer.empty() ? r.o.data + "/tokenizer.model" : r.o.tokenizer;
+  if (!Exists(path) && r.o.tokenizer.empty()) {
+    std::fprintf(stderr, "training a %lld-piece tokenizer on %s/train.txt -> %s\n",
+                 static_cast<long long>(r.config.vocab_size), r.o.data.c_str(), path.c_str());
+    ASSIGN_OR_RETURN(data::Tokenizer t, data::Tokenizer::Train(r.o.data + "/train.txt",
+                                                               static_cast<int>(r.config.vocab_size), 2));
+    RETURN_IF_ERROR(t.Save(path));
+  }
+  ASSIGN_OR_RETURN(data::Tokenizer t, data::Tokenizer::Load(path));
+  if (t.vocab_size() > r.config.vocab_size) {
+    return absl::InvalidArgumentError(absl::StrCat(path, " has ", t.vocab_size(),
+                                                   " pieces, more than the model's vocab_size ",
+                                                   r.config.vocab_size));
+  }
+  r.tokenizer = std::move(t);
+  return absl::OkStatus();
+}
+
+absl::Status BuildModel(Run& r) {
+  const TrainOptions& o = r.o;
+  if (o.resume && Exists(o.out + "/trainer_state.json")) {
+    ASSIGN_OR_RETURN(Checkpoint c, LoadCheckpoint(o.out));
+    r.config = c.config;
+    r.model = c.model;
+    r.recipe = c.recipe;
+    r.tokenizer = std::move(c.tokenizer);
+    r.step = c.trainer_state.value("step", int64_t{0});
+    r.sampler_pos = c.trainer_state.value("sampler_position", uint64_t{0});
+    if (c.trainer_state.value("seed", uint64_t{0}) != o.seed) {
+      return absl::InvalidArgumentError("--resume with a different --seed than the saved run");
+    }
+    auto m = ReadFileToString(o.out + "/metrics.jsonl");
+    if (m.ok()) r.metrics = *m;
+    return absl::OkStatus();
+  }
+  if (o.resume) std::fprintf(stderr, "--resume: no checkpoint in %s yet, starting fresh\n", o.out.c_str());
+  if (!o.init.empty()) {
+    ASSIGN_OR_RETURN(Checkpoint c, LoadCheckpoint(o.init));
+    r.config = c.config;
+    r.model = c.model;
+    r.recipe = c.recipe;
+    r.tokenizer = std::move(c.tokenizer);
+  } else {
+    ASSIGN_OR_RETURN(r.config, LoadModelConfig(o.config));
+    r.model = CausalLM(r.config);
+    r.model->InitWeights(o.seed);
+  }
+  if (!o.recipe.empty()) {
+    if (r.recipe) return absl::InvalidArgumentError(absl::StrCat(o.init, " already has a recipe.json; drop --recipe"));
+    ASSIGN_OR_RETURN(Recipe rec, LoadRecipe(o.recipe));
+    RETURN_IF_ERROR(ApplyRecipe(*r.model, rec, r.config.head_dim));
+    r.calibrate = RecipeNeedsCalibration(r.model, rec);
+    r.recipe = std::move(rec);
+  }
+  return absl::OkStatus();
+}
+
+void BuildOptimizer(Run& r) {
+  std::vector<torch::Tensor> decay, no_decay, scales;
+  for (const auto& p : r.model->named_parameters()) {
+    if (!p.value().requires_grad()) continue;
+    const std::string& n = p.key();
+    if (n.size() > 6 && n.compare(n.size() - 6, 6, "_scale") == 0) {
+      scales.push_back(p.value());
+    } else {
+      (p.value().dim() >= 2 ? decay : no_decay).push_back(p.value());
+    }
+  }
+  auto opts = [&](double wd, double lr) {
+    return std::make_unique<torch::optim::AdamWOptions>(
+        torch::optim::AdamWOptions(lr).betas({0.9, 0.95}).eps(1e-8).weight_decay(wd));
+  };
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(decay, opts(r.o.weight_decay, r.o.lr));
+  groups.emplace_back(no_decay, opts(0.0, r.o.lr));
+  groups.emplace_back(scales, opts(0.0, r.o.scale_lr > 0 ? r.o.scale_lr : r.o.lr));
+  r.optimizer = std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(r.o.lr));
+}
+
+double LrAt(const TrainOptions& o, int64_t step) {
+  const int64_t warmup = o.warmup >= 0 ? o.warmup : o.steps / 20;
+  if (step < warmup) return o.lr * (step + 1) / static_cast<double>(warmup);
+  const double progress =
+      o.steps > warmup ? static_cast<double>(step - warmup) / static_cast<double>(o.steps - warmup) : 1.0;
+  const double cosine = 0.5 * (1.0 + std::cos(M_PI * std::min(1.0, progress)));
+  return o.lr * (o.min_lr_ratio + (1.0 - o.min_lr_ratio) * cosine);
+}
+
+void SetLr(Run& r, double lr) {
+  auto& groups = r.optimizer->param_groups();
+  const double scale_factor = r.o.scale_lr > 0 ? r.o.scale_lr / r.o.lr : 1.0;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    static_cast<torch::optim::AdamWOptions&>(groups[g].options()).lr(g == 2 ? lr * scale_factor : lr);
+  }
+}
+
+absl::Status Save(Run& r) {
+  json state = {{"step", r.step},
+                {"sampler_position", r.sampler_pos},
+                {"seed", r.o.seed},
+                {"batch", r.o.batch},
+                {"seq", r.o.seq},
+                {"grad_accum", r.o.grad_accum},
+                {"steps", r.o.steps}};
+  CheckpointWrite w;
+  w.config = &r.config;
+  w.model = r.model.get();
+  w.tokenizer_model = &r.tokenizer->serialized();
+  w.recipe = r.recipe ? &*r.recipe : nullptr;
+  w.trainer_state = state;
+  w.optimizer = r.optimizer.get();
+  w.extra_files["metrics.jsonl"] = r.metrics;
+  return SaveCheckpoint(r.o.out, w);
+}
+
+void LogMetrics(Run& r, const json& j) {
+  const std::string line = j.dump() + "\n";
+  r.metrics += line;
+  if (std::FILE* f = std::fopen((r.o.out + "/metrics.jsonl").c_str(), "a")) {
+    std::fputs(line.c_str(), f);
+    std::fclose(f);
+  }
+}
+
+// One optimizer step over grad_accum micro-batches; returns the mean loss.
+double TrainStep(Run& r, data::BatchSampler& sampler, double* grad_norm) {
+  const TrainOptions& o = r.o;
+  const double alpha = r.teacher ? (o.kd_alpha >= 0 ? o.kd_alpha : 1.0) : 0.0;
+  r.optimizer->zero_grad();
+  double total = 0;
+  std::vector<int64_t> in, tg;
+  for (int64_t m = 0; m < o.grad_accum; ++m) {
+    sampler.Next(o.batch, &in, &tg);
+    torch::Tensor x = torch::from_blob(in.data(), {o.batch, o.seq}, torch::kInt64).to(r.device);
+    torch::Tensor y = torch::from_blob(tg.data(), {o.batch * o.seq}, torch::kInt64).to(r.device);
+    torch::Tensor logits = r.model->forward(x).view({o.batch * o.seq, -1});  // [B*T, V]
+    torch::Tensor loss = alpha < 1.0 ? torch::cross_entropy_loss(logits, y) * (1.0 - alpha)
+                                     : torch::zeros({}, logits.options());
+    if (alpha > 0) {
+      torch::Tensor t;
+      {
+        torch::NoGradGuard ng;
+        t = r.teacher->model->forward(x).view({o.batch * o.seq, -1});
+      }
+      const double T = o.kd_temp;
+      torch::Tensor kl = torch::kl_div(torch::log_softmax(logits / T, -1), torch::log_softmax(t / T, -1),
+                                       at::Reduction::Sum, /*log_target=*/true) /
+                         static_cast<double>(o.batch * o.seq);
+      loss = loss + kl * (alpha * T * T);
+    }
+    loss = loss / static_cast<double>(o.grad_accum);
+    loss.backward();
+    total += loss.item<double>();
+  }
+  *grad_norm = torch::nn::utils::clip_grad_norm_(r.model->parameters(), o.clip);
+  r.optimizer->step();
+  return total;
+}
+
+void Calibrate(Run& r) {
+  CalibrateModel(r.model, r.train_tokens, r.o.seq, r.o.batch, r.o.calib_batches, r.o.seed ^ 0xca11b,
+                 r.tokenizer->bos_id());
+  std::fprintf(stderr, "calibrated static activation scales on %lld batches\n",
+               static_cast<long long>(r.o.calib_batches));
+}
+
+std::string FormatDuration(double s) {
+  const int64_t t = static_cast<int64_t>(s);
+  return t >= 3600 ? absl::StrFormat("%dh%02dm", t / 3600, (t / 60) % 60)
+                   : absl::StrFormat("%dm%02ds", t / 60, t % 60);
+}
+
+void Progress(const Run& r, double loss, double tok_s, double eta) {
+  if (!r.o.progress) return;
+  const int width = 24;
+  const int filled = static_cast<int>(width * r.step / std::max<int64_t>(1, r.o.steps));
+  std::fprintf(stderr, "\r[%s%s] %lld/%lld loss %.4f  %.0f tok/s  ETA %s   ", std::string(filled, '#').c_str(),
+               std::string(width - filled, '.').c_str(), static_cast<long long>(r.step),
+               static_cast<long long>(r.o.steps), loss, tok_s, FormatDuration(eta).c_str());
+  std::fflush(stderr);
+}
+
+absl::Status Evaluate(Run& r, int64_t max_chunks) {
+  std::vector<int32_t> ids;
+  ids.reserve(r.valid_tokens.size() + 1);
+  ids.push_back(r.tokenizer->bos_id());
+  ids.insert(ids.end(), r.valid_tokens.begin(), r.valid_tokens.end());
+  ASSIGN_OR_RETURN(PerplexityResult p, Perplexity(r.model, ids, r.o.seq, r.tokenizer->bos_id(), max_chunks));
+  LogMetrics(r, {{"step", r.step}, {"valid_ppl", p.ppl}, {"valid_tokens", p.tokens}, {"ctx", p.ctx}});
+  if (r.o.progress) std::fprintf(stderr, "\n");
+  std::fprintf(stderr, "step %lld: valid ppl %.3f (%lld tokens, ctx %lld)\n", static_cast<long long>(r.step),
+               p.ppl, static_cast<long long>(p.tokens), static_cast<long long>(p.ctx));
+  return absl::OkStatus();
+}
+
+absl::Status Prepare(Run& r) {
+  TrainOptions& o = r.o;
+  if (o.config.empty() == o.init.empty() && !(o.resume && Exists(o.out + "/trainer_state.json"))) {
+    return absl::InvalidArgumentError("give exactly one of --config (from scratch) or --init CKPT");
+  }
+  if (o.batch <= 0 || o.steps <= 0 || o.grad_accum <= 0) {
+    return absl::InvalidArgumentError("--batch, --steps and --grad-accum must be > 0");
+  }
+  r.device = torch::Device(o.device);
+  RETURN_IF_ERROR(BuildModel(r));
+  RETURN_IF_ERROR(LoadTokenizer(r));
+  if (o.seq == 0) o.seq = std::min<int64_t>(256, r.config.max_position_embeddings);
+  if (o.seq > r.config.max_position_embeddings) {
+    return absl::InvalidArgumentError(absl::StrCat("--seq ", o.seq, " exceeds the model's context ",
+                                                   r.config.max_position_embeddings));
+  }
+  if (!o.teacher.empty()) {
+    ASSIGN_OR_RETURN(Checkpoint t, LoadCheckpoint(o.teacher));
+    if (t.config.vocab_size != r.config.vocab_size) {
+      return absl::InvalidArgumentError("--teacher has a different vocab_size than the student");
+    }
+    t.model->to(r.device);
+    t.model->eval();
+    for (auto& p : t.model->parameters()) p.set_requires_grad(false);
+    r.teacher = std::move(t);
+  }
+  ASSIGN_OR_RETURN(r.train_tokens, data::LoadTokenStream(o.data + "/train.txt", *r.tokenizer));
+  ASSIGN_OR_RETURN(r.valid_tokens, data::LoadTokenStream(o.data + "/valid.txt", *r.tokenizer));
+  if (static_cast<int64_t>(r.train_tokens.size()) <= o.seq + 1) {
+    return absl::InvalidArgumentError(absl::StrCat(o.data, "/train.txt has only ", r.train_tokens.size(),
+                                                   " tokens, fewer than --seq + 1"));
+  }
+  r.model->to(r.device);
+  r.model->train();
+  BuildOptimizer(r);
+  if (o.resume && r.step > 0) RETURN_IF_ERROR(LoadOptimizer(o.out, *r.optimizer));
+  if (r.calibrate) Calibrate(r);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+void RequestStop() { g_stop = true; }
+
+absl::Status Train(const TrainOptions& options) {
+  Run r;
+  r.o = options;
+  RETURN_IF_ERROR(Prepare(r));
+  const TrainOptions& o = r.o;
+  data::BatchSampler sampler(&r.train_tokens, o.seq, o.seed, r.tokenizer->bos_id());
+  sampler.set_position(r.sampler_pos);
+  int64_t last_saved = r.step > 0 ? r.step : -1;
+  const auto t0 = Clock::now();
+  const int64_t first_step = r.step;
+  while (r.step < o.steps) {
+    SetLr(r, LrAt(o, r.step));
+    double grad_norm = 0;
+    const double loss = TrainStep(r, sampler, &grad_norm);
+    if (!std::isfinite(loss)) {
+      return absl::InternalError(absl::StrCat(
+          "loss is ", loss, " at step ", r.step + 1, "; stopped. ",
+          last_saved >= 0 ? absl::StrCat("The last good checkpoint (step ", last_saved, ") is in ", o.out)
+                          : std::string("No checkpoint was written."),
+          " Try a lower --lr or stronger --clip."));
+    }
+    ++r.step;
+    r.sampler_pos = sampler.position();
+    const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    const double tok_s = (r.step - first_step) * o.batch * o.seq * o.grad_accum / std::max(secs, 1e-9);
+    LogMetrics(r, {{"step", r.step}, {"loss", loss}, {"lr", LrAt(o, r.step - 1)}, {"grad_norm", grad_norm},
+                   {"tok_s", tok_s}});
+    Progress(r, loss, tok_s, secs / (r.step - first_step) * (o.steps - r.step));
+    const bool stop = g_stop.load();
+    if ((o.eval_every > 0 && r.step % o.eval_every == 0) || r.step == o.steps) {
+      RETURN_IF_ERROR(Evaluate(r, r.step == o.steps ? 0 : o.eval_chunks));
+    }
+    if ((o.save_every > 0 && r.step % o.save_every == 0) || r.step == o.steps || stop) {
+      RETURN_IF_ERROR(Save(r));
+      last_saved = r.step;
+    }
+    if (stop) {
+      std::fprintf(stderr, "\ninterrupted: saved %s at step %lld (continue with --resume)\n", o.out.c_str(),
+                   static_cast<long long>(r.step));
+      return absl::OkStatus();
+    }
+  }
+  if (o.progress) std::fprintf(stderr, "\n");
+  std::fprintf(stderr, "saved %s (step %lld)\n", o.out.c_str(), static_cast<long long>(r.step));
+  return absl::OkStatus();
+}
+
+}  // namespace qatk::qat
