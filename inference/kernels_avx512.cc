@@ -45,10 +45,11 @@ bool HasAvx512Vnni() { return HasAvx512() && __builtin_cpu_supports("avx512vnni"
 
 inline float H2F(uint16_t h) { return _cvtsh_ss(h); }
 
-// [a x8 | b x8]
-inline __m512 Pair(float a, float b) {
-  return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_set1_ps(a)),
-                                             _mm256_castps_pd(_mm256_set1_ps(b)), 1));
+// [fp16 a x8 | fp16 b x8] as fp32: one convert and one permute.
+inline __m512 Pair(uint16_t a, uint16_t b) {
+  const __m128 f = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(a | uint32_t{b} << 16)));
+  return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1),
+                               _mm512_castps128_ps512(f));
 }
 
 // acc + sum over 4-byte groups of u (unsigned) * a (signed).
@@ -77,7 +78,7 @@ inline ActSb LoadAct(const BlockQ8_0* y, bool two, __m512i off) {
       two ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(y[1].qs)) : _mm256_setzero_si256();
   r.a = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
   r.start = _mm512_sub_epi32(_mm512_setzero_si512(), Dp<Vnni>(_mm512_setzero_si512(), off, r.a));
-  r.s = Pair(H2F(y[0].d), two ? H2F(y[1].d) : 0.0f);
+  r.s = Pair(y[0].d, two ? y[1].d : uint16_t{0});
   return r;
 }
 
@@ -95,7 +96,7 @@ struct FmtQ4_0 {
     const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);  // r0 r1 h0 h1
     *u = _mm512_and_si512(_mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0)),
                           _mm512_set1_epi8(0x0F));  // elems 0-15 16-31 | 32-47 48-63
-    *s = Pair(H2F(x[0].d), two ? H2F(x[1].d) : 0.0f);
+    *s = Pair(x[0].d, two ? x[1].d : uint16_t{0});
   }
 };
 
@@ -108,7 +109,7 @@ struct FmtQ8_0 {
                            : _mm256_setzero_si256();
     *u = _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1),
                           _mm512_set1_epi8(static_cast<char>(0x80)));
-    *s = Pair(H2F(x[0].d), two ? H2F(x[1].d) : 0.0f);
+    *s = Pair(x[0].d, two ? x[1].d : uint16_t{0});
   }
 };
 
@@ -118,7 +119,8 @@ struct FmtQ2_0 {
   static constexpr int kOff = 1;
   static void Unpack(const uint8_t* row, int64_t sb, bool, __m512i* u, __m512* s) {
     const BlockQ2_0* x = reinterpret_cast<const BlockQ2_0*>(row) + sb;
-    const __m512i q = _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x->qs)));
+    const __m512i q =
+        _mm512_castsi128_si512(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x->qs)));
     const __m512i b = _mm512_permutexvar_epi64(_mm512_setr_epi64(0, 0, 0, 0, 1, 1, 1, 1), q);
     *u = _mm512_and_si512(_mm512_srlv_epi64(b, _mm512_setr_epi64(0, 2, 4, 6, 0, 2, 4, 6)),
                           _mm512_set1_epi8(3));
@@ -153,10 +155,12 @@ void Tile(const QMatrix& w, const ActSb* ex, float* y, int64_t ys, int64_t r, in
   }
   for (int64_t sb = 0; sb < nsb; ++sb) {
     const bool two = 2 * sb + 1 < nblk;
+#pragma GCC unroll 4
     for (int i = 0; i < NR; ++i) {
       __m512i u;
       __m512 ws;
       Fmt::Unpack(w.Row(r + i), sb, two, &u, &ws);
+#pragma GCC unroll 4
       for (int j = 0; j < NT; ++j) {
         const ActSb& a = ex[j * nsb + sb];
         const __m512 d = _mm512_cvtepi32_ps(Dp<Vnni>(a.start, u, a.a));
@@ -193,7 +197,8 @@ void Rows(const QMatrix& w, const void* act, size_t stride, int n_tok, float* y,
   static thread_local std::vector<uint8_t> buf;  // ActSb needs 64-byte alignment
   const size_t need = static_cast<size_t>(std::min(n_tok, kTokBlock) * nsb) * sizeof(ActSb) + 64;
   if (buf.size() < need) buf.resize(need);
-  ActSb* ex = reinterpret_cast<ActSb*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) & ~uintptr_t{63});
+  ActSb* ex = reinterpret_cast<ActSb*>((reinterpret_cast<uintptr_t>(buf.data()) + 63) &
+                                       ~uintptr_t{63});
   for (int t0 = 0; t0 < n_tok; t0 += kTokBlock) {
     const int t1 = n_tok < t0 + kTokBlock ? n_tok : t0 + kTokBlock;
     Expand<Fmt, Vnni>(a, stride, t0, t1, nblk, ex);

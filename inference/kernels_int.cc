@@ -21,10 +21,31 @@ QuantSpec ActivationSpec(const QMatrix& w) {
   return s;
 }
 
+// Same codes as QuantizeWithScale (tested exactly), without a libm call per
+// element: v = x * inv is clamped to [lo-1, hi+1] first (rounding is
+// monotonic and integers are fixed points, so clamping before and after
+// rounding gives the clamp of the rounded value), then t = trunc(v) by
+// conversion and f = v - t (exact for |v| < 2^23) decides the rounding.
 void QuantizeActivations(const QMatrix& w, const float* x, int8_t* q) {
   QATK_CHECK(w.act_scale > 0.0f && w.act_bits >= 2 && w.act_bits <= 8,
              "int kernel needs a static activation scale and 2..8 bits");
-  QuantizeWithScale(ActivationSpec(w), x, w.cols, w.act_scale, q);
+  const QuantSpec spec = ActivationSpec(w);
+  const int lo = -spec.Qn(), hi = spec.Qp();
+  const float flo = static_cast<float>(lo - 1), fhi = static_cast<float>(hi + 1);
+  const float inv = 1.0f / w.act_scale;
+  const bool even = spec.rounding == Rounding::kHalfEven;
+  for (int64_t i = 0; i < w.cols; ++i) {
+    float v = x[i] * inv;
+    v = v < flo ? flo : (v > fhi ? fhi : v);
+    const int t = static_cast<int>(v);
+    const float f = v - static_cast<float>(t);
+    const int away = f > 0.0f ? 1 : -1;
+    const float af = f < 0.0f ? -f : f;
+    const bool up = af > 0.5f || (af == 0.5f && (!even || (t & 1) != 0));
+    int r = t + (up ? away : 0);
+    r = r < lo ? lo : (r > hi ? hi : r);
+    q[i] = static_cast<int8_t>(r);
+  }
 }
 
 int32_t DotIntRef(WType t, const uint8_t* w_row, const int8_t* a, int64_t cols) {

@@ -2,9 +2,10 @@
 // scale) x int8 / int4 / int2 per-output-channel weights, int32
 // accumulation, y[t, r] = acc[t, r] * act_scale * row_scale[r].
 //
-// Activations are quantized with the reference codec of formats/quant/spec.h
-// (QuantizeWithScale with the QMatrix's act_bits/act_narrow/act_rounding), so
-// the codes are exactly those the QAT fake-quant graph simulated. Every
+// Activations get exactly the codes of the reference codec of
+// formats/quant/spec.h (QuantizeWithScale with the QMatrix's act_bits /
+// act_narrow / act_rounding; a call-free loop tested bit-exact against it),
+// i.e. the codes the QAT fake-quant graph simulated. Every
 // target computes the same int32 accumulators, hence bit-identical y.
 // Weight-only matrices (act_scale == 0) take fp32 activations:
 // y[t, r] = row_scale[r] * sum_k x[t, k] * code[r, k] (scalar on all targets).
@@ -30,7 +31,8 @@ void RegisterIntKernels();
 
 // The activation quantizer of w as a QuantSpec (int_tensor, w.act_bits, ...).
 QuantSpec ActivationSpec(const QMatrix& w);
-// q[cols] = clamp(round(x * (1/act_scale)), -Qn, Qp): the reference codec.
+// q[cols] = clamp(round(x * (1/act_scale)), -Qn, Qp), equal to
+// QuantizeWithScale(ActivationSpec(w), ...) for finite x.
 void QuantizeActivations(const QMatrix& w, const float* x /*[cols]*/, int8_t* q /*[cols]*/);
 
 // Code k of a packed row of an int channel type (two's complement, nibble /

@@ -29,11 +29,24 @@ ThreadPool::~ThreadPool() {
   for (std::thread& w : workers_) w.join();
 }
 
-void ThreadPool::RunRange(int thread) {
-  const int64_t units = (n_ + align_ - 1) / align_;
-  const int64_t b = std::min(n_, units * thread / n_threads_ * align_);
-  const int64_t e = std::min(n_, units * (thread + 1) / n_threads_ * align_);
-  if (b < e) fn_(ctx_, b, e, thread);
+void ThreadPool::RunChunks(int thread) {
+  const uint64_t mask = (uint64_t{1} << kChunkBits) - 1;
+  uint64_t w = job_.load(std::memory_order_acquire);
+  for (;;) {
+    const uint64_t n_chunks = (w >> kChunkBits) & mask, next = w & mask;
+    if (next >= n_chunks) return;
+    if (!job_.compare_exchange_weak(w, w + 1, std::memory_order_acq_rel,
+                                    std::memory_order_acquire)) {
+      continue;  // w was reloaded
+    }
+    // The claimed chunk is unfinished, so the job's fields are still its own.
+    const int64_t c = static_cast<int64_t>(next), nc = static_cast<int64_t>(n_chunks);
+    const int64_t b = std::min(n_, units_ * c / nc * align_);
+    const int64_t e = std::min(n_, units_ * (c + 1) / nc * align_);
+    if (b < e) fn_(ctx_, b, e, thread);
+    done_.fetch_add(1, std::memory_order_acq_rel);
+    w = job_.load(std::memory_order_acquire);
+  }
 }
 
 void ThreadPool::ParallelForRaw(int64_t n, RawFn fn, void* ctx, int64_t align) {
@@ -46,14 +59,27 @@ void ThreadPool::ParallelForRaw(int64_t n, RawFn fn, void* ctx, int64_t align) {
   ctx_ = ctx;
   n_ = n;
   align_ = std::max<int64_t>(1, align);
-  pending_.store(n_threads_ - 1, std::memory_order_relaxed);
+  units_ = (n_ + align_ - 1) / align_;
+  const int64_t n_chunks = std::min<int64_t>(units_, 4 * n_threads_);
+  done_.store(0, std::memory_order_relaxed);
   {
     std::lock_guard<std::mutex> lock(mu_);
-    generation_.fetch_add(1, std::memory_order_release);
+    const uint64_t gen = generation_.load(std::memory_order_relaxed) + 1;
+    job_.store((gen & 0xFFFF) << 48 | uint64_t(n_chunks) << kChunkBits,
+               std::memory_order_release);
+    generation_.store(gen, std::memory_order_release);
   }
   cv_.notify_all();
-  RunRange(0);
-  while (pending_.load(std::memory_order_acquire) != 0) CpuRelax();
+  RunChunks(0);
+  // Spin briefly, then yield: on an oversubscribed machine a descheduled
+  // worker holding a chunk needs this core more than our spinning does.
+  for (int spins = 0; done_.load(std::memory_order_acquire) != n_chunks; ++spins) {
+    if (spins < kSpinIterations) {
+      CpuRelax();
+    } else {
+      std::this_thread::yield();
+    }
+  }
   fn_ = nullptr;
 }
 
@@ -71,8 +97,7 @@ void ThreadPool::WorkerLoop(int thread) {
     }
     seen = generation_.load(std::memory_order_acquire);
     if (stop_.load()) return;
-    RunRange(thread);
-    pending_.fetch_sub(1, std::memory_order_acq_rel);
+    RunChunks(thread);
   }
 }
 

@@ -1,4 +1,6 @@
 // qat train: pretraining, fine-tuning, QAT and distillation (qat/train/trainer.h).
+#include <torch/torch.h>
+
 #include <csignal>
 #include <thread>
 

@@ -6,6 +6,9 @@
 #include <cmath>
 #include <vector>
 
+#include <ATen/Parallel.h>
+
+#include "formats/quant/codecs.h"
 #include "formats/util/status_macros.h"
 
 namespace qatk::qat {
@@ -100,12 +103,84 @@ struct LsqFn : public torch::autograd::Function<LsqFn> {
   }
 };
 
+bool g_cpu_kernels = true;
+
+bool UseCpuKernel(const Tensor& x) {
+  return g_cpu_kernels && x.device().is_cpu() && x.scalar_type() == torch::kFloat;
+}
+
+// CPU: the reference block codec itself, block by block (x finite).
+Tensor BlockDequantizedCpu(GgmlType type, const Tensor& x) {
+  const Tensor xc = x.contiguous();
+  Tensor y = torch::empty_like(xc);
+  const int bs = Traits(type).block_size;
+  const float* src = xc.data_ptr<float>();
+  float* dst = y.data_ptr<float>();
+  at::parallel_for(0, xc.numel() / bs, 256, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const float* in = src + b * bs;
+      float* out = dst + b * bs;
+      if (type == GgmlType::kQ4_0) {
+        BlockQ4_0 q;
+        QuantizeBlockQ4_0(in, &q);
+        DequantizeBlockQ4_0(q, out);
+      } else if (type == GgmlType::kQ8_0) {
+        BlockQ8_0 q;
+        QuantizeBlockQ8_0(in, &q);
+        DequantizeBlockQ8_0(q, out);
+      } else {
+        BlockQ2_0 q;
+        QuantizeBlockQ2_0(in, &q);
+        DequantizeBlockQ2_0(q, out);
+      }
+    }
+  });
+  return y;
+}
+
+// CPU: one pass of the reference intN codec. s holds one scale (per tensor)
+// or one per row of x viewed as [rows, C]. Returns undefined when the shapes
+// do not fit (caller falls back to tensor ops). mask (optional): clip mask.
+Tensor IntDequantizedCpu(const Tensor& x, const Tensor& s, const QuantSpec& spec, Tensor* mask) {
+  const int64_t cols = x.dim() ? x.size(-1) : 1;
+  const int64_t rows = cols ? x.numel() / cols : 0;
+  if (s.scalar_type() != torch::kFloat || !s.device().is_cpu() || (s.numel() != 1 && s.numel() != rows)) {
+    return Tensor();
+  }
+  const Tensor xc = x.contiguous(), sc = s.contiguous();
+  Tensor y = torch::empty_like(xc);
+  if (mask) *mask = torch::empty(xc.sizes(), xc.options().dtype(torch::kBool));
+  const float* px = xc.data_ptr<float>();
+  const float* ps = sc.data_ptr<float>();
+  float* py = y.data_ptr<float>();
+  bool* pm = mask ? mask->data_ptr<bool>() : nullptr;
+  const float lo = static_cast<float>(-spec.Qn()), hi = static_cast<float>(spec.Qp());
+  const bool per_row = sc.numel() != 1;
+  const bool even = spec.rounding == Rounding::kHalfEven;
+  at::parallel_for(0, rows, 16, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float sv = ps[per_row ? r : 0];
+      const float inv = sv != 0.0f ? 1.0f / sv : 0.0f;
+      for (int64_t c = r * cols; c < (r + 1) * cols; ++c) {
+        const float v = px[c] * inv;
+        const float q = std::min(std::max(even ? std::nearbyint(v) : std::round(v), lo), hi);
+        py[c] = static_cast<float>(static_cast<int>(q)) * sv;  // int cast: code 0 -> +0.0
+        if (pm) pm[c] = v >= lo && v <= hi;
+      }
+    }
+  });
+  return y.reshape(x.sizes());
+}
+
 }  // namespace
+
+void SetFakeQuantCpuKernels(bool enabled) { g_cpu_kernels = enabled; }
 
 // ---- Block formats ---------------------------------------------------------
 
 Tensor Q4_0Dequantized(const Tensor& x) {
   torch::NoGradGuard no_grad;
+  if (UseCpuKernel(x)) return BlockDequantizedCpu(GgmlType::kQ4_0, Blocks(x, kQK4_0)).reshape(x.sizes());
   const Tensor xb = Blocks(x, kQK4_0);
   auto [t, d] = Q4_0CodesFloat(xb);
   return ((t - 8.0) * ToFp16AndBack(d)).reshape(x.sizes());
@@ -122,6 +197,7 @@ std::pair<Tensor, Tensor> Q4_0CodesTensor(const Tensor& x) {
 
 Tensor Q8_0Dequantized(const Tensor& x) {
   torch::NoGradGuard no_grad;
+  if (UseCpuKernel(x)) return BlockDequantizedCpu(GgmlType::kQ8_0, Blocks(x, kQK8_0)).reshape(x.sizes());
   const Tensor xb = Blocks(x, kQK8_0);
   const Tensor d = xb.abs().amax(-1, /*keepdim=*/true) / 127.0;
   const Tensor q = RoundHalfAway(xb * SafeReciprocal(d));
@@ -130,6 +206,7 @@ Tensor Q8_0Dequantized(const Tensor& x) {
 
 Tensor Q2_0Dequantized(const Tensor& x) {
   torch::NoGradGuard no_grad;
+  if (UseCpuKernel(x)) return BlockDequantizedCpu(GgmlType::kQ2_0, Blocks(x, kQK2_0)).reshape(x.sizes());
   const Tensor xb = Blocks(x, kQK2_0);
   const Tensor d = xb.abs().amax(-1, /*keepdim=*/true);
   const Tensor q = (RoundHalfAway(xb * SafeReciprocal(d)) + 1.0).clamp(0.0, 3.0);
@@ -176,6 +253,10 @@ Tensor MseScales(const Tensor& w, const QuantSpec& spec) {
 
 Tensor IntDequantized(const Tensor& x, const Tensor& s, const QuantSpec& spec) {
   torch::NoGradGuard no_grad;
+  if (UseCpuKernel(x)) {
+    Tensor y = IntDequantizedCpu(x, s, spec, nullptr);
+    if (y.defined()) return y;
+  }
   const Tensor q = RoundPerSpec(x * SafeReciprocal(s), spec).clamp(-spec.Qn(), spec.Qp());
   return q * s;
 }
@@ -187,6 +268,14 @@ Tensor IntCodes(const Tensor& x, const Tensor& s, const QuantSpec& spec) {
 
 Tensor FakeQuantFixedScale(const Tensor& x, const Tensor& s, const QuantSpec& spec) {
   Tensor mask;
+  if (UseCpuKernel(x)) {
+    Tensor y;
+    {
+      torch::NoGradGuard no_grad;
+      y = IntDequantizedCpu(x.detach(), s.detach(), spec, &mask);
+    }
+    if (y.defined()) return StePassFn::apply(x, y, mask);
+  }
   {
     torch::NoGradGuard no_grad;
     const Tensor v = x * SafeReciprocal(s);

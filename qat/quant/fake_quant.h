@@ -24,6 +24,12 @@
 
 namespace qatk::qat {
 
+// On CPU float tensors the forwards run the reference codec itself in one
+// fused pass (at::parallel_for); elsewhere (CUDA) they are composed of ATen
+// ops with identical results. Tests switch the CPU kernels off to check the
+// ATen composition on CPU. Default: on.
+void SetFakeQuantCpuKernels(bool enabled);
+
 // ---- Block formats (x [..., C], C % block == 0; output same shape) --------
 // Exactly ggml's Q4_0 / Q8_0 / Q2_0 reference quantizer followed by its
 // dequantizer, including the fp16 rounding of d. STE backward.

@@ -48,7 +48,8 @@ std::string WriteModel(const std::string& arch, GgmlType mat_type, RefWeights* r
   EXPECT_TRUE(w->AddKv(p + "attention.key_length", gguf::Value::U32(D)).ok());
   EXPECT_TRUE(w->AddKv(p + "attention.value_length", gguf::Value::U32(D)).ok());
   EXPECT_TRUE(w->AddKv(p + "attention.layer_norm_rms_epsilon", gguf::Value::F32(1e-6f)).ok());
-  EXPECT_TRUE(w->AddKv(p + "rope.freq_base", gguf::Value::F32(arch == "gemma3" ? 1e6f : 500.0f)).ok());
+  EXPECT_TRUE(
+      w->AddKv(p + "rope.freq_base", gguf::Value::F32(arch == "gemma3" ? 1e6f : 500.0f)).ok());
   if (arch == "gemma3") {  // layer 0 slides (window 3, base 10000), layer 1 is global
     EXPECT_TRUE(w->AddKv(p + "attention.sliding_window", gguf::Value::U32(kWindow)).ok());
     EXPECT_TRUE(w->AddKv(p + "attention.sliding_window_pattern", gguf::Value::U32(2)).ok());
@@ -67,7 +68,8 @@ std::string WriteModel(const std::string& arch, GgmlType mat_type, RefWeights* r
     ASSERT_TRUE(QuantizeRow(type, x.data(), rows * cols, q.data()).ok());
     DequantizeRow(type, q.data(), x.data(), rows * cols);
     (*ref)[name] = RefTensor{type, x};
-    std::vector<int64_t> ne = rows == 1 ? std::vector<int64_t>{cols} : std::vector<int64_t>{cols, rows};
+    std::vector<int64_t> ne =
+        rows == 1 ? std::vector<int64_t>{cols} : std::vector<int64_t>{cols, rows};
     ASSERT_TRUE(w->AddTensorInfo(name, type, ne).ok()) << name;
     data.push_back(std::move(q));
   };
@@ -178,13 +180,15 @@ std::vector<float> Attend(const std::vector<float>& q, const std::vector<float>&
 }
 
 // Logits [T, V] of tokens at positions 0..T-1.
-std::vector<float> ReferenceLogits(const RefWeights& W, bool gemma, const std::vector<int32_t>& tok) {
+std::vector<float> ReferenceLogits(const RefWeights& W, bool gemma,
+                                   const std::vector<int32_t>& tok) {
   const int T = static_cast<int>(tok.size());
   auto at = [&](const std::string& n) -> const RefTensor& { return W.at(n); };
   std::vector<float> x(size_t(T) * E);
   for (int t = 0; t < T; ++t) {
     for (int i = 0; i < E; ++i) {
-      x[t * E + i] = at("token_embd.weight").w[tok[t] * E + i] * (gemma ? std::sqrt(float(E)) : 1.0f);
+      x[t * E + i] =
+          at("token_embd.weight").w[tok[t] * E + i] * (gemma ? std::sqrt(float(E)) : 1.0f);
     }
   }
   for (int il = 0; il < L; ++il) {
@@ -201,7 +205,8 @@ std::vector<float> ReferenceLogits(const RefWeights& W, bool gemma, const std::v
     const double base = gemma ? (sliding ? 10000.0 : 1e6) : 500.0;
     Rope(q, T, H, base, gemma);
     Rope(k, T, Hk, base, gemma);
-    std::vector<float> o = Linear(at(b + "attn_output.weight"), Attend(q, k, v, T, sliding ? kWindow : 0), T);
+    std::vector<float> o =
+        Linear(at(b + "attn_output.weight"), Attend(q, k, v, T, sliding ? kWindow : 0), T);
     if (gemma) o = Norm(o, at(b + "post_attention_norm.weight").w, E);
     for (size_t i = 0; i < x.size(); ++i) x[i] += o[i];
     xn = Norm(x, at(b + "ffn_norm.weight").w, E);
@@ -209,15 +214,17 @@ std::vector<float> ReferenceLogits(const RefWeights& W, bool gemma, const std::v
     const std::vector<float> u = Linear(at(b + "ffn_up.weight"), xn, T);
     for (size_t i = 0; i < g.size(); ++i) {
       const double z = g[i];
-      const double act = gemma ? 0.5 * z * (1 + std::tanh(std::sqrt(2 / M_PI) * (z + 0.044715 * z * z * z)))
-                               : z / (1 + std::exp(-z));
+      const double act =
+          gemma ? 0.5 * z * (1 + std::tanh(std::sqrt(2 / M_PI) * (z + 0.044715 * z * z * z)))
+                : z / (1 + std::exp(-z));
       g[i] = float(act * u[i]);
     }
     std::vector<float> d = Linear(at(b + "ffn_down.weight"), g, T);
     if (gemma) d = Norm(d, at(b + "post_ffw_norm.weight").w, E);
     for (size_t i = 0; i < x.size(); ++i) x[i] += d[i];
   }
-  std::vector<float> logits = Linear(at("token_embd.weight"), Norm(x, at("output_norm.weight").w, E), T);
+  std::vector<float> logits =
+      Linear(at("token_embd.weight"), Norm(x, at("output_norm.weight").w, E), T);
   if (gemma) {
     for (float& l : logits) l = float(5.0 * std::tanh(l / 5.0));
   }
@@ -240,11 +247,11 @@ void Compare(const std::string& arch, GgmlType mat_type, double rel_tol) {
   for (size_t i = 0; i < want.size(); ++i) {
     const double err = std::fabs(double((*s)->logits()[i]) - want[i]);
     max_err = std::max(max_err, err);
-    ASSERT_LE(err, rel_tol * max_abs) << arch << " type " << int(mat_type) << " token "
-                                      << i / V << " logit " << i % V;
+    ASSERT_LE(err, rel_tol * max_abs)
+        << arch << " type " << int(mat_type) << " token " << i / V << " logit " << i % V;
   }
   ::testing::Test::RecordProperty(arch + "_" + std::to_string(int(mat_type)) + "_max_rel_err",
-                 std::to_string(max_err / max_abs));
+                                  std::to_string(max_err / max_abs));
 }
 
 TEST(ForwardReferenceTest, LlamaF32) { Compare("llama", GgmlType::kF32, 1e-4); }

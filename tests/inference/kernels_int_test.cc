@@ -87,6 +87,36 @@ TEST(KernelsIntTest, RegistersScalarAndSimdTargets) {
   }
 }
 
+TEST(KernelsIntTest, ActivationCodesEqualTheReferenceCodec) {
+  std::mt19937 rng(3);
+  std::normal_distribution<float> d(0.0f, 3.0f);
+  for (int bits = 2; bits <= 8; ++bits) {
+    for (bool narrow : {false, true}) {
+      for (Rounding rnd : {Rounding::kHalfAwayFromZero, Rounding::kHalfEven}) {
+        QMatrix w;
+        w.act_bits = bits, w.act_narrow = narrow, w.act_rounding = rnd;
+        w.act_scale = 0.37f / static_cast<float>(1 << (bits - 1));
+        std::vector<float> x;
+        for (int k = -300; k <= 300; ++k) {  // exact ties, their neighbours, both signs
+          const float tie = (static_cast<float>(k) + 0.5f) * w.act_scale;
+          x.insert(x.end(), {tie, std::nextafter(tie, 1e9f), std::nextafter(tie, -1e9f),
+                             static_cast<float>(k) * w.act_scale});
+        }
+        for (int i = 0; i < 4000; ++i) x.push_back(d(rng) * (i % 7 == 0 ? 100.0f : 1.0f));
+        x.insert(x.end(), {0.0f, -0.0f, 1e30f, -1e30f, 1e-30f});
+        w.cols = static_cast<int64_t>(x.size());
+        std::vector<int8_t> got(x.size()), want(x.size());
+        QuantizeActivations(w, x.data(), got.data());
+        QuantizeWithScale(ActivationSpec(w), x.data(), w.cols, w.act_scale, want.data());
+        for (size_t i = 0; i < x.size(); ++i) {
+          ASSERT_EQ(got[i], want[i]) << "x=" << x[i] << " bits=" << bits << " narrow=" << narrow
+                                     << " rounding=" << RoundingName(rnd);
+        }
+      }
+    }
+  }
+}
+
 TEST(KernelsIntTest, ScalarOracleMatchesIndependentIntegerMath) {
   RegisterIntKernels();
   ThreadPool pool(1);

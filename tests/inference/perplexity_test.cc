@@ -34,9 +34,9 @@ TEST(PerplexityTest, TokenNllOfKnownDistribution) {
 TEST(PerplexityTest, ChunkingScoresSecondHalfWithBosAndDropsRemainder) {
   // n_ctx = 6: chunks [0,6) and [6,12); tokens 12..13 are dropped; positions
   // 3 and 4 of each chunk are scored (6 - 1 - 3 = 2 predictions per chunk).
-  const std::vector<int32_t> toks = {2, 3, 0, 1, 2, 0,   // chunk 0
-                                     1, 0, 3, 0, 1, 1,   // chunk 1
-                                     3, 3};              // remainder
+  const std::vector<int32_t> toks = {2, 3, 0, 1, 2, 0,  // chunk 0
+                                     1, 0, 3, 0, 1, 1,  // chunk 1
+                                     3, 3};             // remainder
   FakeModel fake;
   auto eval = [&](const std::vector<int32_t>& c) { return fake.Eval(c); };
   auto r = PerplexityOver(eval, V, toks, 6, /*add_bos=*/true, /*bos=*/3);

@@ -17,7 +17,20 @@ namespace {
 class FakeQuantTest : public ::testing::Test {
  protected:
   void SetUp() override { torch::set_num_threads(1); }
+  void TearDown() override { SetFakeQuantCpuKernels(true); }
 };
+
+// Runs `body` with the fused CPU kernels and with the ATen-op composition
+// (the CUDA path), which must both equal the reference.
+template <typename Fn>
+void BothPaths(Fn&& body) {
+  for (bool cpu : {true, false}) {
+    SetFakeQuantCpuKernels(cpu);
+    SCOPED_TRACE(cpu ? "fused CPU kernel" : "ATen ops");
+    body();
+  }
+  SetFakeQuantCpuKernels(true);
+}
 
 // Index of the first element whose bits differ, or -1.
 int64_t FirstBitMismatch(const torch::Tensor& a, const torch::Tensor& b) {
@@ -74,6 +87,7 @@ torch::Tensor EdgeCaseWeights(int seed, int64_t rows, int64_t cols) {
 }
 
 TEST_F(FakeQuantTest, BlockFormatsMatchReferenceBitForBit) {
+  BothPaths([&] {
   for (int seed = 0; seed < 60; ++seed) {
     const torch::Tensor x = EdgeCaseWeights(seed, 5, 128);
     SCOPED_TRACE(seed);
@@ -81,9 +95,11 @@ TEST_F(FakeQuantTest, BlockFormatsMatchReferenceBitForBit) {
     EXPECT_BITWISE_EQ(Q8_0Dequantized(x), ReferenceBlock(GgmlType::kQ8_0, x));
     EXPECT_BITWISE_EQ(Q2_0Dequantized(x), ReferenceBlock(GgmlType::kQ2_0, x));
   }
+  });
 }
 
 TEST_F(FakeQuantTest, Q4_0CodesMatchReference) {
+  BothPaths([&] {
   for (int seed = 0; seed < 12; ++seed) {
     const torch::Tensor x = EdgeCaseWeights(seed, 3, 64);
     auto [codes, d] = Q4_0CodesTensor(x);
@@ -97,6 +113,7 @@ TEST_F(FakeQuantTest, Q4_0CodesMatchReference) {
       }
     }
   }
+  });
 }
 
 TEST_F(FakeQuantTest, AutogradBlockOpsAreSteAndExact) {
@@ -131,6 +148,7 @@ torch::Tensor ReferenceInt(const QuantSpec& spec, const torch::Tensor& w, std::v
 }
 
 TEST_F(FakeQuantTest, IntPerChannelMatchesReferenceBitForBit) {
+  BothPaths([&] {
   int seed = 100;
   for (int bits : {2, 3, 4, 8}) {
     for (bool narrow : {false, true}) {
@@ -155,9 +173,11 @@ TEST_F(FakeQuantTest, IntPerChannelMatchesReferenceBitForBit) {
       }
     }
   }
+  });
 }
 
 TEST_F(FakeQuantTest, DynamicActivationsMatchReference) {
+  BothPaths([&] {
   QuantSpec tok;
   tok.scheme = QuantScheme::kIntToken;
   tok.bits = 8;
@@ -170,9 +190,11 @@ TEST_F(FakeQuantTest, DynamicActivationsMatchReference) {
                       ReferenceInt(IntSpec(8, false, Rounding::kHalfAwayFromZero, ScaleType::kF32), x));
     EXPECT_BITWISE_EQ(FakeQuantDynamic(x, act), ReferenceBlock(GgmlType::kQ8_0, x));
   }
+  });
 }
 
 TEST_F(FakeQuantTest, FixedScaleClipMask) {
+  BothPaths([&] {
   const QuantSpec spec = IntSpec(4, false, Rounding::kHalfAwayFromZero, ScaleType::kF32);
   torch::Tensor x = torch::tensor({-9.0f, -8.0f, -8.4f, 0.3f, 7.0f, 7.2f, 7.6f, 100.0f}).requires_grad_(true);
   const torch::Tensor s = torch::ones({1});
@@ -181,6 +203,7 @@ TEST_F(FakeQuantTest, FixedScaleClipMask) {
   y.sum().backward();
   // inside iff -Qn <= x/s <= Qp (before rounding)
   EXPECT_TRUE(torch::equal(x.grad(), torch::tensor({0.0f, 1.0f, 0.0f, 1.0f, 1.0f, 0.0f, 0.0f, 0.0f})));
+  });
 }
 
 // L = sum r * y_sur(x, s), y_sur = s * (clamp(x/s, -Qn, Qp) + c) with c the
@@ -239,6 +262,7 @@ torch::Tensor AvoidClipBands(torch::Tensor x, const torch::Tensor& s, int qn, in
 }
 
 TEST_F(FakeQuantTest, AgreesWithLibTorchPerChannelFakeQuant) {
+  BothPaths([&] {
   for (int bits : {4, 8}) {
     const QuantSpec spec = IntSpec(bits, false, Rounding::kHalfEven, ScaleType::kF32, ScaleRule::kLearned);
     torch::manual_seed(bits);
@@ -269,6 +293,7 @@ TEST_F(FakeQuantTest, AgreesWithLibTorchPerChannelFakeQuant) {
     EXPECT_TRUE(torch::allclose(sc.grad().reshape(-1), sd.grad(), 1e-4, 1e-6))
         << sc.grad().reshape(-1) << sd.grad();
   }
+  });
 }
 
 TEST_F(FakeQuantTest, StoreScaleSteRoundsForwardPassesGradient) {
