@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "export/spm_vocab.h"
 #include "formats/model_config.h"
 #include "formats/quant/recipe.h"
 #include "formats/quant/spec.h"
@@ -38,6 +39,10 @@ struct Checkpoint {
 
 // Opens `dir`; errors name the missing or bad file.
 absl::StatusOr<Checkpoint> OpenCheckpoint(const std::string& dir);
+
+// tokenizer.model's vocabulary, checked against config.json (vocab_size,
+// bos_token_id, eos_token_id); errors name both files.
+absl::StatusOr<spm::SpmVocab> LoadCheckedVocab(const Checkpoint& ck);
 
 // The recipe modules of a config with their weight shapes (for
 // Recipe::Validate): every linear, the embedding and lm_head unless tied.

@@ -152,27 +152,8 @@ absl::Status AddModelKv(const ModelConfig& c, const std::string& name, uint32_t 
   return absl::OkStatus();
 }
 
-absl::Status CheckTokenId(const ModelConfig& c, const char* key, int64_t config_id,
-                          int32_t spm_id, const std::string& tok_path) {
-  if (spm_id < 0 || config_id != spm_id) {
-    return absl::InvalidArgumentError(absl::StrCat("config.json: ", key, " ", config_id,
-                                                   " differs from ", tok_path, "'s id ", spm_id));
-  }
-  return absl::OkStatus();
-}
-
 absl::Status AddTokenizerKv(const Checkpoint& ck, GgufWriter* w) {
-  spm::SpmVocab v;
-  const std::string err = spm::LoadSpmVocab(ck.tokenizer_path(), &v);
-  if (!err.empty()) return absl::NotFoundError(err);
-  const ModelConfig& c = ck.config;
-  if (static_cast<int64_t>(v.pieces.size()) != c.vocab_size) {
-    return absl::InvalidArgumentError(absl::StrCat(ck.tokenizer_path(), " has ", v.pieces.size(),
-                                                   " pieces, config.json vocab_size is ",
-                                                   c.vocab_size));
-  }
-  RETURN_IF_ERROR(CheckTokenId(c, "bos_token_id", c.bos_token_id, v.bos_id, ck.tokenizer_path()));
-  RETURN_IF_ERROR(CheckTokenId(c, "eos_token_id", c.eos_token_id, v.eos_id, ck.tokenizer_path()));
+  ASSIGN_OR_RETURN(spm::SpmVocab v, LoadCheckedVocab(ck));
   RETURN_IF_ERROR(w->AddKv("tokenizer.ggml.model", Value::Str("llama")));
   RETURN_IF_ERROR(w->AddKv("tokenizer.ggml.tokens", Value::StrArray(v.pieces)));
   RETURN_IF_ERROR(w->AddKv("tokenizer.ggml.scores", Value::F32Array(v.scores)));

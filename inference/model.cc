@@ -9,6 +9,7 @@
 #include "formats/gguf/gguf.h"
 #include "formats/quant/codecs.h"
 #include "formats/util/status_macros.h"
+#include "inference/mobile_model.h"
 
 namespace qatk::inference {
 namespace {
@@ -218,9 +219,9 @@ absl::StatusOr<std::unique_ptr<Model>> LoadGgufModel(const std::string& path) {
 absl::StatusOr<std::unique_ptr<Model>> LoadModel(const std::string& path) {
   ASSIGN_OR_RETURN(MappedFile probe, MappedFile::Open(path));
   if (probe.size() >= 4 && std::memcmp(probe.data(), "GGUF", 4) == 0) return LoadGgufModel(path);
-  return absl::UnimplementedError(
-      absl::StrCat(path, ": not a GGUF file (magic at byte 0); mobile files are not wired into "
-                         "LoadModel yet"));
+  if (probe.size() >= 4 && std::memcmp(probe.data(), "QMOB", 4) == 0) return LoadMobileModel(path);
+  return absl::InvalidArgumentError(
+      absl::StrCat("'", path, "' is neither a GGUF nor a qatkit mobile file (bad magic at offset 0)"));
 }
 
 }  // namespace qatk::inference

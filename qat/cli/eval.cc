@@ -6,6 +6,7 @@
 #include "formats/util/status_macros.h"
 #include "nlohmann/json.hpp"
 #include "qat/cli/commands.h"
+#include "qat/cli/eval_compare.h"
 #include "qat/cli/flags.h"
 #include "qat/model/checkpoint.h"
 #include "qat/train/evaluate.h"
@@ -46,7 +47,12 @@ absl::Status EvalCommand(int argc, char** argv) {
       "file", "text file", cxxopts::value<std::string>())(
       "ctx", "chunk size (default 512, or the model's context if smaller)", cxxopts::value<int64_t>())(
       "chunks", "at most N chunks (default all)", cxxopts::value<int64_t>())(
-      "device", "cpu or cuda", cxxopts::value<std::string>())("json", "one JSON object on stdout");
+      "device", "cpu or cuda", cxxopts::value<std::string>())("json", "one JSON object on stdout")(
+      "compare", "exported GGUF / mobile FILE: runtime vs fake-quant perplexity and top-1 agreement",
+      cxxopts::value<std::string>())(
+      "kv-type", "with --compare: runtime KV cache auto|f32|f16|int8|q8_0",
+      cxxopts::value<std::string>()->default_value("auto"))(
+      "threads", "with --compare: runtime threads", cxxopts::value<int>()->default_value("0"));
   ASSIGN_OR_RETURN(cxxopts::ParseResult r, ParseFlags(opts, argc, argv));
   RETURN_IF_ERROR(Require(r, "model", "eval"));
   RETURN_IF_ERROR(Require(r, "file", "eval"));
@@ -57,6 +63,18 @@ absl::Status EvalCommand(int argc, char** argv) {
   if (r.count("chunks")) o.chunks = r["chunks"].as<int64_t>();
   if (r.count("device")) o.device = r["device"].as<std::string>();
   o.json = r.count("json") > 0;
+  if (r.count("compare")) {
+    EvalCompareOptions c;
+    c.model = o.model;
+    c.compare = r["compare"].as<std::string>();
+    c.file = o.file;
+    c.ctx = o.ctx;
+    c.chunks = o.chunks;
+    c.kv_type = r["kv-type"].as<std::string>();
+    c.threads = r["threads"].as<int>();
+    c.json = o.json;
+    return RunEvalCompare(c);
+  }
   return RunEval(o);
 }
 

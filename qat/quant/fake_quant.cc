@@ -18,6 +18,12 @@ using torch::Tensor;
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+bool g_cpu_kernels = true;
+
+bool UseCpuKernel(const Tensor& x) {
+  return g_cpu_kernels && x.device().is_cpu() && x.scalar_type() == torch::kFloat;
+}
+
 // y (computed without grad) in the forward; dL/dx = dL/dy * mask, or
 // dL/dy when the mask is empty (pure STE). Autograd inputs must be defined
 // tensors, hence the empty tensor instead of an undefined one.
@@ -71,6 +77,52 @@ std::pair<Tensor, Tensor> Q4_0CodesFloat(const Tensor& xb) {
   return {t, d};
 }
 
+// CPU LSQ backward in one pass: returns {dL/dx, dL/ds} (dL/ds before the
+// factor g), or undefined tensors when shapes do not fit the fused loop.
+std::pair<Tensor, Tensor> LsqBackwardCpu(const Tensor& x, const Tensor& s, const Tensor& go, double qn,
+                                         double qp, bool even) {
+  const int64_t cols = x.dim() ? x.size(-1) : 1;
+  const int64_t rows = cols ? x.numel() / cols : 0;
+  if (!UseCpuKernel(x) || !UseCpuKernel(go) || !s.device().is_cpu() || s.scalar_type() != torch::kFloat ||
+      (s.numel() != 1 && s.numel() != rows)) {
+    return {};
+  }
+  const Tensor xc = x.contiguous(), sc = s.contiguous(), gc = go.contiguous();
+  Tensor gx = torch::empty_like(xc);
+  std::vector<double> row_gs(rows, 0.0);
+  const float* px = xc.data_ptr<float>();
+  const float* ps = sc.data_ptr<float>();
+  const float* pg = gc.data_ptr<float>();
+  float* pgx = gx.data_ptr<float>();
+  const float lo = static_cast<float>(-qn), hi = static_cast<float>(qp);
+  const bool per_row = sc.numel() != 1;
+  at::parallel_for(0, rows, 16, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const float sv = ps[per_row ? r : 0];
+      const float inv = sv != 0.0f ? 1.0f / sv : 0.0f;
+      double acc = 0.0;
+      for (int64_t c = r * cols; c < (r + 1) * cols; ++c) {
+        const float v = px[c] * inv;
+        const float q = std::min(std::max(even ? std::nearbyint(v) : std::round(v), lo), hi);
+        const bool inside = v >= lo && v <= hi;
+        pgx[c] = inside ? pg[c] : 0.0f;
+        acc += static_cast<double>(pg[c]) * (inside ? q - v : q);
+      }
+      row_gs[r] = acc;
+    }
+  });
+  Tensor gs = torch::empty({sc.numel()}, sc.options());
+  float* pgs = gs.data_ptr<float>();
+  if (per_row) {
+    for (int64_t r = 0; r < rows; ++r) pgs[r] = static_cast<float>(row_gs[r]);
+  } else {
+    double total = 0.0;
+    for (double v : row_gs) total += v;
+    pgs[0] = static_cast<float>(total);
+  }
+  return {gx.reshape(x.sizes()), gs.reshape(s.sizes())};
+}
+
 // LSQ: y = clamp(Round(x/s), -Qn, Qp) * s with the LSQ gradients.
 struct LsqFn : public torch::autograd::Function<LsqFn> {
   static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& s, QuantSpec spec,
@@ -88,6 +140,11 @@ struct LsqFn : public torch::autograd::Function<LsqFn> {
     const Tensor& s = saved[1];
     const double qn = static_cast<double>(ctx->saved_data["qn"].toInt());
     const double qp = static_cast<double>(ctx->saved_data["qp"].toInt());
+    const double g = ctx->saved_data["g"].toDouble();
+    {
+      auto [gx, gs] = LsqBackwardCpu(x, s, grads[0], qn, qp, ctx->saved_data["even"].toBool());
+      if (gx.defined()) return {gx, gs * g, Tensor(), Tensor()};
+    }
     QuantSpec spec;
     spec.scheme = QuantScheme::kIntTensor;
     spec.rounding = ctx->saved_data["even"].toBool() ? Rounding::kHalfEven : Rounding::kHalfAwayFromZero;
@@ -98,16 +155,10 @@ struct LsqFn : public torch::autograd::Function<LsqFn> {
     const Tensor gx = go * inside;
     // inside: q - v; clipped: q (= -Qn or Qp).
     const Tensor ds = go * torch::where(inside, q - v, q);
-    Tensor gs = ds.sum_to_size(s.sizes()) * ctx->saved_data["g"].toDouble();
+    Tensor gs = ds.sum_to_size(s.sizes()) * g;
     return {gx, gs, Tensor(), Tensor()};
   }
 };
-
-bool g_cpu_kernels = true;
-
-bool UseCpuKernel(const Tensor& x) {
-  return g_cpu_kernels && x.device().is_cpu() && x.scalar_type() == torch::kFloat;
-}
 
 // CPU: the reference block codec itself, block by block (x finite).
 Tensor BlockDequantizedCpu(GgmlType type, const Tensor& x) {

@@ -290,6 +290,7 @@ absl::Status Prepare(Run& r) {
 void RequestStop() { g_stop = true; }
 
 absl::Status Train(const TrainOptions& options) {
+  g_stop = false;
   Run r;
   r.o = options;
   RETURN_IF_ERROR(Prepare(r));
@@ -317,9 +318,9 @@ absl::Status Train(const TrainOptions& options) {
     LogMetrics(r, {{"step", r.step}, {"loss", loss}, {"lr", LrAt(o, r.step - 1)}, {"grad_norm", grad_norm},
                    {"tok_s", tok_s}});
     Progress(r, loss, tok_s, secs / (r.step - first_step) * (o.steps - r.step));
-    const bool stop = g_stop.load();
+    const bool stop = g_stop.load() || (o.stop_after > 0 && r.step == o.stop_after);
     if ((o.eval_every > 0 && r.step % o.eval_every == 0) || r.step == o.steps) {
-      RETURN_IF_ERROR(Evaluate(r, r.step == o.steps ? 0 : o.eval_chunks));
+      RETURN_IF_ERROR(Evaluate(r, o.eval_chunks));
     }
     if ((o.save_every > 0 && r.step % o.save_every == 0) || r.step == o.steps || stop) {
       RETURN_IF_ERROR(Save(r));

@@ -41,9 +41,10 @@ struct TrainOptions {
   uint64_t seed = 1234;
   int64_t save_every = 0;   // 0: only at the end
   int64_t eval_every = 0;   // 0: only at the end
-  int64_t eval_chunks = 16; // valid chunks per evaluation (0: all)
+  int64_t eval_chunks = 16; // valid chunks per evaluation, also the final one (0: all)
   int64_t calib_batches = 4;
   bool resume = false;
+  int64_t stop_after = 0;   // tests: behave as if Ctrl-C arrived after this step
   bool progress = true;
   std::string device = "cpu";
 };

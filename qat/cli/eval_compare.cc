@@ -1,0 +1,190 @@
+#include "qat/cli/eval_compare.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "formats/quant/recipe.h"
+#include "formats/util/file_io.h"
+#include "formats/util/status_macros.h"
+#include "inference/forward.h"
+#include "inference/model.h"
+#include "inference/perplexity.h"
+#include "inference/thread_pool.h"
+#include "nlohmann/json.hpp"
+#include "qat/model/checkpoint.h"
+#include "qat/quant/prepare.h"
+#include "qat/train/evaluate.h"
+
+namespace qatk::cli {
+namespace {
+
+absl::StatusOr<std::string> FileFormat(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (f == nullptr) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+  char magic[4] = {};
+  const size_t n = std::fread(magic, 1, 4, f);
+  std::fclose(f);
+  const std::string m(magic, n);
+  if (m == "GGUF") return std::string("gguf");
+  if (m == "QMOB") return std::string("mobile");
+  return absl::InvalidArgumentError(
+      absl::StrCat(path, ": not a GGUF or mobile file (magic at byte 0)"));
+}
+
+// Appends a q8_0_act input rule for every linear whose weight is a block
+// format and whose input is unquantized (llama.cpp quantizes those
+// activations to Q8_0), re-applies the recipe and reloads the weights and
+// quantizer state. Returns the number of linears changed.
+absl::StatusOr<int> EmulateQ8_0Activations(qat::Checkpoint& c) {
+  if (!c.recipe) return 0;
+  RecipeRule rule;
+  for (const ModuleShape& m : qat::QuantizableModules(*c.model, c.config.head_dim)) {
+    if (m.kind != ModuleKind::kLinear) continue;
+    const LayerQuant lq = c.recipe->Resolve(m.name);
+    if (lq.weight.enabled() && lq.weight.is_block() && !lq.input.enabled()) {
+      rule.patterns.push_back(m.name);
+    }
+  }
+  if (rule.patterns.empty()) return 0;
+  Recipe r = *c.recipe;
+  rule.index = static_cast<int>(r.rules.size());
+  rule.has_input = true;
+  rule.optional = true;
+  ASSIGN_OR_RETURN(rule.input, ParseQuantSpec(nlohmann::json{{"scheme", "q8_0_act"}},
+                                              QuantSlot::kInput, "q8_0_act emulation"));
+  const int n = static_cast<int>(rule.patterns.size());
+  r.rules.push_back(std::move(rule));
+  RETURN_IF_ERROR(qat::ApplyRecipe(*c.model, r, c.config.head_dim));
+  RETURN_IF_ERROR(qat::LoadWeights(*c.model, c.dir + "/model.safetensors",
+                                   c.config.tie_word_embeddings));
+  return n;
+}
+
+absl::StatusOr<inference::KvType> ChooseKvType(const std::string& name,
+                                               const inference::Model& m) {
+  if (name != "auto") return inference::KvTypeFromName(name);
+  for (const inference::LayerWeights& l : m.layers) {
+    if (!(l.k_scale > 0 && l.v_scale > 0)) return inference::KvType::kF32;
+  }
+  return inference::KvType::kInt8;  // the static scales the model trained with
+}
+
+struct Tally {
+  double nll_torch = 0, nll_rt = 0, max_abs_diff = 0;
+  int64_t scored = 0, agree = 0;
+};
+
+const char* KvName(inference::KvType t) {
+  switch (t) {
+    case inference::KvType::kF32: return "f32";
+    case inference::KvType::kF16: return "f16";
+    case inference::KvType::kInt8: return "int8";
+    case inference::KvType::kQ8_0: return "q8_0";
+  }
+  return "?";
+}
+
+int64_t ArgMax(const float* x, int64_t n) { return std::max_element(x, x + n) - x; }
+
+// One chunk: torch logits [ctx, V] vs runtime logits [ctx, V] on `ids`.
+absl::Status CompareChunk(qat::CausalLM& model, inference::Session& session,
+                          const std::vector<int32_t>& ids, const int32_t* next, int64_t V,
+                          Tally* t) {
+  const int64_t ctx = static_cast<int64_t>(ids.size());
+  std::vector<int64_t> ids64(ids.begin(), ids.end());
+  const torch::Device device = model->parameters().front().device();
+  const torch::Tensor x = torch::from_blob(ids64.data(), {1, ctx}, torch::kInt64).to(device);
+  const torch::Tensor lt = model->forward(x)[0].to(torch::kCPU, torch::kFloat32).contiguous();
+  const float* a = lt.data_ptr<float>();  // [ctx, V]
+  session.Reset();
+  RETURN_IF_ERROR(session.Eval(ids.data(), static_cast<int>(ctx), /*all_logits=*/true));
+  const float* b = session.logits();  // [ctx, V]
+  for (int64_t j = ctx / 2; j < ctx - 1; ++j) {
+    const float* ra = a + j * V;
+    const float* rb = b + j * V;
+    t->nll_torch += inference::TokenNll(ra, static_cast<int>(V), next[j]);
+    t->nll_rt += inference::TokenNll(rb, static_cast<int>(V), next[j]);
+    t->agree += ArgMax(ra, V) == ArgMax(rb, V);
+    for (int64_t v = 0; v < V; ++v) {
+      t->max_abs_diff = std::max(t->max_abs_diff, double(std::fabs(ra[v] - rb[v])));
+    }
+    ++t->scored;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status RunEvalCompare(const EvalCompareOptions& o) {
+  ASSIGN_OR_RETURN(const std::string format, FileFormat(o.compare));
+  ASSIGN_OR_RETURN(qat::Checkpoint c, qat::LoadCheckpoint(o.model));
+  int emulated = 0;
+  if (format == "gguf") ASSIGN_OR_RETURN(emulated, EmulateQ8_0Activations(c));
+  ASSIGN_OR_RETURN(std::unique_ptr<inference::Model> rm, inference::LoadModel(o.compare));
+  const int64_t V = c.config.vocab_size;
+  if (rm->config.n_vocab != V) {
+    return absl::InvalidArgumentError(absl::StrCat(o.compare, ": vocab ", rm->config.n_vocab,
+                                                   " differs from ", o.model, "'s ", V));
+  }
+  ASSIGN_OR_RETURN(std::string text, ReadFileToString(o.file));
+  std::vector<int32_t> ids = {c.tokenizer->bos_id()};
+  const std::vector<int32_t> body = c.tokenizer->Encode(text);
+  ids.insert(ids.end(), body.begin(), body.end());
+  const int64_t ctx = o.ctx > 0 ? o.ctx : qat::DefaultEvalContext(c.config);
+  if (ctx < 4 || ctx > c.config.max_position_embeddings) {
+    return absl::InvalidArgumentError(absl::StrCat("--ctx ", ctx, ": must be in 4..",
+                                                   c.config.max_position_embeddings));
+  }
+  int64_t n_chunks = static_cast<int64_t>(ids.size()) / ctx;
+  if (n_chunks < 2) {
+    return absl::InvalidArgumentError(absl::StrCat("need at least 2*ctx = ", 2 * ctx,
+                                                   " tokens, ", o.file, " has ", ids.size()));
+  }
+  if (o.chunks > 0) n_chunks = std::min(n_chunks, o.chunks);
+  ASSIGN_OR_RETURN(const inference::KvType kv, ChooseKvType(o.kv_type, *rm));
+  const int threads = o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
+  inference::ThreadPool pool(threads);
+  ASSIGN_OR_RETURN(std::unique_ptr<inference::Session> session,
+                   inference::Session::Create(*rm, static_cast<int>(ctx), kv, pool,
+                                              static_cast<int>(ctx)));
+  torch::NoGradGuard no_grad;
+  c.model->eval();
+  Tally t;
+  for (int64_t k = 0; k < n_chunks; ++k) {
+    std::vector<int32_t> chunk(ids.begin() + k * ctx, ids.begin() + (k + 1) * ctx);
+    chunk[0] = c.tokenizer->bos_id();  // replaced, not inserted (llama.cpp)
+    RETURN_IF_ERROR(CompareChunk(c.model, *session, chunk, ids.data() + k * ctx + 1, V, &t));
+  }
+  const double ppl_torch = std::exp(t.nll_torch / t.scored);
+  const double ppl_rt = std::exp(t.nll_rt / t.scored);
+  const double rel = (ppl_rt - ppl_torch) / ppl_torch;
+  const double agree = static_cast<double>(t.agree) / t.scored;
+  std::fprintf(stderr,
+               "%s (%s) vs %s fake-quant: ppl runtime %.4f, torch %.4f (rel diff %+.4f%%), top-1 "
+               "agreement %.2f%% over %lld tokens (%lld chunks of %lld), max |dlogit| %.4g%s\n",
+               o.compare.c_str(), format.c_str(), o.model.c_str(), ppl_rt, ppl_torch, 100 * rel,
+               100 * agree, static_cast<long long>(t.scored), static_cast<long long>(n_chunks),
+               static_cast<long long>(ctx), t.max_abs_diff,
+               emulated ? absl::StrCat(", q8_0 activations emulated at ", emulated, " linears").c_str() : "");
+  if (o.json) {
+    std::cout << nlohmann::json{{"ppl_runtime", ppl_rt},   {"ppl_torch", ppl_torch},
+                                {"rel_diff", rel},         {"top1_agreement", agree},
+                                {"tokens", t.scored},      {"ctx", ctx},
+                                {"chunks", n_chunks},      {"format", format},
+                                {"max_abs_logit_diff", t.max_abs_diff},
+                                {"q8_0_act_emulated_linears", emulated},
+                                {"kv_type", KvName(kv)}}
+                     .dump()
+              << std::endl;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace qatk::cli

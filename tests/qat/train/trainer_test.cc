@@ -1,0 +1,137 @@
+#include "qat/train/trainer.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+
+#include "formats/util/file_io.h"
+#include "nlohmann/json.hpp"
+#include "qat/data/tokenizer.h"
+#include "qat/model/checkpoint.h"
+
+namespace qatk::qat {
+namespace {
+
+// A data folder with a small text and tokenizer, and a tiny model config.
+class TrainerTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new std::string(::testing::TempDir() + "/qatk_trainer_" + std::to_string(::getpid()));
+    std::system(("rm -rf '" + *dir_ + "' && mkdir -p '" + *dir_ + "/data'").c_str());
+    for (const char* f : {"/data/train.txt", "/data/valid.txt"}) {
+      std::ofstream out(*dir_ + f);
+      for (int i = 0; i < 300; ++i) out << "Line " << i % 17 << " of the tiny corpus says " << i * 7 % 13 << ".\n";
+    }
+    auto tok = data::Tokenizer::Train(*dir_ + "/data/train.txt", 300, 1);
+    ASSERT_TRUE(tok.ok()) << tok.status();
+    ASSERT_TRUE(tok->Save(*dir_ + "/data/tokenizer.model").ok());
+    std::ofstream(*dir_ + "/tiny.json") << R"({"model_type": "llama", "vocab_size": 320, "hidden_size": 32,
+      "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+      "max_position_embeddings": 32, "tie_word_embeddings": false})";
+  }
+  TrainOptions Options(const std::string& out) {
+    TrainOptions o;
+    o.data = *dir_ + "/data";
+    o.out = *dir_ + "/" + out;
+    o.config = *dir_ + "/tiny.json";
+    o.steps = 4;
+    o.batch = 2;
+    o.seq = 16;
+    o.lr = 1e-2;
+    o.warmup = 1;
+    o.eval_chunks = 1;
+    o.progress = false;
+    return o;
+  }
+  static std::vector<double> Losses(const std::string& ckpt) {
+    std::vector<double> out;
+    std::istringstream in(*ReadFileToString(ckpt + "/metrics.jsonl"));
+    for (std::string line; std::getline(in, line);) {
+      auto j = nlohmann::json::parse(line);
+      if (j.contains("loss")) out.push_back(j["loss"].get<double>());
+    }
+    return out;
+  }
+  static std::string* dir_;
+};
+std::string* TrainerTest::dir_ = nullptr;
+
+TEST_F(TrainerTest, ResumeEqualsUninterrupted) {
+  torch::set_num_threads(1);
+  TrainOptions full = Options("full");
+  ASSERT_TRUE(Train(full).ok());
+  TrainOptions half = Options("half");
+  half.stop_after = 2;  // as if Ctrl-C arrived during step 2
+  ASSERT_TRUE(Train(half).ok());
+  ASSERT_EQ(Losses(half.out).size(), 2u);
+  TrainOptions resume = Options("half");
+  resume.resume = true;
+  ASSERT_TRUE(Train(resume).ok());
+  const std::vector<double> a = Losses(full.out), b = Losses(half.out);
+  ASSERT_EQ(a.size(), 4u);
+  ASSERT_EQ(b.size(), 4u);
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i], b[i]) << "step " << i + 1;  // bit-identical
+  EXPECT_LT(a.back(), a.front());
+}
+
+TEST_F(TrainerTest, MissingOrCorruptCheckpointGivesClearErrors) {
+  TrainOptions o = Options("ck");
+  o.steps = 1;
+  ASSERT_TRUE(Train(o).ok());
+  ASSERT_TRUE(LoadCheckpoint(o.out).ok());
+  auto missing = LoadCheckpoint(*dir_ + "/nope");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  std::string st = *ReadFileToString(o.out + "/model.safetensors");
+  ASSERT_TRUE(WriteFileAtomic(o.out + "/model.safetensors", st.substr(0, st.size() / 2)).ok());
+  auto corrupt = LoadCheckpoint(o.out);
+  ASSERT_FALSE(corrupt.ok());
+  EXPECT_NE(std::string(corrupt.status().message()).find("model.safetensors"), std::string::npos);
+  std::system(("rm -f '" + o.out + "/tokenizer.model'").c_str());
+  ASSERT_TRUE(WriteFileAtomic(o.out + "/model.safetensors", st).ok());
+  auto no_tok = LoadCheckpoint(o.out);
+  ASSERT_FALSE(no_tok.ok());
+  EXPECT_NE(std::string(no_tok.status().message()).find("tokenizer.model"), std::string::npos);
+}
+
+TEST_F(TrainerTest, ShapeMismatchNamesTheTensor) {
+  TrainOptions o = Options("shape");
+  o.steps = 1;
+  ASSERT_TRUE(Train(o).ok());
+  std::string cfg = *ReadFileToString(o.out + "/config.json");
+  auto j = nlohmann::json::parse(cfg);
+  j["intermediate_size"] = 128;
+  ASSERT_TRUE(WriteFileAtomic(o.out + "/config.json", j.dump()).ok());
+  auto c = LoadCheckpoint(o.out);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(std::string(c.status().message()).find("mlp.down_proj.weight"), std::string::npos) << c.status();
+}
+
+TEST_F(TrainerTest, NanLossStopsWithClearErrorAndKeepsCheckpoint) {
+  TrainOptions o = Options("nan_init");
+  o.steps = 1;
+  ASSERT_TRUE(Train(o).ok());
+  auto c = LoadCheckpoint(o.out);
+  ASSERT_TRUE(c.ok());
+  {
+    torch::NoGradGuard ng;
+    c->model->model->norm->weight.fill_(std::nan(""));
+  }
+  CheckpointWrite w;
+  w.config = &c->config;
+  w.model = c->model.get();
+  w.tokenizer_model = &c->tokenizer->serialized();
+  ASSERT_TRUE(SaveCheckpoint(*dir_ + "/nan_bad", w).ok());
+  TrainOptions bad = Options("nan_out");
+  bad.config.clear();
+  bad.init = *dir_ + "/nan_bad";
+  absl::Status s = Train(bad);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(std::string(s.message()).find("loss is nan"), std::string::npos) << s;
+  EXPECT_FALSE(LoadCheckpoint(bad.out).ok());  // nothing half-written
+}
+
+}  // namespace
+}  // namespace qatk::qat
