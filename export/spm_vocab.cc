@@ -1,17 +1,19 @@
-// Includes sentencepiece and no Abseil header (see spm_vocab.h).
+// Reads a SentencePiece .model without libsentencepiece (whose embedded
+// protobuf clashes with LibTorch's in one process): a minimal wire-format walker.
 #include "export/spm_vocab.h"
 
-#include <sentencepiece_processor.h>
 
 #include <cstddef>
+#include <cstring>
+#include <fstream>
+#include <sstream>
 #include <string_view>
 
 namespace qatk::spm {
 namespace {
 
-// Minimal protobuf wire-format walker: enough to read NormalizerSpec
-// (ModelProto field 3) without the generated sentencepiece_model.pb.h,
-// which Debian does not ship.
+// Minimal protobuf wire-format walker (Debian ships no generated
+// sentencepiece_model.pb.h).
 struct Wire {
   std::string_view s;
   size_t pos = 0;
@@ -46,63 +48,97 @@ struct Wire {
   }
 };
 
-std::string ReadNormalizerSpec(std::string_view model_proto, SpmVocab* out) {
-  Wire top{model_proto};
+// ModelProto (sentencepiece_model.proto): 1 = repeated SentencePiece
+// {1 piece, 2 score (float), 3 type}, 2 = TrainerSpec {40 unk_id, 41 bos_id,
+// 42 eos_id, 43 pad_id}, 3 = NormalizerSpec {1 name, 3 add_dummy_prefix,
+// 4 remove_extra_whitespaces}. Absent fields take the proto2 defaults.
+std::string ReadPiece(std::string_view bytes, SpmVocab* out) {
+  Wire w{bytes};
   uint32_t field, wt;
-  uint64_t value;
-  std::string_view bytes;
-  while (top.pos < top.s.size()) {
-    if (!top.Next(&field, &wt, &value, &bytes)) return "malformed ModelProto";
-    if (field != 3 || wt != 2) continue;
-    Wire spec{bytes};
-    while (spec.pos < spec.s.size()) {
-      if (!spec.Next(&field, &wt, &value, &bytes)) return "malformed NormalizerSpec";
-      if (field == 1 && wt == 2) out->normalizer_name = std::string(bytes);
-      if (field == 3 && wt == 0) out->add_dummy_prefix = value != 0;
-      if (field == 4 && wt == 0) out->remove_extra_whitespaces = value != 0;
-    }
+  uint64_t value = 0;
+  std::string_view b;
+  std::string piece;
+  float score = 0.0f;
+  int32_t type = kNormal;
+  while (w.pos < w.s.size()) {
+    if (!w.Next(&field, &wt, &value, &b)) return "malformed SentencePiece entry";
+    if (field == 1 && wt == 2) piece = std::string(b);
+    if (field == 2 && wt == 5) std::memcpy(&score, w.s.data() + w.pos - 4, 4);
+    if (field == 3 && wt == 0) type = static_cast<int32_t>(value);
+  }
+  if (type < kNormal || type > kByte) return "piece '" + piece + "' has unknown type " + std::to_string(type);
+  out->pieces.push_back(std::move(piece));
+  out->scores.push_back(score);
+  out->types.push_back(type);
+  return "";
+}
+
+std::string ReadTrainerSpec(std::string_view bytes, SpmVocab* out) {
+  Wire w{bytes};
+  uint32_t field, wt;
+  uint64_t value = 0;
+  std::string_view b;
+  while (w.pos < w.s.size()) {
+    if (!w.Next(&field, &wt, &value, &b)) return "malformed TrainerSpec";
+    if (wt != 0) continue;
+    const int32_t v = static_cast<int32_t>(value);  // int32 varints: negatives are 10-byte two's complement
+    if (field == 40) out->unk_id = v;
+    if (field == 41) out->bos_id = v;
+    if (field == 42) out->eos_id = v;
+    if (field == 43) out->pad_id = v;
   }
   return "";
 }
 
-int32_t TypeOf(const sentencepiece::SentencePieceProcessor& sp, int id) {
-  if (sp.IsUnknown(id)) return kUnknown;
-  if (sp.IsControl(id)) return kControl;
-  if (sp.IsByte(id)) return kByte;
-  if (sp.IsUnused(id)) return kUnused;
-  return kNormal;
+std::string ReadNormalizerSpec(std::string_view bytes, SpmVocab* out) {
+  Wire w{bytes};
+  uint32_t field, wt;
+  uint64_t value = 0;
+  std::string_view b;
+  while (w.pos < w.s.size()) {
+    if (!w.Next(&field, &wt, &value, &b)) return "malformed NormalizerSpec";
+    if (field == 1 && wt == 2) out->normalizer_name = std::string(b);
+    if (field == 3 && wt == 0) out->add_dummy_prefix = value != 0;
+    if (field == 4 && wt == 0) out->remove_extra_whitespaces = value != 0;
+  }
+  return "";
 }
 
 }  // namespace
 
 std::string LoadSpmVocab(const std::string& path, SpmVocab* out) {
-  sentencepiece::SentencePieceProcessor sp;
-  const auto status = sp.Load(path);
-  if (!status.ok()) return path + ": cannot load SentencePiece model: " + status.ToString();
-  const int n = sp.GetPieceSize();
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return path + ": cannot open SentencePiece model";
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string proto = ss.str();
   *out = SpmVocab();
-  out->pieces.reserve(n);
-  for (int id = 0; id < n; ++id) {
-    out->pieces.push_back(sp.IdToPiece(id));
-    out->scores.push_back(sp.GetScore(id));
-    out->types.push_back(TypeOf(sp, id));
+  out->unk_id = 0;  // TrainerSpec defaults
+  out->bos_id = 1;
+  out->eos_id = 2;
+  out->pad_id = -1;
+  Wire top{proto};
+  uint32_t field, wt;
+  uint64_t value = 0;
+  std::string_view bytes;
+  while (top.pos < top.s.size()) {
+    const size_t at = top.pos;
+    if (!top.Next(&field, &wt, &value, &bytes)) {
+      return path + ": not a SentencePiece model (malformed protobuf at byte " + std::to_string(at) + ")";
+    }
+    if (wt != 2) continue;
+    std::string err;
+    if (field == 1) err = ReadPiece(bytes, out);
+    if (field == 2) err = ReadTrainerSpec(bytes, out);
+    if (field == 3) err = ReadNormalizerSpec(bytes, out);
+    if (!err.empty()) return path + ": " + err + " (at byte " + std::to_string(at) + ")";
   }
-  out->unk_id = sp.unk_id();
-  out->bos_id = sp.bos_id();
-  out->eos_id = sp.eos_id();
-  out->pad_id = sp.pad_id();
-  const std::string proto = sp.serialized_model_proto();
-  const std::string err = ReadNormalizerSpec(proto, out);
-  return err.empty() ? "" : path + ": " + err;
-}
-
-std::string SpmEncode(const std::string& path, const std::string& text, std::vector<int>* ids) {
-  sentencepiece::SentencePieceProcessor sp;
-  auto status = sp.Load(path);
-  if (!status.ok()) return path + ": cannot load SentencePiece model: " + status.ToString();
-  ids->clear();
-  status = sp.Encode(text, ids);
-  return status.ok() ? "" : path + ": encode failed: " + status.ToString();
+  if (out->pieces.empty()) return path + ": SentencePiece model has no pieces";
+  const int32_t n = static_cast<int32_t>(out->pieces.size());
+  for (int32_t* id : {&out->unk_id, &out->bos_id, &out->eos_id, &out->pad_id}) {
+    if (*id >= n) return path + ": special token id " + std::to_string(*id) + " >= vocabulary size";
+  }
+  return "";
 }
 
 }  // namespace qatk::spm

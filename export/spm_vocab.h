@@ -1,10 +1,7 @@
-// SentencePiece access for the exporters, behind a std-only interface.
-//
-// The Debian sentencepiece headers declare `namespace absl { using
-// std::string_view; }`, which clashes with the system Abseil's own
-// absl::string_view class. So sentencepiece is included only by
-// spm_vocab.cc, which includes no Abseil header, and this header uses only
-// the standard library. Errors come back as a non-empty message string.
+// SentencePiece vocabulary for the exporters, read straight from the
+// .model protobuf: libsentencepiece is not linked here, because its embedded
+// protobuf clashes with LibTorch's in the qat binary. Errors come back as a
+// non-empty message string.
 #ifndef QATK_EXPORT_SPM_VOCAB_H_
 #define QATK_EXPORT_SPM_VOCAB_H_
 
@@ -32,9 +29,6 @@ struct SpmVocab {
 
 // Loads `path` (a SentencePiece .model). Returns "" on success.
 std::string LoadSpmVocab(const std::string& path, SpmVocab* out);
-
-// Encodes `text` to ids with the model at `path` (no BOS/EOS). Returns "" on success.
-std::string SpmEncode(const std::string& path, const std::string& text, std::vector<int>* ids);
 
 }  // namespace qatk::spm
 

@@ -126,7 +126,9 @@ absl::Status RunEvalCompare(const EvalCompareOptions& o) {
   ASSIGN_OR_RETURN(const std::string format, FileFormat(o.compare));
   ASSIGN_OR_RETURN(qat::Checkpoint c, qat::LoadCheckpoint(o.model));
   int emulated = 0;
-  if (format == "gguf") ASSIGN_OR_RETURN(emulated, EmulateQ8_0Activations(c));
+  if (format == "gguf") {
+    ASSIGN_OR_RETURN(emulated, EmulateQ8_0Activations(c));
+  }
   ASSIGN_OR_RETURN(std::unique_ptr<inference::Model> rm, inference::LoadModel(o.compare));
   const int64_t V = c.config.vocab_size;
   if (rm->config.n_vocab != V) {

@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "export/spm_vocab.h"
+#include <sentencepiece_processor.h>
 
 int main(int argc, char** argv) {
   if (argc != 3) return std::fprintf(stderr, "usage: %s MODEL TEXT_FILE\n", argv[0]), 2;
@@ -15,8 +15,10 @@ int main(int argc, char** argv) {
   std::stringstream ss;
   ss << in.rdbuf();
   std::vector<int> ids;
-  const std::string err = qatk::spm::SpmEncode(argv[1], ss.str(), &ids);
-  if (!err.empty()) return std::fprintf(stderr, "%s\n", err.c_str()), 1;
+  sentencepiece::SentencePieceProcessor sp;
+  auto status = sp.Load(argv[1]);
+  if (status.ok()) status = sp.Encode(ss.str(), &ids);
+  if (!status.ok()) return std::fprintf(stderr, "%s: %s\n", argv[1], status.ToString().c_str()), 1;
   std::printf("[");
   for (size_t i = 0; i < ids.size(); ++i) std::printf(i ? ",%d" : "%d", ids[i]);
   std::printf("]\n");

@@ -31,7 +31,7 @@ TEST(Corpus, SplitIsDeterministicAndByDocument) {
   for (int i = 0; i < 45; ++i) docs.push_back({"d" + std::to_string(i), "text " + std::to_string(i)});
   auto a = SplitDocuments(docs), b = SplitDocuments(docs);
   ASSERT_TRUE(a.ok() && b.ok());
-  EXPECT_EQ(a->valid.size(), 3u);  // positions 10, 30 and the tail fallback is not needed
+  EXPECT_EQ(a->valid.size(), 2u);  // positions 10 and 30
   ASSERT_EQ(a->train.size(), b->train.size());
   for (size_t i = 0; i < a->train.size(); ++i) EXPECT_EQ(a->train[i].name, b->train[i].name);
   EXPECT_EQ(a->valid[0].name, "d10");
