@@ -106,10 +106,10 @@ absl::StatusOr<std::vector<float>> ReadRowScales(const Checkpoint& ck, const std
   }
   ASSIGN_OR_RETURN(std::vector<float> s, ck.weights.ReadFloat(name));
   for (size_t r = 0; r < s.size(); ++r) {
-    if (!std::isfinite(s[r]) || s[r] < 0.0f) {
+    if (!std::isfinite(s[r])) {
       return absl::InvalidArgumentError(absl::StrCat(ck.weights.path(), ": tensor ", name,
                                                      " row ", r, " = ", s[r],
-                                                     " is not a finite scale >= 0"));
+                                                     " is not a finite scale"));
     }
   }
   return s;
@@ -261,12 +261,39 @@ absl::StatusOr<std::string> RecipeSection(const Checkpoint& ck) {
   return nlohmann::json{{"recipe", recipe}, {"provenance", prov}}.dump();
 }
 
+// Rows quantized with the stored scales exactly as the fake-quant graph does
+// (Store(s), then the codec). A learned scale may have been trained below
+// zero (LSQ has no sign constraint): q = clamp(round(x / s)) and q * s are
+// still what the model computed, so the signed scale is stored as is.
+absl::StatusOr<QuantizedMatrix> QuantizeStoredScales(const Planned& p, const std::vector<float>& x,
+                                                     int64_t rows, int64_t cols) {
+  QuantizedMatrix q;
+  q.spec = p.weight;
+  q.rows = rows, q.cols = cols;
+  q.codes.resize(rows * cols);
+  q.scales.resize(rows);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x.data() + r * cols;
+    for (int64_t i = 0; i < cols; ++i) {
+      if (!std::isfinite(xr[i])) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("non-finite value at row ", r, " column ", i));
+      }
+    }
+    q.scales[r] = StoreScale(p.weight, p.row_scales[r]);
+    QuantizeWithScale(p.weight, xr, cols, q.scales[r], q.codes.data() + r * cols);
+  }
+  return q;
+}
+
 absl::Status WriteOne(const Checkpoint& ck, const Planned& p, MobileWriter* w) {
   if (p.kind == Kind::kKvScale) return w->WriteFloats({p.kv_value});
   ASSIGN_OR_RETURN(std::vector<float> x, ck.ReadTensor(p.name, p.shape));  // [rows, cols]
   if (p.kind != Kind::kIntWeight) return w->WriteFloats(x);
   const int64_t rows = p.shape[0], cols = static_cast<int64_t>(x.size()) / rows;
-  absl::StatusOr<QuantizedMatrix> q = QuantizeMatrix(p.weight, x.data(), rows, cols, p.row_scales);
+  absl::StatusOr<QuantizedMatrix> q =
+      p.row_scales.empty() ? QuantizeMatrix(p.weight, x.data(), rows, cols, {})
+                           : QuantizeStoredScales(p, x, rows, cols);
   if (!q.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(ck.weights.path(), ": tensor ", p.name, ": ",
                                                    q.status().message()));

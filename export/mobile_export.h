@@ -9,7 +9,9 @@
 //                                Scale rules mse/learned take the stored
 //                                `<module>.weight_scale` [rows, 1] (required);
 //                                absmax derives it from the weight. Scales are
-//                                stored as the spec's scale type (f16/f32).
+//                                stored as the spec's scale type (f16/f32);
+//                                a learned scale trained below zero is kept
+//                                signed (code * scale is what the model used).
 //   other weights                F16 (no weight rule); a block scheme (q4_0,
 //                                q8_0, q2_0) is an error: GGUF stores those
 //   linear input rule int_tensor act_* fields: act_scale =

@@ -208,11 +208,15 @@ absl::Status RunCompare(const CompareOptions& o) {
     res.ctx = j.value("ctx", 0);
     if (j.contains("chunk_nll")) res.chunk_nll = j["chunk_nll"].get<std::vector<double>>();
     if (o.llamacpp && v.format == "gguf" && fs::exists(node_script)) {
-      std::vector<std::string> lc = {"node", node_script, "perplexity", "--model", v.file, "--file",
-                                     o.data + "/test.txt", "--ctx", std::to_string(res.ctx)};
+      // interop.mjs computes llama.cpp's perplexity with llama-perplexity's chunking.
+      const std::string expect = o.out + "/.done/llamacpp-" + v.name + ".expect.json";
+      json e = {{"perplexity", {{"text_file", fs::absolute(o.data + "/test.txt").string()},
+                                {"ctx", res.ctx}, {"ppl", nullptr}}}};
+      RETURN_IF_ERROR(WriteFileAtomic(expect, e.dump() + "\n"));
+      std::vector<std::string> lc = {"node", node_script, "--model", v.file, "--expect", expect};
       ASSIGN_OR_RETURN(std::string lout, p.Run("llamacpp-" + v.name, lc, true));
       ASSIGN_OR_RETURN(json lj, ParseJsonOutput("llamacpp-" + v.name, lout));
-      res.ppl_llamacpp = lj.value("ppl", NAN);
+      if (lj.contains("perplexity")) res.ppl_llamacpp = lj["perplexity"].value("ppl", NAN);
     }
     results.push_back(std::move(res));
   }

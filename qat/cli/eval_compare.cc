@@ -122,12 +122,12 @@ absl::Status CompareChunk(qat::CausalLM& model, inference::Session& session,
 
 }  // namespace
 
-absl::Status RunEvalCompare(const EvalCompareOptions& o) {
-  ASSIGN_OR_RETURN(const std::string format, FileFormat(o.compare));
+absl::StatusOr<CompareResult> CompareExported(const EvalCompareOptions& o) {
+  CompareResult res;
+  ASSIGN_OR_RETURN(res.format, FileFormat(o.compare));
   ASSIGN_OR_RETURN(qat::Checkpoint c, qat::LoadCheckpoint(o.model));
-  int emulated = 0;
-  if (format == "gguf") {
-    ASSIGN_OR_RETURN(emulated, EmulateQ8_0Activations(c));
+  if (res.format == "gguf") {
+    ASSIGN_OR_RETURN(res.q8_0_act_emulated, EmulateQ8_0Activations(c));
   }
   ASSIGN_OR_RETURN(std::unique_ptr<inference::Model> rm, inference::LoadModel(o.compare));
   const int64_t V = c.config.vocab_size;
@@ -164,25 +164,40 @@ absl::Status RunEvalCompare(const EvalCompareOptions& o) {
     chunk[0] = c.tokenizer->bos_id();  // replaced, not inserted (llama.cpp)
     RETURN_IF_ERROR(CompareChunk(c.model, *session, chunk, ids.data() + k * ctx + 1, V, &t));
   }
-  const double ppl_torch = std::exp(t.nll_torch / t.scored);
-  const double ppl_rt = std::exp(t.nll_rt / t.scored);
-  const double rel = (ppl_rt - ppl_torch) / ppl_torch;
-  const double agree = static_cast<double>(t.agree) / t.scored;
+  res.ppl_torch = std::exp(t.nll_torch / t.scored);
+  res.ppl_runtime = std::exp(t.nll_rt / t.scored);
+  res.rel_diff = (res.ppl_runtime - res.ppl_torch) / res.ppl_torch;
+  res.top1_agreement = static_cast<double>(t.agree) / t.scored;
+  res.max_abs_logit_diff = t.max_abs_diff;
+  res.tokens = t.scored, res.ctx = ctx, res.chunks = n_chunks;
+  res.kv_type = KvName(kv);
+  return res;
+}
+
+absl::Status RunEvalCompare(const EvalCompareOptions& o) {
+  ASSIGN_OR_RETURN(const CompareResult r, CompareExported(o));
   std::fprintf(stderr,
                "%s (%s) vs %s fake-quant: ppl runtime %.4f, torch %.4f (rel diff %+.4f%%), top-1 "
-               "agreement %.2f%% over %lld tokens (%lld chunks of %lld), max |dlogit| %.4g%s\n",
-               o.compare.c_str(), format.c_str(), o.model.c_str(), ppl_rt, ppl_torch, 100 * rel,
-               100 * agree, static_cast<long long>(t.scored), static_cast<long long>(n_chunks),
-               static_cast<long long>(ctx), t.max_abs_diff,
-               emulated ? absl::StrCat(", q8_0 activations emulated at ", emulated, " linears").c_str() : "");
+               "agreement %.2f%% over %lld tokens (%lld chunks of %lld), max |dlogit| %.4g, kv %s%s\n",
+               o.compare.c_str(), r.format.c_str(), o.model.c_str(), r.ppl_runtime, r.ppl_torch,
+               100 * r.rel_diff, 100 * r.top1_agreement, static_cast<long long>(r.tokens),
+               static_cast<long long>(r.chunks), static_cast<long long>(r.ctx),
+               r.max_abs_logit_diff, r.kv_type.c_str(),
+               r.q8_0_act_emulated
+                   ? absl::StrCat(", q8_0 activations emulated at ", r.q8_0_act_emulated, " linears").c_str()
+                   : "");
   if (o.json) {
-    std::cout << nlohmann::json{{"ppl_runtime", ppl_rt},   {"ppl_torch", ppl_torch},
-                                {"rel_diff", rel},         {"top1_agreement", agree},
-                                {"tokens", t.scored},      {"ctx", ctx},
-                                {"chunks", n_chunks},      {"format", format},
-                                {"max_abs_logit_diff", t.max_abs_diff},
-                                {"q8_0_act_emulated_linears", emulated},
-                                {"kv_type", KvName(kv)}}
+    std::cout << nlohmann::json{{"ppl_runtime", r.ppl_runtime},
+                                {"ppl_torch", r.ppl_torch},
+                                {"rel_diff", r.rel_diff},
+                                {"top1_agreement", r.top1_agreement},
+                                {"tokens", r.tokens},
+                                {"ctx", r.ctx},
+                                {"chunks", r.chunks},
+                                {"format", r.format},
+                                {"max_abs_logit_diff", r.max_abs_logit_diff},
+                                {"q8_0_act_emulated_linears", r.q8_0_act_emulated},
+                                {"kv_type", r.kv_type}}
                      .dump()
               << std::endl;
   }

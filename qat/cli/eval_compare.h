@@ -25,7 +25,7 @@
 #include <cstdint>
 #include <string>
 
-#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 
 namespace qatk::cli {
 
@@ -40,6 +40,19 @@ struct EvalCompareOptions {
   bool json = false;
 };
 
+struct CompareResult {
+  std::string format;          // "gguf" | "mobile"
+  double ppl_torch = 0, ppl_runtime = 0;
+  double rel_diff = 0;         // (ppl_runtime - ppl_torch) / ppl_torch
+  double top1_agreement = 0;   // in [0, 1]
+  double max_abs_logit_diff = 0;
+  int64_t tokens = 0, ctx = 0, chunks = 0;  // scored predictions, chunk size, chunks
+  int q8_0_act_emulated = 0;   // linears given a q8_0_act input (GGUF)
+  std::string kv_type;         // runtime KV cache used
+};
+
+absl::StatusOr<CompareResult> CompareExported(const EvalCompareOptions& o);
+// CompareExported, then the report (stderr; --json: one object on stdout).
 absl::Status RunEvalCompare(const EvalCompareOptions& o);
 
 }  // namespace qatk::cli

@@ -56,46 +56,6 @@ bool Exists(const std::string& p) {
   return ::stat(p.c_str(), &st) == 0;
 }
 
-// Adds the quantizer state the recipe asks for to a checkpoint, as a trainer
-// would: weight_scale [R, 1] = absmax/Qp times a random clip ratio in
-// [0.6, 1] (so it differs from the absmax rule), input_scale [1] and
-// k/v_scale [1] in [0.02, 0.03].
-void AddQuantState(const std::string& dir, unsigned seed) {
-  auto ck = OpenCheckpoint(dir);
-  ASSERT_TRUE(ck.ok()) << ck.status();
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> clip(0.6f, 1.0f), act(0.02f, 0.03f);
-  safetensors::SafetensorsWriter w;
-  for (const auto& t : ck->weights.tensors()) {
-    auto x = ck->weights.ReadFloat(t.name);
-    ASSERT_TRUE(x.ok());
-    ASSERT_TRUE(w.AddF32(t.name, t.shape, *x).ok());
-    if (!absl::EndsWith(t.name, ".weight") || t.shape.size() != 2) continue;
-    const std::string module = t.name.substr(0, t.name.size() - 7);
-    const LayerQuant lq = ck->recipe->Resolve(module);
-    if (lq.weight.enabled() && lq.weight.has_stored_scale()) {
-      const int64_t rows = t.shape[0], cols = t.shape[1];
-      std::vector<float> s(rows);
-      for (int64_t r = 0; r < rows; ++r) {
-        float amax = 0;
-        for (int64_t c = 0; c < cols; ++c) amax = std::max(amax, std::fabs((*x)[r * cols + c]));
-        s[r] = amax / lq.weight.Qp() * clip(rng);
-      }
-      ASSERT_TRUE(w.AddF32(module + ".weight_scale", {rows, 1}, s).ok());
-    }
-    if (lq.input.enabled() && module != "model.embed_tokens") {
-      ASSERT_TRUE(w.AddF32(module + ".input_scale", {1}, std::vector<float>{act(rng)}).ok());
-    }
-  }
-  for (int64_t l = 0; l < ck->config.num_hidden_layers; ++l) {
-    const std::string a = "model.layers." + std::to_string(l) + ".self_attn.";
-    if (!ck->recipe->Resolve(a + "k_cache").cache.enabled()) continue;
-    ASSERT_TRUE(w.AddF32(a + "k_scale", {1}, std::vector<float>{act(rng)}).ok());
-    ASSERT_TRUE(w.AddF32(a + "v_scale", {}, std::vector<float>{act(rng)}).ok());
-  }
-  ASSERT_TRUE(w.Write(dir + "/model.safetensors").ok());
-}
-
 class MobileExportTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -113,7 +73,10 @@ class MobileExportTest : public ::testing::Test {
     const std::string dir = root_ + "/" + name;
     const absl::Status w = testing::WriteTinyCheckpoint(dir, o);
     EXPECT_TRUE(w.ok()) << w;
-    if (state) AddQuantState(dir, o.seed + 100);
+    if (state) {
+      const absl::Status q = testing::AddQuantState(dir, o.seed + 100);
+      EXPECT_TRUE(q.ok()) << q;
+    }
     return dir;
   }
   static absl::Status Export(const std::string& dir) {

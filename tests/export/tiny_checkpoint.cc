@@ -2,11 +2,14 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/match.h"
+#include "export/checkpoint.h"
 #include "export/spm_vocab.h"
 #include "export/tensor_plan.h"
 #include "formats/model_config.h"
@@ -97,6 +100,42 @@ absl::Status WriteTinyCheckpoint(const std::string& dir, const TinyModelOptions&
   RETURN_IF_ERROR(w.Write(dir + "/model.safetensors"));
   if (!o.recipe_json.empty()) RETURN_IF_ERROR(WriteFileAtomic(dir + "/recipe.json", o.recipe_json));
   return absl::OkStatus();
+}
+
+absl::Status AddQuantState(const std::string& dir, unsigned seed) {
+  ASSIGN_OR_RETURN(exporter::Checkpoint ck, exporter::OpenCheckpoint(dir));
+  if (!ck.recipe) return absl::InvalidArgumentError(dir + ": no recipe.json");
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> clip(0.6f, 1.0f), act(0.02f, 0.03f);
+  safetensors::SafetensorsWriter w;
+  for (const auto& t : ck.weights.tensors()) {
+    ASSIGN_OR_RETURN(std::vector<float> x, ck.weights.ReadFloat(t.name));
+    RETURN_IF_ERROR(w.AddF32(t.name, t.shape, x));
+    if (!absl::EndsWith(t.name, ".weight") || t.shape.size() != 2) continue;
+    const std::string module = t.name.substr(0, t.name.size() - 7);
+    const LayerQuant lq = ck.recipe->Resolve(module);
+    if (lq.weight.enabled() && lq.weight.has_stored_scale()) {
+      const int64_t rows = t.shape[0], cols = t.shape[1];
+      std::vector<float> s(rows);  // [rows, 1]
+      for (int64_t r = 0; r < rows; ++r) {
+        float amax = 0;
+        for (int64_t c = 0; c < cols; ++c) amax = std::max(amax, std::fabs(x[r * cols + c]));
+        s[r] = amax / lq.weight.Qp() * clip(rng);
+      }
+      s[1] = -s[1];
+      RETURN_IF_ERROR(w.AddF32(module + ".weight_scale", {rows, 1}, s));
+    }
+    if (lq.input.enabled() && module != "model.embed_tokens") {
+      RETURN_IF_ERROR(w.AddF32(module + ".input_scale", {1}, std::vector<float>{act(rng)}));
+    }
+  }
+  for (int64_t l = 0; l < ck.config.num_hidden_layers; ++l) {
+    const std::string a = "model.layers." + std::to_string(l) + ".self_attn.";
+    if (!ck.recipe->Resolve(a + "k_cache").cache.enabled()) continue;
+    RETURN_IF_ERROR(w.AddF32(a + "k_scale", {1}, std::vector<float>{act(rng)}));
+    RETURN_IF_ERROR(w.AddF32(a + "v_scale", {1}, std::vector<float>{act(rng)}));
+  }
+  return w.Write(dir + "/model.safetensors");
 }
 
 std::string RecipeQ4_0Q2Head() {
