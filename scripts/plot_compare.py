@@ -34,18 +34,20 @@ def plot_losses(out, runs):
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
     for name, path in runs:
         rows = read_jsonl(path)
-        tr = [(r["step"], r["loss"]) for r in rows if r.get("event") == "train" and "loss" in r]
-        va = [(r["step"], r["valid_loss"]) for r in rows if "valid_loss" in r]
+        tr = [(r["step"], r["loss"]) for r in rows if "loss" in r]
+        va = [(r["step"], r["valid_ppl"]) for r in rows if "valid_ppl" in r]
         if tr:
             axes[0].plot(*zip(*tr), label=name, linewidth=1)
         if va:
             axes[1].plot(*zip(*va), marker="o", label=name)
-    axes[0].set_title("training loss")
-    axes[1].set_title("validation loss")
+    axes[0].set_title("training loss (QAT runs: distillation loss)")
+    axes[1].set_title("validation perplexity")
+    axes[1].set_yscale("log")
     for ax in axes:
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(os.path.join(out, "loss_curves.png"), dpi=120)
 

@@ -54,6 +54,7 @@ struct CompareOptions {
   bool llamacpp = true;
   std::string qat_run;       // path of qat-run (default: next to qat)
   std::string node_script;   // tests/interop/interop.mjs
+  std::string eval_file;     // default DATA/test.txt
 };
 
 std::string DefaultQatRun() {
@@ -142,6 +143,7 @@ absl::Status RunCompare(const CompareOptions& o) {
   const std::string qat = SelfExecutable();
   const std::string qat_run = o.qat_run.empty() ? DefaultQatRun() : o.qat_run;
   const std::string node_script = o.node_script.empty() ? DefaultNodeScript() : o.node_script;
+  const std::string eval_file = o.eval_file.empty() ? o.data + "/test.txt" : o.eval_file;
   std::error_code ec;
   fs::create_directories(o.out + "/.done", ec);
   if (ec) return absl::UnavailableError(absl::StrCat("cannot create ", o.out, ": ", ec.message()));
@@ -198,8 +200,7 @@ absl::Status RunCompare(const CompareOptions& o) {
     res.format = v.format;
     res.file = v.file;
     res.bytes = fs::file_size(v.file, ec);
-    std::vector<std::string> eval = {qat_run, "perplexity", "--model", v.file, "--file",
-                                     o.data + "/test.txt", "--json"};
+    std::vector<std::string> eval = {qat_run, "perplexity", "--model", v.file, "--file", eval_file, "--json"};
     if (o.ctx > 0) eval.insert(eval.end(), {"--ctx", std::to_string(o.ctx)});
     ASSIGN_OR_RETURN(std::string out, p.Run("eval-" + v.name, eval, true));
     ASSIGN_OR_RETURN(json j, ParseJsonOutput("eval-" + v.name, out));
@@ -210,7 +211,7 @@ absl::Status RunCompare(const CompareOptions& o) {
     if (o.llamacpp && v.format == "gguf" && fs::exists(node_script)) {
       // interop.mjs computes llama.cpp's perplexity with llama-perplexity's chunking.
       const std::string expect = o.out + "/.done/llamacpp-" + v.name + ".expect.json";
-      json e = {{"perplexity", {{"text_file", fs::absolute(o.data + "/test.txt").string()},
+      json e = {{"perplexity", {{"text_file", fs::absolute(eval_file).string()},
                                 {"ctx", res.ctx}, {"ppl", nullptr}}}};
       RETURN_IF_ERROR(WriteFileAtomic(expect, e.dump() + "\n"));
       std::vector<std::string> lc = {"node", node_script, "--model", v.file, "--expect", expect};
@@ -228,7 +229,7 @@ absl::Status RunCompare(const CompareOptions& o) {
   ro.runs = runs;
   ro.settings = {{"steps", o.steps}, {"pretrain_steps", o.base.empty() ? o.pretrain_steps : 0},
                  {"lr", o.lr}, {"batch", o.batch}, {"kd_alpha", o.kd_alpha}, {"seed", o.seed},
-                 {"base", base}, {"data", o.data}};
+                 {"base", base}, {"data", o.data}, {"eval_file", eval_file}};
   return WriteCompareReport(ro, results);
 }
 
@@ -253,6 +254,7 @@ absl::Status CompareCommand(int argc, char** argv) {
       ("seq", "training sequence length (0: model context)", cxxopts::value(o.seq)->default_value("0"))
       ("lr", "fine-tuning learning rate", cxxopts::value(o.lr)->default_value("3e-4"))
       ("kd-alpha", "distillation weight in the QAT loss (1 = pure KD)", cxxopts::value(o.kd_alpha)->default_value("1.0"))
+      ("eval-file", "evaluation text (default DATA/test.txt)", cxxopts::value(o.eval_file))
       ("ctx", "evaluation context (0: min(512, model context))", cxxopts::value(o.ctx)->default_value("0"))
       ("vocab", "tokenizer vocabulary size when DATA has none", cxxopts::value(o.vocab)->default_value("4096"))
       ("seed", "seed for training and bootstrap", cxxopts::value(o.seed)->default_value("1"))

