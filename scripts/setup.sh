@@ -27,8 +27,11 @@ apt_packages=(
   libtorch-dev libopenblas0-pthread
   libeigen3-dev libabsl-dev libcxxopts-dev libgtest-dev libbenchmark-dev
   libsentencepiece-dev sentencepiece nlohmann-json3-dev
-  nodejs npm python3 python3-numpy python3-matplotlib
+  python3 python3-numpy python3-matplotlib
 )
+# Node.js: any node with npm will do (the machine may ship its own build);
+# otherwise Debian's.
+command -v node >/dev/null && command -v npm >/dev/null || apt_packages+=(nodejs npm)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
