@@ -48,6 +48,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(const Model& model, int
       kv.k_scale.push_back(l.k_scale);
       kv.v_scale.push_back(l.v_scale);
     }
+    kv.int8_spec = model.layers.empty() ? DefaultKvSpec() : model.layers[0].kv_spec;
   }
   kv.k.assign(c.n_layer, std::vector<uint8_t>(kv.row_bytes * n_ctx));
   kv.v.assign(c.n_layer, std::vector<uint8_t>(kv.row_bytes * n_ctx));

@@ -32,6 +32,7 @@ struct KvCache {
   size_t row_bytes = 0;
   std::vector<std::vector<uint8_t>> k, v;  // [L][n_ctx * row_bytes]
   std::vector<float> k_scale, v_scale;     // [L] (kInt8)
+  QuantSpec int8_spec;                     // kInt8: the model's cache quantizer
 };
 
 class Ops {

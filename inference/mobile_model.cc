@@ -145,6 +145,12 @@ absl::Status Loader::Layer(int il, LayerWeights* l) {
   }
   ASSIGN_OR_RETURN(l->k_scale, KvScale(p + "self_attn.k_scale"));
   ASSIGN_OR_RETURN(l->v_scale, KvScale(p + "self_attn.v_scale"));
+  if (const TensorInfo* t = f_.FindTensor(p + "self_attn.k_scale"); t != nullptr && t->act_bits > 0) {
+    l->kv_spec.bits = t->act_bits;
+    l->kv_spec.narrow_range = t->act_narrow;
+    l->kv_spec.rounding = t->act_rounding == mobile::Rounding::kHalfEven ? Rounding::kHalfEven
+                                                                         : Rounding::kHalfAwayFromZero;
+  }
   return absl::OkStatus();
 }
 

@@ -46,6 +46,14 @@ struct ModelConfig {
   }
 };
 
+inline QuantSpec DefaultKvSpec() {
+  QuantSpec s;
+  s.scheme = QuantScheme::kIntTensor;
+  s.bits = 8;
+  s.scale_type = ScaleType::kF32;
+  return s;
+}
+
 struct LayerWeights {
   QMatrix wq, wk, wv, wo;      // [H*D, E], [Hk*D, E], [Hk*D, E], [E, H*D]
   QMatrix gate, up, down;      // [F, E], [F, E], [E, F]
@@ -53,6 +61,9 @@ struct LayerWeights {
   std::vector<float> post_attn_norm, post_ffw_norm;  // [E] (gemma3)
   std::vector<float> q_norm, k_norm;                 // [D] (gemma3)
   float k_scale = 0.0f, v_scale = 0.0f;  // static KV scales (mobile); 0 = none
+  // The cache quantizer the model was trained with (bits, range, rounding):
+  // the int8 KV cache rounds exactly as the QAT graph simulated.
+  QuantSpec kv_spec = DefaultKvSpec();
 };
 
 struct Model {

@@ -5,6 +5,7 @@
 
 #include "formats/quant/codecs.h"
 #include "formats/quant/fp16.h"
+#include "formats/quant/spec.h"
 #include "inference/forward.h"
 
 namespace qatk::inference {
@@ -25,13 +26,9 @@ void StoreKvRow(const KvCache& c, float scale, const float* x, uint8_t* dst) {
       for (int64_t i = 0; i < c.row_elems / 32; ++i) QuantizeBlockQ8_0(x + 32 * i, b + i);
       return;
     }
-    case KvType::kInt8: {
-      int8_t* q = reinterpret_cast<int8_t*>(dst);
-      for (int64_t i = 0; i < c.row_elems; ++i) {
-        q[i] = static_cast<int8_t>(std::clamp(std::nearbyint(x[i] / scale), -127.0f, 127.0f));
-      }
+    case KvType::kInt8:  // the shared codec: same rounding and range as the QAT graph
+      QuantizeWithScale(c.int8_spec, x, c.row_elems, scale, reinterpret_cast<int8_t*>(dst));
       return;
-    }
   }
 }
 

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <random>
 #include <string>
+#include <unistd.h>
 #include <vector>
 
 #include "formats/quant/fp16.h"
@@ -14,7 +15,10 @@
 namespace qatk::mobile {
 namespace {
 
-std::string TmpPath(const std::string& name) { return ::testing::TempDir() + "/" + name; }
+// Per-process names: ctest runs the cases of this binary in parallel processes.
+std::string TmpPath(const std::string& name) {
+  return ::testing::TempDir() + "/qatk_" + std::to_string(::getpid()) + "_" + name;
+}
 
 std::vector<int8_t> RandomCodes(DType t, size_t n, uint32_t seed) {
   std::mt19937 rng(seed);

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <unistd.h>
 #include <vector>
 
 #include "formats/mobile/mobile_format.h"
@@ -17,7 +18,7 @@ namespace qatk::mobile {
 namespace {
 
 std::vector<uint8_t> ValidFile() {
-  const std::string path = ::testing::TempDir() + "/fuzz_base.qmob";
+  const std::string path = ::testing::TempDir() + "/qatk_" + std::to_string(::getpid()) + "_fuzz_base.qmob";
   auto w = MobileWriter::Create(path);
   QATK_CHECK(w.ok(), "create");
   Tokenizer tok;

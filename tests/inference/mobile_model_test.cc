@@ -11,6 +11,7 @@
 #include <map>
 #include <random>
 #include <string>
+#include <unistd.h>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -262,7 +263,10 @@ double MaxAbsDiff(const std::vector<float>& a, const std::vector<float>& b) {
   return d;
 }
 
-std::string Tmp(const std::string& n) { return ::testing::TempDir() + "/" + n; }
+// Per-process names: ctest runs the cases of this binary in parallel processes.
+std::string Tmp(const std::string& n) {
+  return ::testing::TempDir() + "/qatk_" + std::to_string(::getpid()) + "_" + n;
+}
 
 class MobileModelTest : public ::testing::TestWithParam<bool> {};  // param: gemma
 
