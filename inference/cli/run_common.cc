@@ -5,34 +5,22 @@
 #include <thread>
 
 #include "absl/strings/str_cat.h"
-#include "formats/util/cli.h"
+#include "formats/util/cli_flags.h"
 #include "formats/util/status_macros.h"
 
 namespace qatk::cli {
 
 absl::StatusOr<cxxopts::ParseResult> ParseRunFlags(cxxopts::Options& opts, int argc, char** argv) {
-  opts.add_options()("h,help", "show this help");
-  try {
-    cxxopts::ParseResult r = opts.parse(argc, argv);
-    if (r.count("help")) {
-      std::cout << opts.help() << std::endl;
-      return HelpRequested();
-    }
-    return r;
-  } catch (const cxxopts::exceptions::exception& e) {
-    return absl::InvalidArgumentError(e.what());
-  }
+  return ParseFlags(opts, argc, argv);
 }
 
 absl::Status RequireFlag(const cxxopts::ParseResult& r, const char* flag, const char* command) {
-  if (r.count(flag)) return absl::OkStatus();
-  return absl::InvalidArgumentError(
-      absl::StrCat("missing required flag --", flag, " (see qat-run ", command, " --help)"));
+  return Require(r, flag, command, "qat-run");
 }
 
 void AddModelFlags(cxxopts::Options& opts, int default_ctx) {
   const int hw = std::max(1u, std::thread::hardware_concurrency());
-  opts.add_options()("model", "GGUF model file", cxxopts::value<std::string>())(
+  opts.add_options()("model", "GGUF or qatkit mobile (.qmob) model file", cxxopts::value<std::string>())(
       "threads", "worker threads", cxxopts::value<int>()->default_value(std::to_string(hw)))(
       "ctx", "context length (clamped to the model's)",
       cxxopts::value<int>()->default_value(std::to_string(default_ctx)))(

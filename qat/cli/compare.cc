@@ -27,7 +27,7 @@
 #include "nlohmann/json.hpp"
 #include "qat/cli/commands.h"
 #include "qat/cli/compare_report.h"
-#include "qat/cli/flags.h"
+#include "formats/util/cli_flags.h"
 
 namespace qatk::cli {
 namespace {

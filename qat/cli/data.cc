@@ -3,7 +3,7 @@
 
 #include "formats/util/status_macros.h"
 #include "qat/cli/commands.h"
-#include "qat/cli/flags.h"
+#include "formats/util/cli_flags.h"
 #include "qat/data/corpus.h"
 
 namespace qatk::cli {

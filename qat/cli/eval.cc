@@ -7,7 +7,7 @@
 #include "nlohmann/json.hpp"
 #include "qat/cli/commands.h"
 #include "qat/cli/eval_compare.h"
-#include "qat/cli/flags.h"
+#include "formats/util/cli_flags.h"
 #include "qat/model/checkpoint.h"
 #include "qat/train/evaluate.h"
 

@@ -9,7 +9,7 @@
 #include "export/safetensors_export.h"
 #include "formats/util/status_macros.h"
 #include "qat/cli/commands.h"
-#include "qat/cli/flags.h"
+#include "formats/util/cli_flags.h"
 
 namespace qatk::cli {
 

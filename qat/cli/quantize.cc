@@ -4,7 +4,7 @@
 
 #include "formats/util/status_macros.h"
 #include "qat/cli/commands.h"
-#include "qat/cli/flags.h"
+#include "formats/util/cli_flags.h"
 #include "qat/data/token_stream.h"
 #include "qat/model/checkpoint.h"
 #include "qat/quant/prepare.h"

@@ -6,7 +6,7 @@
 
 #include "formats/util/status_macros.h"
 #include "qat/cli/commands.h"
-#include "qat/cli/flags.h"
+#include "formats/util/cli_flags.h"
 #include "qat/train/trainer.h"
 
 namespace qatk::cli {

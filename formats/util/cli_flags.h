@@ -1,7 +1,8 @@
-// cxxopts glue shared by the qat subcommands: parse errors become
+// cxxopts glue shared by the qat and qat-run subcommands (header-only: the
+// core library does not link cxxopts): parse errors become
 // kInvalidArgument, --help prints and returns HelpRequested() (exit 0).
-#ifndef QATK_QAT_CLI_FLAGS_H_
-#define QATK_QAT_CLI_FLAGS_H_
+#ifndef QATK_FORMATS_UTIL_CLI_FLAGS_H_
+#define QATK_FORMATS_UTIL_CLI_FLAGS_H_
 
 #include <iostream>
 #include <string>
@@ -28,12 +29,13 @@ inline absl::StatusOr<cxxopts::ParseResult> ParseFlags(cxxopts::Options& opts, i
 }
 
 // kInvalidArgument naming the flag when a required flag is absent.
-inline absl::Status Require(const cxxopts::ParseResult& r, const char* flag, const char* command) {
+inline absl::Status Require(const cxxopts::ParseResult& r, const char* flag, const char* command,
+                            const char* program = "qat") {
   if (r.count(flag)) return absl::OkStatus();
   return absl::InvalidArgumentError(
-      absl::StrCat("missing required flag --", flag, " (see qat ", command, " --help)"));
+      absl::StrCat("missing required flag --", flag, " (see ", program, " ", command, " --help)"));
 }
 
 }  // namespace qatk::cli
 
-#endif  // QATK_QAT_CLI_FLAGS_H_
+#endif  // QATK_FORMATS_UTIL_CLI_FLAGS_H_
