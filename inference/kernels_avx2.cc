@@ -42,13 +42,12 @@ inline __m256i DotI8(__m256i a, __m256i b) {
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
 
-// Q8_0 quantization of one row, bit-identical to QuantizeBlockQ8_0: the
-// same fp32 divide and reciprocal, x*id exact, roundf emulated (half away
-// from zero) via truncation.
+// Q8_0 activations of one row, bit-identical to QuantizeBlockQ8_0Act (the
+// rule llama.cpp's x86 backend uses): id = 127/amax, x*id rounded half to
+// even by cvtps under the default MXCSR mode.
 void PrepareQ8Avx2(const QMatrix& w, const float* x, void* out) {
   BlockQ8_0* b = static_cast<BlockQ8_0*>(out);
   const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-  const __m256 half = _mm256_set1_ps(0.5f);
   for (int64_t i = 0; i < w.cols / 32; ++i) {
     const float* xb = x + i * 32;
     __m256 v[4];
@@ -61,18 +60,11 @@ void PrepareQ8Avx2(const QMatrix& w, const float* x, void* out) {
     m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
     m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
     const float amax = _mm_cvtss_f32(m4);
-    const float d = amax / 127.0f;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
-    b[i].d = Fp32ToFp16(d);
-    const __m256 vid = _mm256_set1_ps(id);
+    b[i].d = Fp32ToFp16(amax / 127.0f);
+    const __m256 vid = _mm256_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
     __m256i q[4];
     for (int j = 0; j < 4; ++j) {
-      const __m256 p = _mm256_mul_ps(v[j], vid);
-      const __m256 t = _mm256_round_ps(p, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-      const __m256 frac = _mm256_and_ps(_mm256_sub_ps(p, t), abs_mask);
-      const __m256 up = _mm256_cmp_ps(frac, half, _CMP_GE_OQ);
-      const __m256 one = _mm256_or_ps(_mm256_set1_ps(1.0f), _mm256_andnot_ps(abs_mask, p));
-      q[j] = _mm256_cvttps_epi32(_mm256_add_ps(t, _mm256_and_ps(up, one)));
+      q[j] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[j], vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
     }
     const __m256i s01 = _mm256_packs_epi32(q[0], q[1]);
     const __m256i s23 = _mm256_packs_epi32(q[2], q[3]);

@@ -29,7 +29,7 @@ struct VecOps {
 VecOps& ActiveVecOps();
 
 // AVX2 activation quantizers (kernels_avx2.cc; call only when AVX2+F16C
-// are present). PrepareQ8Avx2 is bit-identical to the reference Q8_0 codec;
+// are present). PrepareQ8Avx2 is bit-identical to QuantizeBlockQ8_0Act;
 // PrepareQ8CrumbAvx2 additionally stores each block's 32 codes crumb-major
 // (position 8k+b holds element 4b+k) for the Q2_0 kernels.
 void PrepareQ8Avx2(const QMatrix& w, const float* x /*[cols]*/, void* out);

@@ -1,6 +1,7 @@
 // Scalar reference kernels: the oracle every SIMD kernel is tested against.
-// GGUF quantized weights take Q8_0 activations from the reference codec and
-// accumulate like ggml's generic vec_dot (int per block, float across).
+// GGUF quantized weights take Q8_0 activations quantized as llama.cpp's x86
+// backend does (QuantizeBlockQ8_0Act) and accumulate like ggml's generic
+// vec_dot (int per block, float across).
 #include <cstring>
 
 #include "formats/quant/codecs.h"
@@ -12,7 +13,7 @@ namespace {
 
 void PrepareQ8(const QMatrix& w, const float* x, void* out) {
   BlockQ8_0* b = static_cast<BlockQ8_0*>(out);
-  for (int64_t i = 0; i < w.cols / 32; ++i) QuantizeBlockQ8_0(x + i * 32, b + i);
+  for (int64_t i = 0; i < w.cols / 32; ++i) QuantizeBlockQ8_0Act(x + i * 32, b + i);
 }
 
 float DotF32(const uint8_t* w, const void* a, int64_t n) {

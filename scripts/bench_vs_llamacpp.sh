@@ -11,8 +11,9 @@
 #   scripts/bench_vs_llamacpp.sh [--build DIR] [--reps N] [--threads "1 2"]
 #                                [--make-1b DIR] [MODEL.gguf ...]
 # --make-1b DIR: also bench a synthetic ~1B Q4_0 model made by qatkit
-#   (qat init --config configs/models/1b.json, qat export --outtype q4_0),
-#   written to DIR (reused if DIR/model-1b-q4_0.gguf exists).
+#   (a 32000-piece tokenizer trained on the Brown corpus, qat init --config
+#   configs/models/1b.json, qat export --outtype q4_0), written to DIR
+#   (reused if DIR/model-1b-q4_0.gguf exists).
 # Prints a markdown table on stdout; raw JSON lines go to stderr.
 set -euo pipefail
 
@@ -28,7 +29,7 @@ while [[ $# -gt 0 ]]; do
     --reps) REPS="$2"; shift 2 ;;
     --threads) THREADS="$2"; shift 2 ;;
     --make-1b) MAKE_1B="$2"; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
     *) MODELS+=("$1"); shift ;;
   esac
 done
@@ -45,7 +46,13 @@ if [[ -n "$MAKE_1B" ]]; then
   if [[ ! -f "$F" ]]; then
     [[ -x "$QAT" ]] || { echo "error: $QAT not built (needed for --make-1b)" >&2; exit 1; }
     mkdir -p "$MAKE_1B"
-    "$QAT" init --config "$ROOT/configs/models/1b.json" --out "$MAKE_1B/ckpt" >&2
+    # The checkpoint carries a tokenizer with the config's 32000 pieces.
+    BROWN="$ROOT/data/brown"
+    [[ -f "$BROWN/train.txt" ]] || "$QAT" data --source brown --out "$BROWN" >&2
+    [[ -f "$MAKE_1B/tokenizer.model" ]] ||
+      "$QAT" tokenizer --data "$BROWN/train.txt" --vocab 32000 --out "$MAKE_1B/tokenizer.model" >&2
+    "$QAT" init --config "$ROOT/configs/models/1b.json" --tokenizer "$MAKE_1B/tokenizer.model" \
+      --out "$MAKE_1B/ckpt" >&2
     "$QAT" export --model "$MAKE_1B/ckpt" --format gguf --outtype q4_0 --out "$F" >&2
   fi
   MODELS+=("$F")

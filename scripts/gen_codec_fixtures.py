@@ -19,6 +19,11 @@ PRNG (documented so the C++ side can reproduce it): xorshift32 with
 each value = float32(((x >> 8) * 2^-23) - 1) * scale, in [-1, 1) * scale, where
 scale cycles per block through SCALES (all products rounded to float32).
 
+q8_0_act.qcf holds Q8_0 blocks as llama.cpp's x86 CPU backend quantizes
+activations (quantize_row_q8_0 from libggml-cpu-haswell.so: id = 127/amax,
+round half to even), which tests/formats/codecs_test.cc checks against
+QuantizeBlockQ8_0Act.
+
 fp16_tables.txt holds FNV-1a-64 hashes of ggml's fp16->fp32 outputs for all
 65536 halves and of ggml's fp32->fp16 / fp32->bf16 outputs for a sweep of
 floats (see Sweep()).
@@ -153,7 +158,7 @@ def main():
     args = ap.parse_args()
     if not args.lib or not os.path.exists(args.lib):
         sys.exit('libggml-base.so not found; run npm ci in tests/interop or pass --lib')
-    lib = ctypes.CDLL(args.lib)
+    lib = ctypes.CDLL(args.lib, mode=ctypes.RTLD_GLOBAL)
     lib.ggml_fp32_to_fp16.restype = ctypes.c_uint16
     lib.ggml_fp32_to_fp16.argtypes = [ctypes.c_float]
     lib.ggml_fp16_to_fp32.restype = ctypes.c_float
@@ -171,6 +176,17 @@ def main():
         xs = rnd + edge_blocks(block)
         write_fixture(os.path.join(args.out, name + '.qcf'), tid, seed, len(rnd), xs,
                       quantize(lib, fn, xs, block, tsize))
+
+    # llama.cpp's x86 activation quantizer (AVX2 build of the CPU backend).
+    cpu_lib = os.path.join(os.path.dirname(args.lib), 'libggml-cpu-haswell.so')
+    if not os.path.exists(cpu_lib):
+        sys.exit('%s not found (needed for q8_0_act.qcf)' % cpu_lib)
+    cpu = ctypes.CDLL(cpu_lib)
+    seed = 0x51ED270B
+    rnd = random_values(seed, 6, 32)
+    xs = rnd + edge_blocks(32)
+    write_fixture(os.path.join(args.out, 'q8_0_act.qcf'), 8, seed, len(rnd), xs,
+                  quantize(cpu, 'quantize_row_q8_0', xs, 32, 34))
 
     seed = 0x0BADF00D
     rnd = random_values(seed, 2, 32)

@@ -31,18 +31,23 @@ def read_jsonl(path):
 
 
 def plot_losses(out, runs):
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    """Three panels: the FP fine-tune's cross-entropy, the QAT runs'
+    distillation loss (KL to the FP teacher, log scale: it falls by orders
+    of magnitude), and validation perplexity of every run."""
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     for name, path in runs:
         rows = read_jsonl(path)
         tr = [(r["step"], r["loss"]) for r in rows if "loss" in r]
         va = [(r["step"], r["valid_ppl"]) for r in rows if "valid_ppl" in r]
         if tr:
-            axes[0].plot(*zip(*tr), label=name, linewidth=1)
+            ax = axes[0] if name == "fp" else axes[1]
+            ax.plot(*zip(*tr), label=name, linewidth=1)
         if va:
-            axes[1].plot(*zip(*va), marker="o", label=name)
-    axes[0].set_title("training loss (QAT runs: distillation loss)")
-    axes[1].set_title("validation perplexity")
+            axes[2].plot(*zip(*va), marker="o", markersize=3, label=name)
+    axes[0].set_title("FP fine-tune: training loss (cross-entropy)")
+    axes[1].set_title("QAT: distillation loss (KL to the FP model)")
     axes[1].set_yscale("log")
+    axes[2].set_title("validation perplexity (QAT: fake-quant model)")
     for ax in axes:
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)

@@ -76,6 +76,20 @@ void QuantizeBlockQ8_0(const float* x, BlockQ8_0* out) {
   for (int j = 0; j < kQK8_0; ++j) out->qs[j] = TruncToInt8(std::round(x[j] * id));
 }
 
+void QuantizeBlockQ8_0Act(const float* x, BlockQ8_0* out) {
+  float amax = 0.0f;
+  for (int j = 0; j < kQK8_0; ++j) amax = std::fmax(amax, std::fabs(x[j]));
+  out->d = Fp32ToFp16(amax / 127.0f);
+  const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+  // nearbyint under the default rounding mode = round half to even; then
+  // cvtps_epi32 + saturating packs: NaN/inf (a block whose 127/amax
+  // overflows) become INT32_MIN and saturate to -128.
+  for (int j = 0; j < kQK8_0; ++j) {
+    const int32_t q = TruncToInt32(std::nearbyint(x[j] * id));
+    out->qs[j] = static_cast<int8_t>(q < -128 ? -128 : q > 127 ? 127 : q);
+  }
+}
+
 void DequantizeBlockQ8_0(const BlockQ8_0& b, float* y) {
   const float d = Fp16ToFp32(b.d);
   for (int j = 0; j < kQK8_0; ++j) y[j] = static_cast<float>(b.qs[j]) * d;

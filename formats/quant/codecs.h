@@ -24,6 +24,13 @@ void DequantizeRow(GgmlType type, const void* src, float* y, int64_t n);
 void QuantizeBlockQ4_0(const float* x, BlockQ4_0* out);   // 32 values
 void QuantizeBlockQ8_0(const float* x, BlockQ8_0* out);   // 32 values
 void QuantizeBlockQ2_0(const float* x, BlockQ2_0* out);   // 64 values
+// Q8_0 as llama.cpp's x86 CPU backend quantizes activations (the input of
+// every Q4_0/Q8_0/Q2_0 matmul, and F32->Q8_0 KV-cache copies): the same
+// d = amax/127 stored as fp16, but id = 127/amax (not 1/d) and round half to
+// even (not half away from zero). Differs from QuantizeBlockQ8_0 in a few
+// codes per thousand (ties and one-ulp reciprocal differences); the q8_0_act
+// scheme, the runtime's activation path and the fake-quant all use this one.
+void QuantizeBlockQ8_0Act(const float* x, BlockQ8_0* out);  // 32 values
 void DequantizeBlockQ4_0(const BlockQ4_0& b, float* y);
 void DequantizeBlockQ8_0(const BlockQ8_0& b, float* y);
 void DequantizeBlockQ2_0(const BlockQ2_0& b, float* y);

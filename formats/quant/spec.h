@@ -13,7 +13,9 @@
 //   int_tensor    input / cache   one static scale        [-Qn, Qp]
 //   int_token     input / cache   one dynamic scale per token (last dim)
 //   q8_0_act      input / cache   Q8_0 blocks of 32 along the last dim, computed
-//                                 at run time (llama.cpp's activation path)
+//                                 at run time with llama.cpp's x86 activation
+//                                 rule (QuantizeBlockQ8_0Act: id = 127/amax,
+//                                 round half to even)
 //
 // Symmetric signed range of an intN scheme (bits = N):
 //   full range:   Qn = 2^(N-1),    Qp = 2^(N-1) - 1    (int4: -8..7, int2: -2..1)

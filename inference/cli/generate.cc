@@ -2,8 +2,11 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "absl/strings/str_format.h"
+#include "nlohmann/json.hpp"
 #include "formats/util/status_macros.h"
 #include "inference/cli/commands.h"
 #include "inference/cli/run_common.h"
@@ -20,7 +23,8 @@ absl::Status GenerateCommand(int argc, char** argv) {
       "temp", "temperature (<= 0: greedy)", cxxopts::value<float>()->default_value("0.8"))(
       "top-k", "top-k (<= 0: off)", cxxopts::value<int>()->default_value("40"))(
       "top-p", "top-p (>= 1: off)", cxxopts::value<float>()->default_value("0.95"))(
-      "seed", "sampling seed", cxxopts::value<uint64_t>()->default_value("0"));
+      "seed", "sampling seed", cxxopts::value<uint64_t>()->default_value("0"))(
+      "json", "one JSON object on stdout: prompt and generated token ids, text, speeds");
   ASSIGN_OR_RETURN(cxxopts::ParseResult r, ParseRunFlags(opts, argc, argv));
   RETURN_IF_ERROR(RequireFlag(r, "model", "generate"));
   RETURN_IF_ERROR(RequireFlag(r, "prompt", "generate"));
@@ -37,19 +41,36 @@ absl::Status GenerateCommand(int argc, char** argv) {
   const auto t0 = Clock::now();
   RETURN_IF_ERROR(session->Eval(ids.data(), static_cast<int>(ids.size()), false));
   const auto t1 = Clock::now();
-  std::fputs(r["prompt"].as<std::string>().c_str(), stdout);
-  int produced = 0;
-  for (; produced < n_gen && session->n_past() < session->n_ctx(); ++produced) {
+  const bool json = r.count("json") > 0;
+  if (!json) std::fputs(r["prompt"].as<std::string>().c_str(), stdout);
+  std::vector<int32_t> out_ids;
+  std::string text;
+  for (; static_cast<int>(out_ids.size()) < n_gen && session->n_past() < session->n_ctx();) {
     int32_t next = sampler.Sample(session->logits());
     if (next == l.model->vocab.eos) break;
-    std::fputs(tok.Piece(next).c_str(), stdout);
-    std::fflush(stdout);
+    out_ids.push_back(next);
+    const std::string piece = tok.Piece(next);
+    text += piece;
+    if (!json) {
+      std::fputs(piece.c_str(), stdout);
+      std::fflush(stdout);
+    }
     RETURN_IF_ERROR(session->Eval(&next, 1, false));
   }
+  const int produced = static_cast<int>(out_ids.size());
   const auto t2 = Clock::now();
-  std::fputs("\n", stdout);
   const double pre = std::chrono::duration<double>(t1 - t0).count();
   const double gen = std::chrono::duration<double>(t2 - t1).count();
+  if (json) {
+    // Text as bytes may be invalid UTF-8 (byte-fallback pieces): dump with
+    // replacement characters; the ids are exact.
+    const nlohmann::json j = {{"prompt_ids", ids}, {"ids", out_ids}, {"text", text},
+                              {"prompt_tok_s", ids.size() / pre},
+                              {"gen_tok_s", produced > 0 ? produced / gen : 0.0}};
+    std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << std::endl;
+  } else {
+    std::fputs("\n", stdout);
+  }
   std::cerr << absl::StrFormat("prompt: %d tokens, %.2f tok/s; generated: %d tokens, %.2f tok/s\n",
                                ids.size(), ids.size() / pre, produced,
                                produced > 0 ? produced / gen : 0.0);

@@ -1,10 +1,14 @@
 // qat compare: the QAT-vs-PTQ study with one shared fine-tuning budget.
 //
 //   base (given, or pretrained from --config)
-//     ├─ fp      : FP fine-tune of base, N steps                  (reference)
-//     ├─ ptq-R   : round-to-nearest PTQ of fp with recipe R       (baseline)
-//     └─ qat-R   : QAT fine-tune of base with recipe R, N steps,
-//                  distilled from fp (same data, same steps as fp)
+//     └─ fp      : FP fine-tune of base, N steps                  (reference)
+//         ├─ ptq-R : round-to-nearest PTQ of fp with recipe R     (baseline)
+//         └─ qat-R : QAT with recipe R, N steps, initialised from fp
+//                    (--qat-init fp, the default) or from base, and
+//                    distilled from fp
+//   With pure distillation (--kd-alpha 1) from fp, QAT learns nothing from
+//   the data that fp does not already know: what it gains over PTQ is
+//   recovered quantization damage, not extra training.
 //   each → exported (GGUF or mobile, per recipe) → perplexity on the test split
 //   in qat-run, and in llama.cpp for GGUF files.
 //
@@ -13,12 +17,14 @@
 // steps resume from their last checkpoint).
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <string>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "formats/util/file_io.h"
@@ -42,11 +48,14 @@ struct CompareOptions {
   std::string config;        // model config to pretrain a base from
   std::vector<std::string> recipes;
   int pretrain_steps = 3000;
+  double pretrain_lr = 3e-3;
   int steps = 600;           // shared fine-tuning budget (FP and each QAT run)
   int batch = 16;
   int seq = 0;               // 0: the model's context
-  double lr = 3e-4;          // fine-tuning learning rate (FP and QAT)
+  double lr = 3e-4;          // FP fine-tuning learning rate
+  std::vector<double> qat_lr;  // QAT learning rate per recipe (empty: --lr; one value: all)
   double kd_alpha = 1.0;     // weight of distillation in the QAT loss
+  std::string qat_init = "fp";  // QAT starts from the FP fine-tune ("fp") or the base
   int ctx = 0;               // eval context, 0: min(512, model context)
   int vocab = 4096;          // tokenizer size when DATA has none
   int seed = 1;
@@ -132,7 +141,15 @@ std::vector<std::string> TrainArgs(const std::string& qat, const CompareOptions&
     a.push_back("--seq");
     a.push_back(std::to_string(o.seq));
   }
+  // Ten validation points per run for the curves (a 32-chunk sample each).
+  a.insert(a.end(), {"--eval-every", std::to_string(std::max(1, steps / 10)), "--eval-chunks", "32"});
   return a;
+}
+
+// QAT learning rate of recipe i (--qat-lr: none, one, or one per recipe).
+double QatLr(const CompareOptions& o, size_t i) {
+  if (o.qat_lr.empty()) return o.lr;
+  return o.qat_lr.size() == 1 ? o.qat_lr[0] : o.qat_lr[i];
 }
 
 struct Variant {
@@ -158,7 +175,7 @@ absl::Status RunCompare(const CompareOptions& o) {
   std::string base = o.base;
   if (base.empty()) {
     base = o.out + "/base";
-    std::vector<std::string> a = TrainArgs(qat, o, base, o.pretrain_steps, 1e-3);
+    std::vector<std::string> a = TrainArgs(qat, o, base, o.pretrain_steps, o.pretrain_lr);
     a.insert(a.end(), {"--config", o.config, "--tokenizer", tok});
     RETURN_IF_ERROR(p.Run("base", a, false).status());
   }
@@ -171,8 +188,12 @@ absl::Status RunCompare(const CompareOptions& o) {
   }
   std::vector<Variant> variants = {{"fp", "", "fp", "gguf", o.out + "/fp.gguf"}};
   std::vector<std::pair<std::string, std::string>> runs = {{"fp", fp + "/metrics.jsonl"}};
-  // 3. per recipe: PTQ of fp, QAT from base distilled from fp.
-  for (const std::string& r : o.recipes) {
+  // 3. per recipe: PTQ of fp, QAT from fp (or base) distilled from fp.
+  const std::string qat_init = o.qat_init == "base" ? base : fp;
+  json qat_lrs = json::array();
+  for (size_t ri = 0; ri < o.recipes.size(); ++ri) {
+    const std::string& r = o.recipes[ri];
+    qat_lrs.push_back(QatLr(o, ri));
     ASSIGN_OR_RETURN(json recipe, ReadRecipeJson(r));
     const std::string name = recipe.value("name", Stem(r));
     const std::string format = recipe.value("export_format", "gguf");
@@ -180,8 +201,8 @@ absl::Status RunCompare(const CompareOptions& o) {
     RETURN_IF_ERROR(p.Run("ptq-" + name, {qat, "quantize", "--model", fp, "--recipe", r, "--out",
                                           o.out + "/ptq-" + name, "--calib", o.data + "/valid.txt"},
                           false).status());
-    std::vector<std::string> a = TrainArgs(qat, o, o.out + "/qat-" + name, o.steps, o.lr);
-    a.insert(a.end(), {"--init", base, "--recipe", r, "--teacher", fp, "--kd-alpha", absl::StrCat(o.kd_alpha)});
+    std::vector<std::string> a = TrainArgs(qat, o, o.out + "/qat-" + name, o.steps, QatLr(o, ri));
+    a.insert(a.end(), {"--init", qat_init, "--recipe", r, "--teacher", fp, "--kd-alpha", absl::StrCat(o.kd_alpha)});
     RETURN_IF_ERROR(p.Run("qat-" + name, a, false).status());
     variants.push_back({"ptq-" + name, r, "ptq", format, o.out + "/ptq-" + name + ext});
     variants.push_back({"qat-" + name, r, "qat", format, o.out + "/qat-" + name + ext});
@@ -228,7 +249,8 @@ absl::Status RunCompare(const CompareOptions& o) {
   ro.seed = o.seed;
   ro.runs = runs;
   ro.settings = {{"steps", o.steps}, {"pretrain_steps", o.base.empty() ? o.pretrain_steps : 0},
-                 {"lr", o.lr}, {"batch", o.batch}, {"kd_alpha", o.kd_alpha}, {"seed", o.seed},
+                 {"pretrain_lr", o.pretrain_lr},
+                 {"lr", o.lr}, {"qat_lr", qat_lrs}, {"batch", o.batch}, {"kd_alpha", o.kd_alpha}, {"qat_init", o.qat_init}, {"seed", o.seed},
                  {"base", base}, {"data", o.data}, {"eval_file", eval_file}};
   return WriteCompareReport(ro, results);
 }
@@ -241,7 +263,7 @@ absl::Status CompareCommand(int argc, char** argv) {
                         "recipe, export, perplexity in qat-run and llama.cpp; writes OUT/results.json, "
                         "OUT/results.md and plots. Re-running resumes where it stopped.");
   CompareOptions o;
-  std::string recipes;
+  std::string recipes, qat_lr;
   opts.add_options()
       ("data", "data DIR (train.txt, valid.txt, test.txt; tokenizer.model is trained if absent)", cxxopts::value(o.data))
       ("out", "output DIR", cxxopts::value(o.out))
@@ -249,11 +271,14 @@ absl::Status CompareCommand(int argc, char** argv) {
       ("config", "model config to pretrain a base from (instead of --base)", cxxopts::value(o.config))
       ("recipes", "comma-separated recipe files", cxxopts::value(recipes))
       ("pretrain-steps", "steps to pretrain the base (with --config)", cxxopts::value(o.pretrain_steps)->default_value("3000"))
+      ("pretrain-lr", "peak learning rate of the pretraining (cosine)", cxxopts::value(o.pretrain_lr)->default_value("3e-3"))
       ("steps", "fine-tuning budget, the same for FP and each QAT run", cxxopts::value(o.steps)->default_value("600"))
       ("batch", "sequences per step", cxxopts::value(o.batch)->default_value("16"))
       ("seq", "training sequence length (0: model context)", cxxopts::value(o.seq)->default_value("0"))
-      ("lr", "fine-tuning learning rate", cxxopts::value(o.lr)->default_value("3e-4"))
+      ("lr", "FP fine-tuning learning rate (and QAT's unless --qat-lr)", cxxopts::value(o.lr)->default_value("3e-4"))
+      ("qat-lr", "QAT learning rate: one value, or one per recipe (comma-separated, in --recipes order; default: --lr)", cxxopts::value(qat_lr))
       ("kd-alpha", "distillation weight in the QAT loss (1 = pure KD)", cxxopts::value(o.kd_alpha)->default_value("1.0"))
+      ("qat-init", "QAT starts from: fp (the FP fine-tune, also the teacher) or base", cxxopts::value(o.qat_init)->default_value("fp"))
       ("eval-file", "evaluation text (default DATA/test.txt)", cxxopts::value(o.eval_file))
       ("ctx", "evaluation context (0: min(512, model context))", cxxopts::value(o.ctx)->default_value("0"))
       ("vocab", "tokenizer vocabulary size when DATA has none", cxxopts::value(o.vocab)->default_value("4096"))
@@ -270,10 +295,24 @@ absl::Status CompareCommand(int argc, char** argv) {
   }
   if (recipes.empty()) return absl::InvalidArgumentError("missing --recipes R1.json[,R2.json]");
   o.recipes = absl::StrSplit(recipes, ',', absl::SkipEmpty());
+  for (absl::string_view v : absl::StrSplit(qat_lr, ',', absl::SkipEmpty())) {
+    double lr = 0;
+    if (!absl::SimpleAtod(v, &lr) || !(lr > 0)) {
+      return absl::InvalidArgumentError(absl::StrCat("--qat-lr: '", v, "' is not a positive number"));
+    }
+    o.qat_lr.push_back(lr);
+  }
+  if (o.qat_lr.size() > 1 && o.qat_lr.size() != o.recipes.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("--qat-lr has ", o.qat_lr.size(), " values for ",
+                                                   o.recipes.size(), " recipes (give one, or one per recipe)"));
+  }
   for (const std::string& rp : o.recipes) {
     if (!fs::exists(rp)) return absl::InvalidArgumentError(absl::StrCat("recipe file not found: ", rp));
   }
   if (o.steps <= 0 || o.batch <= 0) return absl::InvalidArgumentError("--steps and --batch must be positive");
+  if (o.qat_init != "fp" && o.qat_init != "base") {
+    return absl::InvalidArgumentError(absl::StrCat("--qat-init must be fp or base, got '", o.qat_init, "'"));
+  }
   o.llamacpp = r.count("no-llamacpp") == 0;
   return RunCompare(o);
 }

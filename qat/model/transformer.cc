@@ -54,9 +54,14 @@ AttentionImpl::AttentionImpl(const ModelConfig& c, int64_t layer)
 
 torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
   const int64_t B = x.size(0), T = x.size(1);
-  torch::Tensor q = q_proj->forward(x).view({B, T, H_, D_}).transpose(1, 2);    // [B, H, T, D]
-  torch::Tensor k = k_proj->forward(x).view({B, T, Hkv_, D_}).transpose(1, 2);  // [B, Hkv, T, D]
-  torch::Tensor v = v_proj->forward(x).view({B, T, Hkv_, D_}).transpose(1, 2);  // [B, Hkv, T, D]
+  // q/k/v read the same x: one input quantization when their quantizers agree.
+  const torch::Tensor xq = q_proj->QuantizeInput(x);
+  auto project = [&](QLinear& p) {
+    return q_proj->SharesInputQuantizer(*p) ? p->ForwardQuantized(xq) : p->forward(x);
+  };
+  torch::Tensor q = q_proj->ForwardQuantized(xq).view({B, T, H_, D_}).transpose(1, 2);  // [B, H, T, D]
+  torch::Tensor k = project(k_proj).view({B, T, Hkv_, D_}).transpose(1, 2);            // [B, Hkv, T, D]
+  torch::Tensor v = project(v_proj).view({B, T, Hkv_, D_}).transpose(1, 2);            // [B, Hkv, T, D]
   if (q_norm) {
     q = q_norm->forward(q);
     k = k_norm->forward(k);
@@ -87,9 +92,11 @@ MlpImpl::MlpImpl(const ModelConfig& c) : gelu_(c.hidden_act == "gelu_pytorch_tan
 }
 
 torch::Tensor MlpImpl::forward(const torch::Tensor& x) {
-  torch::Tensor g = gate_proj->forward(x);  // [B, T, F]
+  const torch::Tensor xq = gate_proj->QuantizeInput(x);  // shared with up_proj when they agree
+  torch::Tensor g = gate_proj->ForwardQuantized(xq);     // [B, T, F]
   g = gelu_ ? torch::gelu(g, "tanh") : torch::silu(g);
-  return down_proj->forward(g * up_proj->forward(x));
+  const torch::Tensor u = gate_proj->SharesInputQuantizer(*up_proj) ? up_proj->ForwardQuantized(xq) : up_proj->forward(x);
+  return down_proj->forward(g * u);
 }
 
 DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& c, int64_t layer) : gemma_(c.is_gemma()) {

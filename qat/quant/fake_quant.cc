@@ -7,8 +7,10 @@
 #include <vector>
 
 #include <ATen/Parallel.h>
+#include <immintrin.h>
 
 #include "formats/quant/codecs.h"
+#include "formats/quant/fp16.h"
 #include "formats/util/status_macros.h"
 
 namespace qatk::qat {
@@ -161,28 +163,74 @@ struct LsqFn : public torch::autograd::Function<LsqFn> {
 };
 
 // CPU: the reference block codec itself, block by block (x finite).
-Tensor BlockDequantizedCpu(GgmlType type, const Tensor& x) {
+// dequantize(QuantizeBlockQ8_0Act(in)) for 32 values with AVX2, bit for bit:
+// the same fp32 127/amax and x*id, cvtps rounding half to even (the default
+// MXCSR mode), int -> float (so -0 codes become +0 like the int8 codes), one
+// fp32 multiply by the fp16 d. Returns false (nothing written) when 127/amax
+// overflows; the scalar codec handles that block.
+__attribute__((target("avx2"))) bool Q8_0ActRoundTripAvx2(const float* in, float* out) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  __m256 v[4];
+  __m256 m = _mm256_setzero_ps();
+  for (int j = 0; j < 4; ++j) {
+    v[j] = _mm256_loadu_ps(in + 8 * j);
+    m = _mm256_max_ps(m, _mm256_and_ps(v[j], abs_mask));
+  }
+  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+  m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+  const float amax = _mm_cvtss_f32(m4);
+  const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+  if (!std::isfinite(id)) return false;
+  const __m256 vid = _mm256_set1_ps(id);
+  const __m256 vd = _mm256_set1_ps(Fp16ToFp32(Fp32ToFp16(amax / 127.0f)));
+  for (int j = 0; j < 4; ++j) {
+    const __m256 q = _mm256_cvtepi32_ps(_mm256_cvtps_epi32(_mm256_mul_ps(v[j], vid)));
+    _mm256_storeu_ps(out + 8 * j, _mm256_mul_ps(q, vd));
+  }
+  return true;
+}
+
+const bool g_has_avx2 = __builtin_cpu_supports("avx2");
+
+// The block codecs a fused CPU pass can run (quantize then dequantize).
+enum class BlockCodec { kQ4_0, kQ8_0, kQ2_0, kQ8_0Act };
+
+Tensor BlockDequantizedCpu(BlockCodec codec, const Tensor& x) {
   const Tensor xc = x.contiguous();
   Tensor y = torch::empty_like(xc);
-  const int bs = Traits(type).block_size;
+  const int bs = codec == BlockCodec::kQ2_0 ? kQK2_0 : kQK4_0;
   const float* src = xc.data_ptr<float>();
   float* dst = y.data_ptr<float>();
   at::parallel_for(0, xc.numel() / bs, 256, [&](int64_t b0, int64_t b1) {
     for (int64_t b = b0; b < b1; ++b) {
       const float* in = src + b * bs;
       float* out = dst + b * bs;
-      if (type == GgmlType::kQ4_0) {
-        BlockQ4_0 q;
-        QuantizeBlockQ4_0(in, &q);
-        DequantizeBlockQ4_0(q, out);
-      } else if (type == GgmlType::kQ8_0) {
-        BlockQ8_0 q;
-        QuantizeBlockQ8_0(in, &q);
-        DequantizeBlockQ8_0(q, out);
-      } else {
-        BlockQ2_0 q;
-        QuantizeBlockQ2_0(in, &q);
-        DequantizeBlockQ2_0(q, out);
+      switch (codec) {
+        case BlockCodec::kQ4_0: {
+          BlockQ4_0 q;
+          QuantizeBlockQ4_0(in, &q);
+          DequantizeBlockQ4_0(q, out);
+          break;
+        }
+        case BlockCodec::kQ8_0:
+        case BlockCodec::kQ8_0Act: {
+          if (codec == BlockCodec::kQ8_0Act && g_has_avx2 && Q8_0ActRoundTripAvx2(in, out)) break;
+          BlockQ8_0 q;
+          if (codec == BlockCodec::kQ8_0) {
+            QuantizeBlockQ8_0(in, &q);
+          } else {
+            QuantizeBlockQ8_0Act(in, &q);
+          }
+          DequantizeBlockQ8_0(q, out);
+          break;
+        }
+        case BlockCodec::kQ2_0: {
+          BlockQ2_0 q;
+          QuantizeBlockQ2_0(in, &q);
+          DequantizeBlockQ2_0(q, out);
+          break;
+        }
       }
     }
   });
@@ -231,7 +279,7 @@ void SetFakeQuantCpuKernels(bool enabled) { g_cpu_kernels = enabled; }
 
 Tensor Q4_0Dequantized(const Tensor& x) {
   torch::NoGradGuard no_grad;
-  if (UseCpuKernel(x)) return BlockDequantizedCpu(GgmlType::kQ4_0, Blocks(x, kQK4_0)).reshape(x.sizes());
+  if (UseCpuKernel(x)) return BlockDequantizedCpu(BlockCodec::kQ4_0, Blocks(x, kQK4_0)).reshape(x.sizes());
   const Tensor xb = Blocks(x, kQK4_0);
   auto [t, d] = Q4_0CodesFloat(xb);
   return ((t - 8.0) * ToFp16AndBack(d)).reshape(x.sizes());
@@ -248,16 +296,29 @@ std::pair<Tensor, Tensor> Q4_0CodesTensor(const Tensor& x) {
 
 Tensor Q8_0Dequantized(const Tensor& x) {
   torch::NoGradGuard no_grad;
-  if (UseCpuKernel(x)) return BlockDequantizedCpu(GgmlType::kQ8_0, Blocks(x, kQK8_0)).reshape(x.sizes());
+  if (UseCpuKernel(x)) return BlockDequantizedCpu(BlockCodec::kQ8_0, Blocks(x, kQK8_0)).reshape(x.sizes());
   const Tensor xb = Blocks(x, kQK8_0);
   const Tensor d = xb.abs().amax(-1, /*keepdim=*/true) / 127.0;
   const Tensor q = RoundHalfAway(xb * SafeReciprocal(d));
   return (q * ToFp16AndBack(d)).reshape(x.sizes());
 }
 
+// Torch's round() is half to even, like the x86 _mm256_round_ps llama.cpp uses.
+Tensor Q8_0ActDequantized(const Tensor& x) {
+  torch::NoGradGuard no_grad;
+  if (UseCpuKernel(x)) return BlockDequantizedCpu(BlockCodec::kQ8_0Act, Blocks(x, kQK8_0)).reshape(x.sizes());
+  const Tensor xb = Blocks(x, kQK8_0);
+  const Tensor amax = xb.abs().amax(-1, /*keepdim=*/true);
+  // fp32 division (Scalar / Tensor in ATen is reciprocal-then-multiply).
+  const Tensor id = torch::where(amax != 0, torch::full_like(amax, 127.0) / amax, torch::zeros_like(amax));
+  // Non-finite x*id (127/amax overflowed) saturates to -128, as on x86.
+  const Tensor q = torch::nan_to_num((xb * id).round(), -128.0, -128.0, -128.0) + 0.0;
+  return (q * ToFp16AndBack(amax / 127.0)).reshape(x.sizes());
+}
+
 Tensor Q2_0Dequantized(const Tensor& x) {
   torch::NoGradGuard no_grad;
-  if (UseCpuKernel(x)) return BlockDequantizedCpu(GgmlType::kQ2_0, Blocks(x, kQK2_0)).reshape(x.sizes());
+  if (UseCpuKernel(x)) return BlockDequantizedCpu(BlockCodec::kQ2_0, Blocks(x, kQK2_0)).reshape(x.sizes());
   const Tensor xb = Blocks(x, kQK2_0);
   const Tensor d = xb.abs().amax(-1, /*keepdim=*/true);
   const Tensor q = (RoundHalfAway(xb * SafeReciprocal(d)) + 1.0).clamp(0.0, 3.0);
@@ -267,6 +328,7 @@ Tensor Q2_0Dequantized(const Tensor& x) {
 Tensor FakeQuantQ4_0(const Tensor& x) { return StePassFn::apply(x, Q4_0Dequantized(x), Tensor()); }
 Tensor FakeQuantQ8_0(const Tensor& x) { return StePassFn::apply(x, Q8_0Dequantized(x), Tensor()); }
 Tensor FakeQuantQ2_0(const Tensor& x) { return StePassFn::apply(x, Q2_0Dequantized(x), Tensor()); }
+Tensor FakeQuantQ8_0Act(const Tensor& x) { return StePassFn::apply(x, Q8_0ActDequantized(x), Tensor()); }
 
 // ---- intN ------------------------------------------------------------------
 
@@ -347,7 +409,7 @@ Tensor FakeQuantLsq(const Tensor& x, const Tensor& s, const QuantSpec& spec, dou
 
 Tensor FakeQuantDynamic(const Tensor& x, const QuantSpec& spec) {
   switch (spec.scheme) {
-    case QuantScheme::kQ8_0Act: return FakeQuantQ8_0(x);
+    case QuantScheme::kQ8_0Act: return FakeQuantQ8_0Act(x);
     case QuantScheme::kIntToken: return FakeQuantSte(x, AbsmaxScales(x.detach(), spec), spec);
     default: break;
   }

@@ -40,6 +40,10 @@ torch::Tensor FakeQuantQ2_0(const torch::Tensor& x);
 torch::Tensor Q4_0Dequantized(const torch::Tensor& x);
 torch::Tensor Q8_0Dequantized(const torch::Tensor& x);
 torch::Tensor Q2_0Dequantized(const torch::Tensor& x);
+// q8_0_act: llama.cpp's x86 activation quantizer (QuantizeBlockQ8_0Act:
+// id = 127/amax, round half to even) followed by the Q8_0 dequantizer.
+torch::Tensor FakeQuantQ8_0Act(const torch::Tensor& x);
+torch::Tensor Q8_0ActDequantized(const torch::Tensor& x);
 // Q4_0 codes 0..15 (uint8 [..., C]) and the fp32 d before fp16 rounding
 // ([..., C/32]): the exporter's bit-exact checks.
 std::pair<torch::Tensor, torch::Tensor> Q4_0CodesTensor(const torch::Tensor& x);

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "formats/util/status_macros.h"
+#include "nlohmann/json.hpp"
 
 namespace qatk::qat {
 
@@ -13,9 +14,21 @@ QLinearImpl::QLinearImpl(int64_t in, int64_t out, bool with_bias) : in_features(
   if (with_bias) bias = register_parameter("bias", torch::empty({out}).uniform_(-bound, bound));
 }
 
-torch::Tensor QLinearImpl::forward(const torch::Tensor& x) {
-  const torch::Tensor xin = quant_.input.enabled() ? aq_(x) : x;
-  return torch::linear(xin, QuantizedWeight(), bias);
+torch::Tensor QLinearImpl::forward(const torch::Tensor& x) { return ForwardQuantized(QuantizeInput(x)); }
+
+torch::Tensor QLinearImpl::QuantizeInput(const torch::Tensor& x) {
+  return quant_.input.enabled() ? aq_(x) : x;
+}
+
+torch::Tensor QLinearImpl::ForwardQuantized(const torch::Tensor& xq) {
+  return torch::linear(xq, QuantizedWeight(), bias);
+}
+
+bool QLinearImpl::SharesInputQuantizer(QLinearImpl& other) {
+  const QuantSpec& a = quant_.input;
+  const QuantSpec& b = other.quant_.input;
+  if (!a.enabled() || !b.enabled()) return !a.enabled() && !b.enabled();
+  return a.scheme != QuantScheme::kIntTensor && aq_.mode == other.aq_.mode && QuantSpecToJson(a) == QuantSpecToJson(b);
 }
 
 torch::Tensor QLinearImpl::QuantizedWeight() {

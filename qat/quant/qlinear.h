@@ -30,6 +30,16 @@ class QLinearImpl : public torch::nn::Module {
   QLinearImpl(int64_t in_features, int64_t out_features, bool bias = false);
   // x [..., in] -> [..., out]: F.linear(Aq(x), Wq(weight), bias).
   torch::Tensor forward(const torch::Tensor& x);
+  // Aq(x): the input as the matmul sees it (x itself when unquantized).
+  torch::Tensor QuantizeInput(const torch::Tensor& x);
+  // F.linear(xq, Wq(weight), bias) for xq = QuantizeInput(x) (forward(x)
+  // is ForwardQuantized(QuantizeInput(x))).
+  torch::Tensor ForwardQuantized(const torch::Tensor& xq);
+  // True when `other` quantizes its input exactly as this one does with no
+  // state of its own (unquantized, or the same dynamic spec in the same
+  // mode): linears that read one tensor (q/k/v, gate/up) then share one
+  // QuantizeInput.
+  bool SharesInputQuantizer(QLinearImpl& other);
   // Sets the weight and input quantizers (cache slot ignored).
   void Configure(const LayerQuant& lq);
   void SetMode(QuantMode mode);

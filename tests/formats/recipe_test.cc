@@ -65,7 +65,7 @@ TEST(RecipeTest, ShippedRecipeContents) {
   ASSERT_TRUE(q4.ok());
   EXPECT_EQ(q4->Resolve("model.layers.3.mlp.up_proj").weight.scheme, QuantScheme::kQ4_0);
   EXPECT_EQ(q4->Resolve("lm_head").weight.scheme, QuantScheme::kQ8_0);
-  EXPECT_EQ(q4->Resolve("model.embed_tokens").weight.scheme, QuantScheme::kQ8_0);
+  EXPECT_EQ(q4->Resolve("model.embed_tokens").weight.scheme, QuantScheme::kQ4_0);  // as llama-quantize
   EXPECT_TRUE(q4->Validate(TinyModel(/*with_head=*/false)).ok());  // tied embeddings
   auto q2 = LoadRecipe(std::string(QATK_SOURCE_DIR) + "/configs/recipes/q4_0_q2head.json");
   ASSERT_TRUE(q2.ok());

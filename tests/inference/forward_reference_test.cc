@@ -4,7 +4,8 @@
 // q/k; gemma3 NEOX pairs (i, i + D/2)), GQA attention with gemma3's sliding
 // window, SwiGLU / tanh-GEGLU, the final softcap. Quantized weights take
 // Q8_0-quantized activations in the runtime (like llama.cpp), so the
-// reference rounds the input of every quantized matmul through Q8_0 too.
+// reference rounds the input of every quantized matmul through Q8_0 too
+// (llama.cpp's x86 activation rule, QuantizeBlockQ8_0Act).
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -109,7 +110,9 @@ std::vector<float> Linear(const RefTensor& w, const std::vector<float>& x, int T
   if (Traits(w.type).is_quantized) {
     std::vector<uint8_t> q(RowBytes(GgmlType::kQ8_0, cols));
     for (int t = 0; t < T; ++t) {
-      EXPECT_TRUE(QuantizeRow(GgmlType::kQ8_0, &xin[t * cols], cols, q.data()).ok());
+      for (int64_t i = 0; i < cols / 32; ++i) {
+        QuantizeBlockQ8_0Act(&xin[t * cols + 32 * i], reinterpret_cast<BlockQ8_0*>(q.data()) + i);
+      }
       DequantizeRow(GgmlType::kQ8_0, q.data(), &xin[t * cols], cols);
     }
   }

@@ -65,6 +65,18 @@ torch::Tensor ReferenceBlock(GgmlType type, const torch::Tensor& x) {
   return y;
 }
 
+// dequantize(QuantizeBlockQ8_0Act(x)), block by block (x [rows, C]).
+torch::Tensor ReferenceQ8_0Act(const torch::Tensor& x) {
+  const torch::Tensor xc = x.contiguous();
+  torch::Tensor y = torch::empty_like(xc);
+  for (int64_t b = 0; b < xc.numel() / 32; ++b) {
+    BlockQ8_0 q;
+    QuantizeBlockQ8_0Act(xc.data_ptr<float>() + 32 * b, &q);
+    DequantizeBlockQ8_0(q, y.data_ptr<float>() + 32 * b);
+  }
+  return y;
+}
+
 // Weights with every edge case: random magnitudes from 1e-30 to 1e6 (fp16
 // subnormal and overflowing d), zero blocks, tied extrema of both signs,
 // exact half-way values and small integers.
@@ -94,7 +106,32 @@ TEST_F(FakeQuantTest, BlockFormatsMatchReferenceBitForBit) {
     EXPECT_BITWISE_EQ(Q4_0Dequantized(x), ReferenceBlock(GgmlType::kQ4_0, x));
     EXPECT_BITWISE_EQ(Q8_0Dequantized(x), ReferenceBlock(GgmlType::kQ8_0, x));
     EXPECT_BITWISE_EQ(Q2_0Dequantized(x), ReferenceBlock(GgmlType::kQ2_0, x));
+    EXPECT_BITWISE_EQ(Q8_0ActDequantized(x), ReferenceQ8_0Act(x));
   }
+  });
+}
+
+// The activation rule is its own quantizer: on exact ties it rounds to even
+// where the weight rule (roundf) rounds away from zero.
+TEST_F(FakeQuantTest, Q8_0ActRoundsTiesToEven) {
+  BothPaths([&] {
+  torch::Tensor x = torch::zeros({1, 32});
+  x[0][0] = 127.0f;  // amax 127: id = 1, d = 1
+  x[0][1] = 2.5f;
+  x[0][2] = -3.5f;
+  const torch::Tensor act = Q8_0ActDequantized(x);
+  const torch::Tensor w = Q8_0Dequantized(x);
+  EXPECT_EQ(act[0][1].item<float>(), 2.0f);
+  EXPECT_EQ(act[0][2].item<float>(), -4.0f);
+  EXPECT_EQ(w[0][1].item<float>(), 3.0f);
+  EXPECT_EQ(w[0][2].item<float>(), -4.0f);
+  // A block whose 127/amax overflows (the SIMD pass leaves it to the codec),
+  // and a negative value that rounds to code 0 (must come out +0).
+  torch::Tensor y = torch::zeros({2, 32});
+  y[0].fill_(1e-40f);
+  y[1][0] = 127.0f;
+  y[1][1] = -0.25f;
+  EXPECT_BITWISE_EQ(Q8_0ActDequantized(y), ReferenceQ8_0Act(y));
   });
 }
 
@@ -188,7 +225,7 @@ TEST_F(FakeQuantTest, DynamicActivationsMatchReference) {
     const torch::Tensor x = EdgeCaseWeights(seed, 6, 64);
     EXPECT_BITWISE_EQ(FakeQuantDynamic(x.reshape({2, 3, 64}), tok).reshape({6, 64}),
                       ReferenceInt(IntSpec(8, false, Rounding::kHalfAwayFromZero, ScaleType::kF32), x));
-    EXPECT_BITWISE_EQ(FakeQuantDynamic(x, act), ReferenceBlock(GgmlType::kQ8_0, x));
+    EXPECT_BITWISE_EQ(FakeQuantDynamic(x, act), ReferenceQ8_0Act(x));
   }
   });
 }

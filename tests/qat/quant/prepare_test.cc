@@ -134,7 +134,7 @@ TEST_F(PrepareTest, Q4_0RecipeForwardIsTheCodecNumerics) {
   auto& q = *m->model->layers[0]->as<LayerImpl>()->self_attn->q_proj;
   EXPECT_EQ(q.quant().weight.scheme, QuantScheme::kQ4_0);
   const torch::Tensor x = torch::randn({2, 3, kE});
-  const torch::Tensor want = torch::linear(Q8_0Dequantized(x), Q4_0Dequantized(q.weight));
+  const torch::Tensor want = torch::linear(Q8_0ActDequantized(x), Q4_0Dequantized(q.weight));
   EXPECT_TRUE(BitEqual(q.forward(x), want));
   // Converted codes dequantize to exactly the weight the forward used.
   auto conv = ConvertWeights(*m);
@@ -144,9 +144,25 @@ TEST_F(PrepareTest, Q4_0RecipeForwardIsTheCodecNumerics) {
   const std::vector<float> dq = DequantizeMatrix(qm);
   EXPECT_TRUE(BitEqual(torch::from_blob(const_cast<float*>(dq.data()), {kE, kE}), q.QuantizedWeight()));
   EXPECT_EQ(conv->at("lm_head").spec.scheme, QuantScheme::kQ8_0);
-  EXPECT_EQ(conv->at("model.embed_tokens").spec.scheme, QuantScheme::kQ8_0);
+  EXPECT_EQ(conv->at("model.embed_tokens").spec.scheme, QuantScheme::kQ4_0);
   // No quantizer state for block formats.
   for (const auto& p : m->named_parameters()) EXPECT_EQ(p.key().find("_scale"), std::string::npos) << p.key();
+}
+
+// q/k/v (and gate/up) share one input quantization only when it is the
+// same stateless quantizer: q8_0_act yes, per-linear static scales no.
+TEST_F(PrepareTest, SharedInputQuantizationOnlyForDynamicSpecs) {
+  TinyLm q4, mob;
+  ASSERT_TRUE(ApplyRecipe(*q4, Load("q4_0"), kHeadDim).ok());
+  ASSERT_TRUE(ApplyRecipe(*mob, Load("mobile"), kHeadDim).ok());
+  auto& a = *q4->model->layers[0]->as<LayerImpl>()->self_attn;
+  auto& b = *mob->model->layers[0]->as<LayerImpl>()->self_attn;
+  EXPECT_TRUE(a.q_proj->SharesInputQuantizer(*a.k_proj));
+  EXPECT_FALSE(b.q_proj->SharesInputQuantizer(*b.k_proj));
+  a.k_proj->SetMode(QuantMode::kOff);  // a different mode: no sharing
+  EXPECT_FALSE(a.q_proj->SharesInputQuantizer(*a.k_proj));
+  const torch::Tensor x = torch::randn({2, 3, kE});
+  EXPECT_TRUE(BitEqual(a.q_proj->ForwardQuantized(a.q_proj->QuantizeInput(x)), a.q_proj->forward(x)));
 }
 
 TEST_F(PrepareTest, MobileRecipeStateNamesAndTraining) {
