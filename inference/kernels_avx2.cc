@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "formats/quant/codecs.h"
 #include "formats/quant/fp16.h"
 #include "formats/quant/types.h"
 #include "inference/kernels_internal.h"
@@ -42,36 +43,10 @@ inline __m256i DotI8(__m256i a, __m256i b) {
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
 
-// Q8_0 activations of one row, bit-identical to QuantizeBlockQ8_0Act (the
-// rule llama.cpp's x86 backend uses): id = 127/amax, x*id rounded half to
-// even by cvtps under the default MXCSR mode.
+// Q8_0 activations of one row: the shared codec's AVX2 row quantizer
+// (QuantizeRowQ8_0Act, llama.cpp's x86 rule).
 void PrepareQ8Avx2(const QMatrix& w, const float* x, void* out) {
-  BlockQ8_0* b = static_cast<BlockQ8_0*>(out);
-  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-  for (int64_t i = 0; i < w.cols / 32; ++i) {
-    const float* xb = x + i * 32;
-    __m256 v[4];
-    __m256 m = _mm256_setzero_ps();
-    for (int j = 0; j < 4; ++j) {
-      v[j] = _mm256_loadu_ps(xb + 8 * j);
-      m = _mm256_max_ps(m, _mm256_and_ps(v[j], abs_mask));
-    }
-    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-    const float amax = _mm_cvtss_f32(m4);
-    b[i].d = Fp32ToFp16(amax / 127.0f);
-    const __m256 vid = _mm256_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
-    __m256i q[4];
-    for (int j = 0; j < 4; ++j) {
-      q[j] = _mm256_cvtps_epi32(_mm256_round_ps(_mm256_mul_ps(v[j], vid), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-    }
-    const __m256i s01 = _mm256_packs_epi32(q[0], q[1]);
-    const __m256i s23 = _mm256_packs_epi32(q[2], q[3]);
-    __m256i s = _mm256_packs_epi16(s01, s23);
-    s = _mm256_permutevar8x32_epi32(s, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(b[i].qs), s);
-  }
+  QuantizeRowQ8_0Act(x, static_cast<BlockQ8_0*>(out), w.cols / 32);
 }
 
 // Q2_0 activations: Q8_0 blocks whose 32 codes are stored crumb-major, so

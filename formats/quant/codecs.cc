@@ -3,6 +3,8 @@
 // FMA would change ties.
 #include "formats/quant/codecs.h"
 
+#include <immintrin.h>
+
 #include <climits>
 #include <cmath>
 #include <cstring>
@@ -88,6 +90,48 @@ void QuantizeBlockQ8_0Act(const float* x, BlockQ8_0* out) {
     const int32_t q = TruncToInt32(std::nearbyint(x[j] * id));
     out->qs[j] = static_cast<int8_t>(q < -128 ? -128 : q > 127 ? 127 : q);
   }
+}
+
+namespace {
+
+// QuantizeBlockQ8_0Act with AVX2, block by block, bit for bit: the same fp32
+// amax, 127/amax and x*id; cvtps rounds half to even (default MXCSR mode)
+// and gives INT32_MIN for NaN/inf, which packs saturates to -128.
+__attribute__((target("avx2"))) void QuantizeRowQ8_0ActAvx2(const float* x, BlockQ8_0* out,
+                                                            int64_t n_blocks) {
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  for (int64_t i = 0; i < n_blocks; ++i) {
+    const float* xb = x + i * kQK8_0;
+    __m256 v[4];
+    __m256 m = _mm256_setzero_ps();
+    for (int j = 0; j < 4; ++j) {
+      v[j] = _mm256_loadu_ps(xb + 8 * j);
+      m = _mm256_max_ps(m, _mm256_and_ps(v[j], abs_mask));
+    }
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
+    const float amax = _mm_cvtss_f32(m4);
+    out[i].d = Fp32ToFp16(amax / 127.0f);
+    const __m256 vid = _mm256_set1_ps(amax != 0.0f ? 127.0f / amax : 0.0f);
+    __m256i q[4];
+    for (int j = 0; j < 4; ++j) q[j] = _mm256_cvtps_epi32(_mm256_mul_ps(v[j], vid));
+    __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+    b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[i].qs), b);
+  }
+}
+
+const bool kHasAvx2 = __builtin_cpu_supports("avx2");
+
+}  // namespace
+
+void QuantizeRowQ8_0Act(const float* x, BlockQ8_0* out, int64_t n_blocks) {
+  if (kHasAvx2) {
+    QuantizeRowQ8_0ActAvx2(x, out, n_blocks);
+    return;
+  }
+  for (int64_t i = 0; i < n_blocks; ++i) QuantizeBlockQ8_0Act(x + i * kQK8_0, out + i);
 }
 
 void DequantizeBlockQ8_0(const BlockQ8_0& b, float* y) {

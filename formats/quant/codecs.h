@@ -31,6 +31,9 @@ void QuantizeBlockQ2_0(const float* x, BlockQ2_0* out);   // 64 values
 // codes per thousand (ties and one-ulp reciprocal differences); the q8_0_act
 // scheme, the runtime's activation path and the fake-quant all use this one.
 void QuantizeBlockQ8_0Act(const float* x, BlockQ8_0* out);  // 32 values
+// QuantizeBlockQ8_0Act over n_blocks consecutive blocks; AVX2 when the CPU
+// has it, bit-identical (the runtime's and the fake quant's fast path).
+void QuantizeRowQ8_0Act(const float* x, BlockQ8_0* out, int64_t n_blocks);
 void DequantizeBlockQ4_0(const BlockQ4_0& b, float* y);
 void DequantizeBlockQ8_0(const BlockQ8_0& b, float* y);
 void DequantizeBlockQ2_0(const BlockQ2_0& b, float* y);

@@ -163,34 +163,6 @@ struct LsqFn : public torch::autograd::Function<LsqFn> {
 };
 
 // CPU: the reference block codec itself, block by block (x finite).
-// dequantize(QuantizeBlockQ8_0Act(in)) for 32 values with AVX2, bit for bit:
-// the same fp32 127/amax and x*id, cvtps rounding half to even (the default
-// MXCSR mode), int -> float (so -0 codes become +0 like the int8 codes), one
-// fp32 multiply by the fp16 d. Returns false (nothing written) when 127/amax
-// overflows; the scalar codec handles that block.
-__attribute__((target("avx2"))) bool Q8_0ActRoundTripAvx2(const float* in, float* out) {
-  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-  __m256 v[4];
-  __m256 m = _mm256_setzero_ps();
-  for (int j = 0; j < 4; ++j) {
-    v[j] = _mm256_loadu_ps(in + 8 * j);
-    m = _mm256_max_ps(m, _mm256_and_ps(v[j], abs_mask));
-  }
-  __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-  m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-  m4 = _mm_max_ss(m4, _mm_movehdup_ps(m4));
-  const float amax = _mm_cvtss_f32(m4);
-  const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
-  if (!std::isfinite(id)) return false;
-  const __m256 vid = _mm256_set1_ps(id);
-  const __m256 vd = _mm256_set1_ps(Fp16ToFp32(Fp32ToFp16(amax / 127.0f)));
-  for (int j = 0; j < 4; ++j) {
-    const __m256 q = _mm256_cvtepi32_ps(_mm256_cvtps_epi32(_mm256_mul_ps(v[j], vid)));
-    _mm256_storeu_ps(out + 8 * j, _mm256_mul_ps(q, vd));
-  }
-  return true;
-}
-
 const bool g_has_avx2 = __builtin_cpu_supports("avx2");
 
 // The block codecs a fused CPU pass can run (quantize then dequantize).
@@ -215,12 +187,11 @@ Tensor BlockDequantizedCpu(BlockCodec codec, const Tensor& x) {
         }
         case BlockCodec::kQ8_0:
         case BlockCodec::kQ8_0Act: {
-          if (codec == BlockCodec::kQ8_0Act && g_has_avx2 && Q8_0ActRoundTripAvx2(in, out)) break;
           BlockQ8_0 q;
           if (codec == BlockCodec::kQ8_0) {
             QuantizeBlockQ8_0(in, &q);
           } else {
-            QuantizeBlockQ8_0Act(in, &q);
+            QuantizeRowQ8_0Act(in, &q, 1);  // the codec's AVX2 path when available
           }
           DequantizeBlockQ8_0(q, out);
           break;
