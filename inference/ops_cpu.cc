@@ -23,7 +23,7 @@ void StoreKvRow(const KvCache& c, float scale, const float* x, uint8_t* dst) {
     }
     case KvType::kQ8_0: {
       BlockQ8_0* b = reinterpret_cast<BlockQ8_0*>(dst);
-      for (int64_t i = 0; i < c.row_elems / 32; ++i) QuantizeBlockQ8_0Act(x + 32 * i, b + i);
+      QuantizeRowQ8_0Act(x, b, c.row_elems / 32);  // the codec's AVX2 path when available
       return;
     }
     case KvType::kInt8:  // the shared codec: same rounding and range as the QAT graph
