@@ -81,6 +81,49 @@ std::pair<Tensor, Tensor> Q4_0CodesFloat(const Tensor& xb) {
 
 // CPU LSQ backward in one pass: returns {dL/dx, dL/ds} (dL/ds before the
 // factor g), or undefined tensors when shapes do not fit the fused loop.
+const bool g_has_avx2 = __builtin_cpu_supports("avx2");
+
+// The intN codec's rounding of 8 values with AVX2, bit for bit with the
+// scalar rules: half to even (round_ps), or half away from zero (trunc, then
+// +-1 when |v - trunc(v)| >= 0.5, exactly roundf).
+__attribute__((target("avx2"))) inline __m256 RoundAvx2(__m256 v, bool even) {
+  if (even) return _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+  const __m256 up = _mm256_cmp_ps(_mm256_and_ps(_mm256_sub_ps(v, t), abs_mask), _mm256_set1_ps(0.5f), _CMP_GE_OQ);
+  const __m256 sgn_one = _mm256_or_ps(_mm256_set1_ps(1.0f), _mm256_andnot_ps(abs_mask, v));
+  return _mm256_add_ps(t, _mm256_and_ps(up, sgn_one));
+}
+
+// Elements [c, end) of one row of the LSQ backward with AVX2, 8 at a time:
+// gx = inside ? g : 0 (bit for bit with the scalar loop) and *acc +=
+// sum g * (inside ? q - v : q), each product and the sum in double (four
+// lanes, added in a fixed order, so the result does not depend on threads;
+// it may differ from the scalar loop's order in the last bits). Returns the
+// first element not done.
+__attribute__((target("avx2"))) int64_t LsqRowAvx2(const float* px, const float* pg, float* pgx, int64_t c,
+                                                   int64_t end, float inv, float lo, float hi, bool even,
+                                                   double* acc) {
+  const __m256 vinv = _mm256_set1_ps(inv), vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+  __m256d sum_lo = _mm256_setzero_pd(), sum_hi = _mm256_setzero_pd();
+  for (; c + 8 <= end; c += 8) {
+    const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(px + c), vinv);
+    const __m256 q = _mm256_min_ps(_mm256_max_ps(RoundAvx2(v, even), vlo), vhi);
+    const __m256 inside = _mm256_and_ps(_mm256_cmp_ps(v, vlo, _CMP_GE_OQ), _mm256_cmp_ps(v, vhi, _CMP_LE_OQ));
+    const __m256 g = _mm256_loadu_ps(pg + c);
+    _mm256_storeu_ps(pgx + c, _mm256_and_ps(inside, g));
+    const __m256 d = _mm256_blendv_ps(q, _mm256_sub_ps(q, v), inside);
+    sum_lo = _mm256_add_pd(sum_lo, _mm256_mul_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(g)),
+                                                 _mm256_cvtps_pd(_mm256_castps256_ps128(d))));
+    sum_hi = _mm256_add_pd(sum_hi, _mm256_mul_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(g, 1)),
+                                                 _mm256_cvtps_pd(_mm256_extractf128_ps(d, 1))));
+  }
+  alignas(32) double lanes[4];
+  _mm256_store_pd(lanes, _mm256_add_pd(sum_lo, sum_hi));
+  *acc += (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+  return c;
+}
+
 std::pair<Tensor, Tensor> LsqBackwardCpu(const Tensor& x, const Tensor& s, const Tensor& go, double qn,
                                          double qp, bool even) {
   const int64_t cols = x.dim() ? x.size(-1) : 1;
@@ -103,7 +146,9 @@ std::pair<Tensor, Tensor> LsqBackwardCpu(const Tensor& x, const Tensor& s, const
       const float sv = ps[per_row ? r : 0];
       const float inv = sv != 0.0f ? 1.0f / sv : 0.0f;
       double acc = 0.0;
-      for (int64_t c = r * cols; c < (r + 1) * cols; ++c) {
+      int64_t c = r * cols;
+      if (g_has_avx2) c = LsqRowAvx2(px, pg, pgx, c, (r + 1) * cols, inv, lo, hi, even, &acc);
+      for (; c < (r + 1) * cols; ++c) {
         const float v = px[c] * inv;
         const float q = std::min(std::max(even ? std::nearbyint(v) : std::round(v), lo), hi);
         const bool inside = v >= lo && v <= hi;
@@ -163,7 +208,6 @@ struct LsqFn : public torch::autograd::Function<LsqFn> {
 };
 
 // CPU: the reference block codec itself, block by block (x finite).
-const bool g_has_avx2 = __builtin_cpu_supports("avx2");
 
 // The block codecs a fused CPU pass can run (quantize then dequantize).
 enum class BlockCodec { kQ4_0, kQ8_0, kQ2_0, kQ8_0Act };
@@ -210,28 +254,16 @@ Tensor BlockDequantizedCpu(BlockCodec codec, const Tensor& x) {
 
 // Elements [c, end) of one row of the intN codec with AVX2, 8 at a time, bit
 // for bit with the scalar loop below (which finishes the tail): v = x*inv;
-// round half to even (round_ps) or half away from zero (trunc, then +-1 when
-// |v - trunc(v)| >= 0.5, exactly roundf); clamp; through int32 (so code 0
-// is +0.0); times s. Returns the first element not done.
+// RoundAvx2; clamp; through int32 (so code 0 is +0.0); times s. Returns the
+// first element not done.
 __attribute__((target("avx2"))) int64_t IntRowAvx2(const float* px, float* py, bool* pm, int64_t c,
                                                    int64_t end, float inv, float sv, float lo, float hi,
                                                    bool even) {
   const __m256 vinv = _mm256_set1_ps(inv), vs = _mm256_set1_ps(sv);
   const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
-  const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
-  const __m256 half = _mm256_set1_ps(0.5f), one = _mm256_set1_ps(1.0f);
   for (; c + 8 <= end; c += 8) {
     const __m256 v = _mm256_mul_ps(_mm256_loadu_ps(px + c), vinv);
-    __m256 r;
-    if (even) {
-      r = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    } else {
-      const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
-      const __m256 up = _mm256_cmp_ps(_mm256_and_ps(_mm256_sub_ps(v, t), abs_mask), half, _CMP_GE_OQ);
-      const __m256 sgn_one = _mm256_or_ps(one, _mm256_andnot_ps(abs_mask, v));
-      r = _mm256_add_ps(t, _mm256_and_ps(up, sgn_one));
-    }
-    const __m256 q = _mm256_min_ps(_mm256_max_ps(r, vlo), vhi);
+    const __m256 q = _mm256_min_ps(_mm256_max_ps(RoundAvx2(v, even), vlo), vhi);
     _mm256_storeu_ps(py + c, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvttps_epi32(q)), vs));
     if (pm) {
       const int bits = _mm256_movemask_ps(
@@ -348,7 +380,7 @@ Tensor RoundPerSpec(const Tensor& v, const QuantSpec& spec) {
 Tensor StoreScaleTensor(const Tensor& s, const QuantSpec& spec) {
   torch::NoGradGuard no_grad;
   if (spec.scale_type == ScaleType::kF32) return s.detach();
-  return ToFp16AndBack(s.clamp_max(65504.0));
+  return ToFp16AndBack(s.clamp(-65504.0, 65504.0));
 }
 
 Tensor StoreScaleSte(const Tensor& s, const QuantSpec& spec) {

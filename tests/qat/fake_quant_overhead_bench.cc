@@ -3,10 +3,14 @@
 // RoPE, SwiGLU, every linear a QLinear) with a recipe vs the same step with
 // no recipe. Prints process CPU ms/step (median of `reps` steps; CPU
 // time rather than wall time so that other load on a shared machine does not
-// distort the ratio) and ratios.
+// distort the ratio) and ratios. OpenBLAS gets the same thread count as
+// torch: its idle pool threads otherwise spin in sched_yield between GEMMs,
+// and that spinning, counted as process CPU time, varies from run to run.
 //   usage: fake_quant_overhead_bench [hidden=256] [tokens=512] [reps=20] [threads=1]
 //          (tokens per step = sequences of 128)
 //          [recipes=q4_0,mobile,w8a8 (names under configs/recipes/ or paths)]
+#include <dlfcn.h>
+
 #include <algorithm>
 #include <ctime>
 #include <cstdio>
@@ -50,12 +54,22 @@ double MedianStepMs(CausalLM& m, const torch::Tensor& ids, const torch::Tensor& 
   return ms[ms.size() / 2];
 }
 
+// OpenBLAS's pool size, when LibTorch's BLAS is OpenBLAS; false otherwise.
+bool SetBlasThreads(int n) {
+  using SetFn = void (*)(int);
+  auto set = reinterpret_cast<SetFn>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  if (set == nullptr) return false;
+  set(n);
+  return true;
+}
+
 int Run(int argc, char** argv) {
   const int64_t e = argc > 1 ? std::atoi(argv[1]) : 256;
   const int64_t tokens = argc > 2 ? std::atoi(argv[2]) : 512;
   const int reps = argc > 3 ? std::atoi(argv[3]) : 20;
   const int threads = argc > 4 ? std::atoi(argv[4]) : 1;
   torch::set_num_threads(threads);
+  const bool blas_set = SetBlasThreads(threads);
   const int64_t f = e * 3, vocab = 1024, seq = 128, head_dim = 64;
   const int64_t batch = std::max<int64_t>(1, tokens / seq);
   torch::manual_seed(0);
@@ -70,9 +84,9 @@ int Run(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", config.status().ToString().c_str());
     return 1;
   }
-  std::printf("4 layers, hidden %lld, ffn %lld, vocab %lld, %lld tokens/step, %d thread(s), median of %d steps\n",
+  std::printf("4 layers, hidden %lld, ffn %lld, vocab %lld, %lld tokens/step, %d thread(s)%s, median of %d steps\n",
               static_cast<long long>(e), static_cast<long long>(f), static_cast<long long>(vocab),
-              static_cast<long long>(batch * seq), threads, reps);
+              static_cast<long long>(batch * seq), threads, blas_set ? " (OpenBLAS too)" : "", reps);
   CausalLM base(*config);
   const double fp = MedianStepMs(base, ids, targets, reps);
   std::printf("%-12s %9.2f CPU ms/step  ratio 1.000\n", "fp (no fq)", fp);

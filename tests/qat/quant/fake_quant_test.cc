@@ -290,6 +290,36 @@ TEST_F(FakeQuantTest, LsqGradientsMatchFiniteDifferencesAndFormula) {
   }
 }
 
+// The fused CPU LSQ backward (AVX2 rows, scalar tail) against the ATen
+// composition: the same dL/dx values, and dL/ds up to the order of the
+// double-precision sum. Rows of 67 cover the 8-wide loop and its tail; the
+// scales clip some values; ties land on exact halves.
+TEST_F(FakeQuantTest, LsqBackwardCpuKernelMatchesAtenOps) {
+  for (Rounding rd : {Rounding::kHalfAwayFromZero, Rounding::kHalfEven}) {
+    for (bool per_row : {true, false}) {
+      SCOPED_TRACE(::testing::Message() << "half_even " << (rd == Rounding::kHalfEven) << " per_row " << per_row);
+      const QuantSpec spec = IntSpec(2, false, rd, ScaleType::kF32, ScaleRule::kLearned);
+      torch::manual_seed(per_row ? 11 : 12);
+      torch::Tensor x0 = torch::randn({5, 67});
+      x0.index_put_({0, torch::indexing::Slice(0, 16)},
+                    torch::arange(-8, 8, torch::kFloat) * 0.25f + 0.125f);  // halves of s = 0.25
+      torch::Tensor s0 = per_row ? 0.25f + torch::rand({5, 1}) * 0.5f : torch::full({1}, 0.25f);
+      s0.index_put_({0}, 0.25f);  // row 0's ties are exact
+      const torch::Tensor r = torch::randn({5, 67});
+      torch::Tensor gx[2], gs[2];
+      for (int cpu = 0; cpu < 2; ++cpu) {
+        SetFakeQuantCpuKernels(cpu == 1);
+        torch::Tensor x = x0.clone().requires_grad_(true), s = s0.clone().requires_grad_(true);
+        (FakeQuantLsq(x, s, spec, 0.5) * r).sum().backward();
+        gx[cpu] = x.grad();
+        gs[cpu] = s.grad();
+      }
+      EXPECT_TRUE(torch::equal(gx[1], gx[0]));  // equal values (the kernel writes +0 where ATen has -0)
+      EXPECT_TRUE(torch::allclose(gs[1], gs[0], 1e-5, 1e-6)) << gs[1] << gs[0];
+    }
+  }
+}
+
 // Values whose x/s falls in a half-step band just outside the range, where
 // LibTorch's mask (on the rounded value) and ours (before rounding) differ.
 torch::Tensor AvoidClipBands(torch::Tensor x, const torch::Tensor& s, int qn, int qp) {
