@@ -340,7 +340,7 @@ std::string DescribeQuantSpec(const QuantSpec& s) {
 
 float StoreScale(const QuantSpec& spec, float s) {
   if (spec.scale_type == ScaleType::kF32) return s;
-  if (s > 65504.0f) s = 65504.0f;
+  s = std::min(std::max(s, -65504.0f), 65504.0f);
   return RoundToFp16(s);
 }
 
@@ -362,14 +362,22 @@ float ChooseScaleMse(const QuantSpec& spec, const float* x, int64_t n) {
   float best_s = 0.0f;
   double best_err = std::numeric_limits<double>::infinity();
   const double step = (1.0 - spec.mse_min_ratio) / (spec.mse_grid - 1);
-  for (int k = 0; k < spec.mse_grid; ++k) {
-    const double r = 1.0 - k * step;
-    const float s = StoreScale(spec, static_cast<float>(r * amax / spec.Qp()));
-    if (s == best_s) continue;
-    const double err = FakeQuantizeWithScale(spec, x, n, s, y.data());
-    if (err < best_err) {
-      best_err = err;
-      best_s = s;
+  // A full range is lopsided (int2: -2..1); a negative scale mirrors it
+  // (int2: 2..-1 times |s|), which suits rows whose long tail is positive.
+  const int signs = spec.Qn() != spec.Qp() ? 2 : 1;
+  for (int sign = 0; sign < signs; ++sign) {
+    float prev = 0.0f;
+    for (int k = 0; k < spec.mse_grid; ++k) {
+      const double r = 1.0 - k * step;
+      const float mag = StoreScale(spec, static_cast<float>(r * amax / spec.Qp()));
+      if (mag == prev) continue;
+      prev = mag;
+      const float s = sign ? -mag : mag;
+      const double err = FakeQuantizeWithScale(spec, x, n, s, y.data());
+      if (err < best_err) {
+        best_err = err;
+        best_s = s;
+      }
     }
   }
   return best_s;
@@ -447,7 +455,7 @@ absl::StatusOr<QuantizedMatrix> QuantizeMatrix(const QuantSpec& spec, const floa
       }
     }
     float s = row_scales.empty() ? ChooseScale(spec, x, cols) : StoreScale(spec, row_scales[r]);
-    if (!std::isfinite(s) || s < 0) {
+    if (!std::isfinite(s)) {  // a negative scale is valid: it mirrors a full range
       return absl::InvalidArgumentError(absl::StrCat("invalid scale ", s, " for row ", r));
     }
     m.scales[r] = s;

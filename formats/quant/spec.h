@@ -25,14 +25,19 @@
 // reproduces it bit for bit):
 //   scale rule absmax:  s = amax(|x|) / Qp            (fp32 division)
 //   scale rule mse:     s = argmin over r in {1, 1-h, 1-2h, ..., mse_min_ratio}
-//                       (h = (1-mse_min_ratio)/(mse_grid-1)) of
-//                       sum (x - dq(q(x; s_r)))^2 with s_r = Store(r*amax/Qp);
-//                       the first (largest) r wins ties
+//                       (h = (1-mse_min_ratio)/(mse_grid-1)) and, for a
+//                       full range (Qn != Qp), sign in {+1, -1}, of
+//                       sum (x - dq(q(x; s)))^2 with s = sign*Store(r*amax/Qp);
+//                       ties: +1 before -1, then the largest r. A negative
+//                       scale mirrors the levels (int2: {2, 1, 0, -1}*|s|),
+//                       putting the extra level on the positive side: it is
+//                       free in storage (the scale's sign bit) and the
+//                       quantize / dequantize formulas below are unchanged.
 //   calibrated:         s = observer range / Qp (activations, see observers)
 //   learned:            s is a trained parameter (LSQ), initialised by mse
 //   Store(s):           s rounded to the scale storage type (fp16: round to
 //                       nearest even, clamped to the largest finite fp16
-//                       65504; f32: unchanged). Store is applied BEFORE the
+//                       65504 in magnitude; f32: unchanged). Store is applied BEFORE the
 //                       scale is used, so every consumer sees the same s.
 //   quantize:           inv = s != 0 ? 1/s : 0 (fp32);  v = x * inv;
 //                       q = clamp(Round(v), -Qn, Qp)

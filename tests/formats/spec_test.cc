@@ -2,6 +2,7 @@
 #include "formats/quant/spec.h"
 
 #include <cmath>
+#include <limits>
 #include <random>
 
 #include "formats/quant/fp16.h"
@@ -152,11 +153,37 @@ TEST(IntCodecTest, MseNeverWorseThanAbsmax) {
     for (float& v : x) v = heavy(rng);
     const float sa = ChooseScaleAbsmax(s, x.data(), 512);
     const float sm = ChooseScaleMse(s, x.data(), 512);
-    EXPECT_LT(sm, sa) << bits;  // heavy tails: clipping pays
+    EXPECT_LT(std::fabs(sm), sa) << bits;  // heavy tails: clipping pays
     EXPECT_LE(FakeQuantizeWithScale(s, x.data(), 512, sm, y.data()),
               FakeQuantizeWithScale(s, x.data(), 512, sa, y.data()));
     EXPECT_EQ(ChooseScale(s, x.data(), 512), sm);
   }
+}
+
+// int2 (-2..1) on a row with one large positive value: a positive scale can
+// give it only +1*s, so the search mirrors the range (negative scale, -2 ->
+// +2|s|) and the error drops; the same row negated keeps a positive scale; a
+// narrow range (symmetric) never goes negative.
+TEST(IntCodecTest, MseMirrorsALopsidedRange) {
+  QuantSpec s = Parse(R"({"scheme": "int_channel", "bits": 2, "scale_rule": "mse"})");
+  std::vector<float> x = {1.0f, 0.45f, 0.5f, -0.5f, 0.1f, -0.05f, 0.55f, 0.0f}, y(8);
+  const float sm = ChooseScaleMse(s, x.data(), 8);
+  EXPECT_LT(sm, 0.0f);
+  float best_positive = std::numeric_limits<float>::infinity();
+  for (int k = 1; k <= 100; ++k) {
+    const float e = static_cast<float>(FakeQuantizeWithScale(s, x.data(), 8, StoreScale(s, 0.01f * k), y.data()));
+    best_positive = std::min(best_positive, e);
+  }
+  EXPECT_LT(FakeQuantizeWithScale(s, x.data(), 8, sm, y.data()), 0.5 * best_positive);
+  std::vector<int8_t> q(8);
+  QuantizeWithScale(s, x.data(), 8, sm, q.data());
+  EXPECT_EQ(q[0], -2);  // the largest value on the long side
+  for (float& v : x) v = -v;
+  EXPECT_EQ(ChooseScaleMse(s, x.data(), 8), -sm);
+  s.narrow_range = true;
+  EXPECT_GT(ChooseScaleMse(s, x.data(), 8), 0.0f);
+  for (float& v : x) v = -v;
+  EXPECT_GT(ChooseScaleMse(s, x.data(), 8), 0.0f);
 }
 
 TEST(IntCodecTest, QuantizeMatrixRoundTrip) {
