@@ -42,6 +42,7 @@ struct Run {
   std::optional<Checkpoint> teacher;
   std::vector<int32_t> train_tokens, valid_tokens;
   std::unique_ptr<torch::optim::AdamW> optimizer;
+  std::vector<double> lr_factor;  // per optimizer group: its LR / the schedule's LR
   int64_t step = 0;          // steps done
   uint64_t sampler_pos = 0;  // windows consumed
   std::string metrics;       // metrics.jsonl so far
@@ -107,25 +108,35 @@ absl::Status BuildModel(Run& r) {
   return absl::OkStatus();
 }
 
+// Parameter groups: decayed matrices, undecayed vectors, quantizer scales
+// and the output head's weight (the last two only when present). Each
+// group's LR is the schedule's LR times its factor, so scale_lr and head_lr
+// follow the same warmup and cosine.
 void BuildOptimizer(Run& r) {
-  std::vector<torch::Tensor> decay, no_decay, scales;
+  std::vector<torch::Tensor> decay, no_decay, scales, head;
   for (const auto& p : r.model->named_parameters()) {
     if (!p.value().requires_grad()) continue;
     const std::string& n = p.key();
     if (n.size() > 6 && n.compare(n.size() - 6, 6, "_scale") == 0) {
       scales.push_back(p.value());
+    } else if (n == "lm_head.weight") {
+      head.push_back(p.value());
     } else {
       (p.value().dim() >= 2 ? decay : no_decay).push_back(p.value());
     }
   }
-  auto opts = [&](double wd, double lr) {
-    return std::make_unique<torch::optim::AdamWOptions>(
-        torch::optim::AdamWOptions(lr).betas({0.9, 0.95}).eps(1e-8).weight_decay(wd));
-  };
   std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(decay, opts(r.o.weight_decay, r.o.lr));
-  groups.emplace_back(no_decay, opts(0.0, r.o.lr));
-  groups.emplace_back(scales, opts(0.0, r.o.scale_lr > 0 ? r.o.scale_lr : r.o.lr));
+  r.lr_factor.clear();
+  auto add = [&](std::vector<torch::Tensor>& params, double wd, double lr) {
+    if (params.empty() && !groups.empty()) return;
+    groups.emplace_back(params, std::make_unique<torch::optim::AdamWOptions>(
+                                    torch::optim::AdamWOptions(lr).betas({0.9, 0.95}).eps(1e-8).weight_decay(wd)));
+    r.lr_factor.push_back(lr / r.o.lr);
+  };
+  add(decay, r.o.weight_decay, r.o.lr);
+  add(no_decay, 0.0, r.o.lr);
+  add(scales, 0.0, r.o.scale_lr > 0 ? r.o.scale_lr : r.o.lr);
+  add(head, r.o.weight_decay, r.o.head_lr > 0 ? r.o.head_lr : r.o.lr);
   r.optimizer = std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(r.o.lr));
 }
 
@@ -140,9 +151,8 @@ double LrAt(const TrainOptions& o, int64_t step) {
 
 void SetLr(Run& r, double lr) {
   auto& groups = r.optimizer->param_groups();
-  const double scale_factor = r.o.scale_lr > 0 ? r.o.scale_lr / r.o.lr : 1.0;
   for (size_t g = 0; g < groups.size(); ++g) {
-    static_cast<torch::optim::AdamWOptions&>(groups[g].options()).lr(g == 2 ? lr * scale_factor : lr);
+    static_cast<torch::optim::AdamWOptions&>(groups[g].options()).lr(lr * r.lr_factor[g]);
   }
 }
 

@@ -5,7 +5,10 @@
 // loss = (1 - kd_alpha) * CE + kd_alpha * T^2 * KL(teacher_T || student_T)
 // (kd_alpha = 0 without a teacher), AdamW with linear warmup then cosine decay
 // to min_lr_ratio * lr, global-norm clipping. Quantizer scales (parameters
-// named *_scale) get their own LR (scale_lr, default lr) and no weight decay.
+// named *_scale) get their own LR (scale_lr, default lr) and no weight decay;
+// the output head's weight can get its own LR too (head_lr, default lr): a
+// 2-bit head needs larger steps than the body to move weights across its
+// few quantization levels.
 // Resume reloads weights, optimizer.pt and the sampler position from
 // trainer_state.json, so the losses equal those of an uninterrupted run.
 #ifndef QATK_QAT_TRAIN_TRAINER_H_
@@ -36,6 +39,7 @@ struct TrainOptions {
   double weight_decay = 0.1;
   double clip = 1.0;
   double scale_lr = 0;      // 0: lr
+  double head_lr = 0;       // lm_head.weight's LR; 0: lr
   double kd_alpha = -1;     // -1: 1 with a teacher, else 0
   double kd_temp = 1.0;
   uint64_t seed = 1234;

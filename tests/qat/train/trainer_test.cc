@@ -96,6 +96,46 @@ TEST_F(TrainerTest, MissingOrCorruptCheckpointGivesClearErrors) {
   EXPECT_NE(std::string(no_tok.status().message()).find("tokenizer.model"), std::string::npos);
 }
 
+// head_lr scales only lm_head.weight's updates: with a negligible head LR
+// the head stays where it started and the body still trains.
+TEST_F(TrainerTest, HeadLrAppliesToTheOutputHeadOnly) {
+  torch::set_num_threads(1);
+  TrainOptions base = Options("head_base");
+  base.steps = 1;
+  ASSERT_TRUE(Train(base).ok());
+  TrainOptions o = Options("head_frozen");
+  o.config.clear();
+  o.init = base.out;
+  o.steps = 2;
+  o.head_lr = 1e-12;
+  ASSERT_TRUE(Train(o).ok());
+  auto before = LoadCheckpoint(base.out);
+  auto after = LoadCheckpoint(o.out);
+  ASSERT_TRUE(before.ok() && after.ok());
+  auto param = [](Checkpoint& c, const std::string& name) { return c.model->named_parameters()[name]; };
+  const double head_moved = (param(*after, "lm_head.weight") - param(*before, "lm_head.weight")).abs().max().item<double>();
+  const double body_moved = (param(*after, "model.layers.0.mlp.up_proj.weight") -
+                             param(*before, "model.layers.0.mlp.up_proj.weight")).abs().max().item<double>();
+  EXPECT_LT(head_moved, 1e-8);
+  EXPECT_GT(body_moved, 1e-3);
+}
+
+// A tied model has no lm_head.weight: its optimizer has no head group.
+TEST_F(TrainerTest, TiedEmbeddingsTrainWithHeadLr) {
+  torch::set_num_threads(1);
+  auto j = nlohmann::json::parse(*ReadFileToString(*dir_ + "/tiny.json"));
+  j["tie_word_embeddings"] = true;
+  ASSERT_TRUE(WriteFileAtomic(*dir_ + "/tiny-tied.json", j.dump()).ok());
+  TrainOptions o = Options("tied");
+  o.config = *dir_ + "/tiny-tied.json";
+  o.head_lr = 1e-3;
+  const absl::Status st = Train(o);
+  ASSERT_TRUE(st.ok()) << st;
+  const std::vector<double> l = Losses(o.out);
+  ASSERT_EQ(l.size(), 4u);
+  EXPECT_LT(l.back(), l.front());
+}
+
 TEST_F(TrainerTest, ShapeMismatchNamesTheTensor) {
   TrainOptions o = Options("shape");
   o.steps = 1;
