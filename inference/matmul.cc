@@ -23,6 +23,7 @@ void EnsureBuiltins() {
     internal::RegisterScalarKernels();
     internal::RegisterAvx2Kernels();
     internal::RegisterAvx512Kernels();
+    internal::RegisterPackedAvx512Kernels();
   });
 }
 
@@ -46,7 +47,7 @@ VecOps& ActiveVecOps() {
 const char* WTypeName(WType t) {
   static const char* const kNames[kNumWTypes] = {"f32",  "f16",  "bf16",    "q8_0",   "q4_0",
                                                   "q2_0", "int8_channel", "int4_channel",
-                                                  "int2_channel"};
+                                                  "int2_channel", "q4_0x16"};
   const int i = static_cast<int>(t);
   return i >= 0 && i < kNumWTypes ? kNames[i] : "?";
 }
@@ -118,7 +119,7 @@ void MatMulWith(const MatMulKernel& k, const QMatrix& w, const float* x, int n_t
   pool.ParallelFor(
       w.rows,
       [&](int64_t r0, int64_t r1, int) { k.rows(w, act, stride, n_tok, y, w.rows, r0, r1); },
-      /*align=*/8);
+      /*align=*/16);
 }
 
 void MatMul(const QMatrix& w, const float* x, int n_tok, float* y, ThreadPool& pool) {
