@@ -27,6 +27,11 @@ namespace qatk::inference::internal {
 namespace {
 
 constexpr int kTileTok = 8;
+// Decode streams the weights from DRAM once per token: prefetch into L2
+// this many bytes ahead (the hardware prefetcher alone left the 1B model's
+// decode at ~60% of the read bandwidth; 16 KiB ahead measured best of
+// 1-32 KiB, and L2 (T1) better than L1 (T0) or NTA).
+constexpr int kPrefetch = 16384;
 
 bool HasAvx512() {
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
@@ -66,6 +71,11 @@ void Tile(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t stride, siz
   for (int j = 0; j < NT; ++j) acc[j] = _mm512_setzero_ps();
   for (int64_t b = 0; b < nb; ++b) {
     const uint8_t* q = grp + 256 * b;
+    if (NT == 1) {  // the layout is linear: this runs into the scales and the next groups
+      for (int c = 0; c < 4; ++c) {
+        _mm_prefetch(reinterpret_cast<const char*>(q + kPrefetch + 64 * c), _MM_HINT_T1);
+      }
+    }
     __m512i u[8];
     for (int c = 0; c < 4; ++c) {
       const __m512i raw = _mm512_loadu_si512(q + 64 * c);
