@@ -34,7 +34,7 @@ void BM_Q4_0(benchmark::State& state) {
   QMatrix w = MakeGgufMatrix(GgmlType::kQ4_0, rows, cols, wb.data());
   const size_t pbytes = (Q4x16Bytes(rows, cols) + (2 << 20) - 1) / (2 << 20) * (2 << 20);
   uint8_t* pb = static_cast<uint8_t*>(std::aligned_alloc(2 << 20, pbytes));
-  if (getenv("HUGE")) madvise(pb, pbytes, MADV_HUGEPAGE);
+  madvise(pb, pbytes, MADV_HUGEPAGE);  // as RepackForKernels
   if (packed) w = PackQ4_0x16(w, pb);
   ThreadPool pool(1);
   for (auto _ : state) {
@@ -43,6 +43,7 @@ void BM_Q4_0(benchmark::State& state) {
   }
   state.counters["tok/s"] = benchmark::Counter(n_tok, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["GB/s"] = benchmark::Counter(double(rb * rows), benchmark::Counter::kIsIterationInvariantRate);
+  std::free(pb);
 }
 BENCHMARK(BM_Q4_0)
     ->ArgNames({"packed", "rows", "cols", "n_tok"})
