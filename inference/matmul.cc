@@ -128,17 +128,15 @@ void MatMul(const QMatrix& w, const float* x, int n_tok, float* y, ThreadPool& p
   MatMulWith(*k, w, x, n_tok, y, pool);
 }
 
-float DotF32(const float* a, const float* b, int64_t n) {
-  EnsureBuiltins();
-  return internal::ActiveVecOps().dot_f32(a, b, n);
+// The vector helpers run per attention row (millions of calls per prefill):
+// the table is looked up once, not through std::call_once on every call.
+const internal::VecOps& Vec() {
+  static const internal::VecOps ops = (EnsureBuiltins(), internal::ActiveVecOps());
+  return ops;
 }
-void AxpyF32(float a, const float* x, float* y, int64_t n) {
-  EnsureBuiltins();
-  internal::ActiveVecOps().axpy_f32(a, x, y, n);
-}
-void F16ToF32Row(const uint16_t* x, float* y, int64_t n) {
-  EnsureBuiltins();
-  internal::ActiveVecOps().f16_to_f32(x, y, n);
-}
+
+float DotF32(const float* a, const float* b, int64_t n) { return Vec().dot_f32(a, b, n); }
+void AxpyF32(float a, const float* x, float* y, int64_t n) { Vec().axpy_f32(a, x, y, n); }
+void F16ToF32Row(const uint16_t* x, float* y, int64_t n) { Vec().f16_to_f32(x, y, n); }
 
 }  // namespace qatk::inference
