@@ -27,6 +27,10 @@ struct VecOps {
   float (*dot_f32)(const float* a, const float* b, int64_t n);
   void (*axpy_f32)(float a, const float* x, float* y, int64_t n);
   void (*f16_to_f32)(const uint16_t* x, float* y, int64_t n);
+  void (*dot_f32_rows)(const float* rows, int64_t stride, int m, const float* x, int64_t n,
+                       float* out);
+  void (*axpy_f32_rows)(const float* a, const float* x, float* y, int64_t stride, int m,
+                        int64_t n);
 };
 // Set by the best supported target's Register* call.
 VecOps& ActiveVecOps();

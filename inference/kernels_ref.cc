@@ -139,6 +139,14 @@ float VecDot(const float* a, const float* b, int64_t n) {
 void VecAxpy(float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
+// The helpers inlined per row: one call per cached position, not per head.
+void VecDotRows(const float* rows, int64_t stride, int m, const float* x, int64_t n, float* out) {
+  for (int g = 0; g < m; ++g) out[g] = VecDot(rows + g * stride, x, n);
+}
+void VecAxpyRows(const float* a, const float* x, float* y, int64_t stride, int m, int64_t n) {
+  for (int g = 0; g < m; ++g) VecAxpy(a[g], x, y + g * stride, n);
+}
+
 void VecF16ToF32(const uint16_t* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = Fp16ToFp32(x[i]);
 }
@@ -174,7 +182,7 @@ void RegisterScalarKernels() {
   packed.prepare = PrepareQ8Sums;
   packed.rows = RowsQ4_0x16;
   RegisterMatMulKernel(WType::kQ4_0x16, packed);
-  ActiveVecOps() = VecOps{VecDot, VecAxpy, VecF16ToF32};
+  ActiveVecOps() = VecOps{VecDot, VecAxpy, VecF16ToF32, VecDotRows, VecAxpyRows};
 }
 
 }  // namespace qatk::inference::internal

@@ -138,5 +138,11 @@ const internal::VecOps& Vec() {
 float DotF32(const float* a, const float* b, int64_t n) { return Vec().dot_f32(a, b, n); }
 void AxpyF32(float a, const float* x, float* y, int64_t n) { Vec().axpy_f32(a, x, y, n); }
 void F16ToF32Row(const uint16_t* x, float* y, int64_t n) { Vec().f16_to_f32(x, y, n); }
+void DotF32Rows(const float* rows, int64_t stride, int m, const float* x, int64_t n, float* out) {
+  Vec().dot_f32_rows(rows, stride, m, x, n, out);
+}
+void AxpyF32Rows(const float* a, const float* x, float* y, int64_t stride, int m, int64_t n) {
+  Vec().axpy_f32_rows(a, x, y, stride, m, n);
+}
 
 }  // namespace qatk::inference

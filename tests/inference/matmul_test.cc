@@ -322,5 +322,22 @@ TEST(VecOpsTest, DotAxpyF16MatchPlainLoops) {
   for (int i = 0; i < 37; ++i) EXPECT_EQ(f[i], Fp16ToFp32(h[i]));
 }
 
+// The m-row helpers equal m calls of the one-row ones, bit for bit.
+TEST(VecOpsTest, RowsHelpersMatchOneRowCalls) {
+  const int m = 5;
+  const int64_t n = 37, stride = 40;
+  const std::vector<float> rows = RandomFloats(m * stride, 3), x = RandomFloats(n, 4);
+  const std::vector<float> a = RandomFloats(m, 5), y0 = RandomFloats(m * stride, 6);
+  std::vector<float> out(m);
+  DotF32Rows(rows.data(), stride, m, x.data(), n, out.data());
+  std::vector<float> y = y0, yref = y0;
+  AxpyF32Rows(a.data(), x.data(), y.data(), stride, m, n);
+  for (int g = 0; g < m; ++g) {
+    EXPECT_EQ(out[g], DotF32(rows.data() + g * stride, x.data(), n)) << g;
+    AxpyF32(a[g], x.data(), yref.data() + g * stride, n);
+  }
+  EXPECT_EQ(y, yref);
+}
+
 }  // namespace
 }  // namespace qatk::inference
