@@ -21,6 +21,7 @@ constexpr int kTokBlock = 32;
 void RegisterScalarKernels();  // kernels_ref.cc
 void RegisterAvx2Kernels();    // kernels_avx2.cc
 void RegisterAvx512Kernels();  // kernels_avx512.cc
+void RegisterPackedAvx2Kernels();    // kernels_packed_avx2.cc
 void RegisterPackedAvx512Kernels();  // kernels_packed_avx512.cc
 
 struct VecOps {

@@ -23,6 +23,7 @@ void EnsureBuiltins() {
     internal::RegisterScalarKernels();
     internal::RegisterAvx2Kernels();
     internal::RegisterAvx512Kernels();
+    internal::RegisterPackedAvx2Kernels();
     internal::RegisterPackedAvx512Kernels();
   });
 }

@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "benchmark/benchmark.h"
@@ -36,9 +37,14 @@ void BM_Q4_0(benchmark::State& state) {
   uint8_t* pb = static_cast<uint8_t*>(std::aligned_alloc(2 << 20, pbytes));
   madvise(pb, pbytes, MADV_HUGEPAGE);  // as RepackForKernels
   if (packed) w = PackQ4_0x16(w, pb);
+  // Kernel: the best one, or with avx2=1 the AVX2 one (as on CPUs without AVX-512).
+  MatMulKernel k = *BestMatMulKernel(w.type);
+  for (const MatMulKernel& c : SupportedMatMulKernels(w.type)) {
+    if (state.range(4) != 0 && std::string(c.target) == "avx2") k = c;
+  }
   ThreadPool pool(1);
   for (auto _ : state) {
-    MatMul(w, x.data(), n_tok, y.data(), pool);
+    MatMulWith(k, w, x.data(), n_tok, y.data(), pool);
     benchmark::DoNotOptimize(y.data());
   }
   state.counters["tok/s"] = benchmark::Counter(n_tok, benchmark::Counter::kIsIterationInvariantRate);
@@ -46,10 +52,10 @@ void BM_Q4_0(benchmark::State& state) {
   std::free(pb);
 }
 BENCHMARK(BM_Q4_0)
-    ->ArgNames({"packed", "rows", "cols", "n_tok"})
-    ->ArgsProduct({{0, 1}, {5632}, {2048}, {1, 64}})
-    ->ArgsProduct({{0, 1}, {2048}, {5632}, {1, 64}})
-    ->ArgsProduct({{0, 1}, {32000}, {2048}, {1}})  // the output head: 37 MB, beyond L3
+    ->ArgNames({"packed", "rows", "cols", "n_tok", "avx2"})
+    ->ArgsProduct({{0, 1}, {5632}, {2048}, {1, 64}, {0, 1}})
+    ->ArgsProduct({{0, 1}, {2048}, {5632}, {1, 64}, {0, 1}})
+    ->ArgsProduct({{0, 1}, {32000}, {2048}, {1}, {0}})  // the output head: 37 MB
     ->Unit(benchmark::kMicrosecond);
 
 }  // namespace
