@@ -59,7 +59,8 @@ void Tile(const uint8_t* grp, int h, int64_t nb, const uint8_t* act, size_t stri
       u[c] = _mm256_and_si256(raw, m4);
       u[4 + c] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), m4);
     }
-    const __m256 dw = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(d + 32 * b)));
+    const __m256 dw =
+        _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(d + 32 * b)));
     for (int j = 0; j < NT; ++j) {
       const uint8_t* a = act + j * stride;
       const int8_t* qa = reinterpret_cast<const BlockQ8_0*>(a)[b].qs;

@@ -85,7 +85,8 @@ void Tile(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t stride, siz
       u[c] = _mm512_and_si512(raw, m4);
       u[4 + c] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), m4);
     }
-    const __m512 dw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(d + 32 * b)));
+    const __m512 dw =
+        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(d + 32 * b)));
 #pragma GCC unroll 8
     for (int j = 0; j < NT; ++j) {
       const uint8_t* a = act + j * stride;
@@ -126,7 +127,8 @@ void Rows(const QMatrix& w, const void* act, size_t stride, int n_tok, float* y,
       const int nr = r1 - r < kQ4x16Rows ? static_cast<int>(r1 - r) : kQ4x16Rows;
       for (int t = t0; t < t1; t += kTileTok) {
         const int n = t1 - t < kTileTok ? t1 - t : kTileTok;
-        TileUpTo<Vnni, kTileTok>(n, grp, nb, a + t * stride, stride, sum_off, y + t * ys + r, ys, nr);
+        TileUpTo<Vnni, kTileTok>(n, grp, nb, a + t * stride, stride, sum_off, y + t * ys + r, ys,
+                                 nr);
       }
     }
   }

@@ -102,7 +102,8 @@ void PrepareQ8Sums(const QMatrix& w, const float* x, void* out) {
 
 float DotQ4_0x16(const QMatrix& w, int64_t r, const uint8_t* act) {
   const int64_t nb = w.cols / 32;
-  const uint8_t* qs = static_cast<const uint8_t*>(w.data) + (r / kQ4x16Rows) * Q4x16GroupBytes(w.cols);
+  const uint8_t* qs =
+      static_cast<const uint8_t*>(w.data) + (r / kQ4x16Rows) * Q4x16GroupBytes(w.cols);
   const uint8_t* d = qs + nb * 256;
   const int i = static_cast<int>(r % kQ4x16Rows);
   const BlockQ8_0* y = reinterpret_cast<const BlockQ8_0*>(act);

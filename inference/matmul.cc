@@ -120,7 +120,7 @@ void MatMulWith(const MatMulKernel& k, const QMatrix& w, const float* x, int n_t
   pool.ParallelFor(
       w.rows,
       [&](int64_t r0, int64_t r1, int) { k.rows(w, act, stride, n_tok, y, w.rows, r0, r1); },
-      /*align=*/16);
+      /*align=*/16);  // whole kQ4_0x16 groups (and 4-row tiles) per range
 }
 
 void MatMul(const QMatrix& w, const float* x, int n_tok, float* y, ThreadPool& pool) {

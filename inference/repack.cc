@@ -38,7 +38,9 @@ QMatrix PackQ4_0x16(const QMatrix& w, uint8_t* dst) {
     for (int i = 0; i < kQ4x16Rows && g * kQ4x16Rows + i < w.rows; ++i) {
       const BlockQ4_0* row = reinterpret_cast<const BlockQ4_0*>(w.Row(g * kQ4x16Rows + i));
       for (int64_t b = 0; b < nb; ++b) {
-        for (int c = 0; c < 4; ++c) std::memcpy(qs + 256 * b + 64 * c + 4 * i, row[b].qs + 4 * c, 4);
+        for (int c = 0; c < 4; ++c) {
+          std::memcpy(qs + 256 * b + 64 * c + 4 * i, row[b].qs + 4 * c, 4);
+        }
         std::memcpy(d + 32 * b + 2 * i, &row[b].d, 2);
       }
     }

@@ -18,6 +18,8 @@
 namespace qatk::inference {
 namespace {
 
+constexpr auto kRate = benchmark::Counter::kIsIterationInvariantRate;
+
 void BM_Q4_0(benchmark::State& state) {
   const bool packed = state.range(0) != 0;
   const int64_t rows = state.range(1), cols = state.range(2);
@@ -47,8 +49,8 @@ void BM_Q4_0(benchmark::State& state) {
     MatMulWith(k, w, x.data(), n_tok, y.data(), pool);
     benchmark::DoNotOptimize(y.data());
   }
-  state.counters["tok/s"] = benchmark::Counter(n_tok, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["GB/s"] = benchmark::Counter(double(rb * rows), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["tok/s"] = benchmark::Counter(n_tok, kRate);
+  state.counters["GB/s"] = benchmark::Counter(double(rb * rows), kRate);
   std::free(pb);
 }
 BENCHMARK(BM_Q4_0)
@@ -79,7 +81,7 @@ void BM_Read(benchmark::State& state) {
     for (int j = 0; j < 8; ++j) sink += acc[j];
   }
   benchmark::DoNotOptimize(sink);
-  state.counters["GB/s"] = benchmark::Counter(double(bytes), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GB/s"] = benchmark::Counter(double(bytes), kRate);
   std::free(buf);
 }
 BENCHMARK(BM_Read)->Arg(0)->Arg(1)->Unit(benchmark::kMicrosecond);

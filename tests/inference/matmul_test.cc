@@ -236,7 +236,8 @@ TEST(MatMulTest, PackedQ4_0x16MatchesFileLayout) {
             std::fill(y.begin(), y.end(), -1e30f);
             MatMulWith(ks[k], p, x.data(), n_tok, y.data(), pool);
             for (size_t i = 0; i < y.size(); ++i) {
-              const float tol = k == 0 ? 0.0f : 2e-5f * (std::sqrt(float(cols)) + std::fabs(ref[i]));
+              const float tol =
+                  k == 0 ? 0.0f : 2e-5f * (std::sqrt(float(cols)) + std::fabs(ref[i]));
               ASSERT_NEAR(y[i], ref[i], tol) << ks[k].target << " rows=" << rows << " cols=" << cols
                                              << " n_tok=" << n_tok << " i=" << i;
             }
