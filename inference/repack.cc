@@ -31,10 +31,13 @@ QMatrix PackQ4_0x16(const QMatrix& w, uint8_t* dst) {
   const int64_t nb = w.cols / 32;
   const size_t gb = Q4x16GroupBytes(w.cols);
   const int64_t groups = (w.rows + kQ4x16Rows - 1) / kQ4x16Rows;
-  std::memset(dst, 0, groups * gb);
   for (int64_t g = 0; g < groups; ++g) {
     uint8_t* qs = dst + g * gb;
     uint8_t* d = qs + nb * 256;
+    // Zero what no row writes: the padding, and all of a partial last group.
+    const bool partial = (g + 1) * kQ4x16Rows > w.rows;
+    const size_t written = partial ? 0 : static_cast<size_t>(nb) * 288;
+    std::memset(qs + written, 0, gb - written);
     for (int i = 0; i < kQ4x16Rows && g * kQ4x16Rows + i < w.rows; ++i) {
       const BlockQ4_0* row = reinterpret_cast<const BlockQ4_0*>(w.Row(g * kQ4x16Rows + i));
       for (int64_t b = 0; b < nb; ++b) {
