@@ -151,6 +151,14 @@ void VecAxpy(float a, const float* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] += a * x[i];
 }
 
+// The helpers inlined per row: one call per cached position, not per head.
+void VecDotRows(const float* rows, int64_t stride, int m, const float* x, int64_t n, float* out) {
+  for (int g = 0; g < m; ++g) out[g] = VecDot(rows + g * stride, x, n);
+}
+void VecAxpyRows(const float* a, const float* x, float* y, int64_t stride, int m, int64_t n) {
+  for (int g = 0; g < m; ++g) VecAxpy(a[g], x, y + g * stride, n);
+}
+
 void VecF16ToF32(const uint16_t* x, float* y, int64_t n) {
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
@@ -220,7 +228,7 @@ void RegisterAvx2Kernels() {
   RegisterMatMulKernel(WType::kQ8_0, Kernel(Q8RowBytes, PrepareQ8Avx2, RowsLoop<DotQ8_0>));
   RegisterMatMulKernel(WType::kQ4_0, Kernel(Q8RowBytes, PrepareQ8Avx2, RowsLoop<DotQ4_0>));
   RegisterMatMulKernel(WType::kQ2_0, Kernel(Q8RowBytes, PrepareQ8CrumbAvx2, RowsLoop<DotQ2_0>));
-  if (HasAvx2()) ActiveVecOps() = VecOps{VecDot, VecAxpy, VecF16ToF32};
+  if (HasAvx2()) ActiveVecOps() = VecOps{VecDot, VecAxpy, VecF16ToF32, VecDotRows, VecAxpyRows};
 }
 
 }  // namespace qatk::inference::internal

@@ -22,6 +22,10 @@ bool HasAvx512Vnni() {
 
 inline __m512i Load(const void* p) { return _mm512_loadu_si512(p); }
 
+// Decode streams the weights from DRAM: prefetch into L2 this far ahead, as
+// the packed Q4_0 kernel does (kernels_packed_avx512.cc).
+constexpr int kPrefetch = 16384;
+
 // Offset-binary fields of one 64-byte weight block; field i meets act[i*64..].
 template <int kPerByte>
 inline void Fields(const uint8_t* w, __m512i* f) {
@@ -43,6 +47,9 @@ void DotN(const uint8_t* w, const int8_t* const* a, int64_t nb, const int32_t* s
   __m512i acc[N];
   for (int j = 0; j < N; ++j) acc[j] = _mm512_setzero_si512();
   for (int64_t b = 0; b < nb; ++b) {
+    if constexpr (N == 1) {  // decode: rows are contiguous, so this runs on into the next rows
+      _mm_prefetch(reinterpret_cast<const char*>(w + b * 64 + kPrefetch), _MM_HINT_T1);
+    }
     __m512i f[kPerByte];
     Fields<kPerByte>(w + b * 64, f);
     for (int i = 0; i < kPerByte; ++i) {

@@ -8,6 +8,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "formats/quant/fp16.h"
+#include "formats/quant/types.h"
 #include "inference/matmul.h"
 
 namespace qatk::inference::internal {
@@ -19,11 +21,17 @@ constexpr int kTokBlock = 32;
 void RegisterScalarKernels();  // kernels_ref.cc
 void RegisterAvx2Kernels();    // kernels_avx2.cc
 void RegisterAvx512Kernels();  // kernels_avx512.cc
+void RegisterPackedAvx2Kernels();    // kernels_packed_avx2.cc
+void RegisterPackedAvx512Kernels();  // kernels_packed_avx512.cc
 
 struct VecOps {
   float (*dot_f32)(const float* a, const float* b, int64_t n);
   void (*axpy_f32)(float a, const float* x, float* y, int64_t n);
   void (*f16_to_f32)(const uint16_t* x, float* y, int64_t n);
+  void (*dot_f32_rows)(const float* rows, int64_t stride, int m, const float* x, int64_t n,
+                       float* out);
+  void (*axpy_f32_rows)(const float* a, const float* x, float* y, int64_t stride, int m,
+                        int64_t n);
 };
 // Set by the best supported target's Register* call.
 VecOps& ActiveVecOps();
@@ -38,6 +46,31 @@ void PrepareQ8CrumbAvx2(const QMatrix& w, const float* x /*[cols]*/, void* out);
 // Bytes of `cols` activations as Q8_0 blocks.
 inline size_t Q8RowBytes(const QMatrix& w) { return static_cast<size_t>(w.cols / 32) * 34; }
 inline size_t NoPrepare(const QMatrix&) { return 0; }
+
+// Activations of the kQ4_0x16 kernels: the row's nb = cols / 32 Q8_0 blocks
+// (byte for byte as QuantizeBlockQ8_0Act), padded to 8 bytes, then one
+// Q8Sum per block. Weight codes enter the integer dot as unsigned nibbles
+// u = code + 8, so sum(code * a) = sum(u * a) + start with start = -8 sum(a).
+struct Q8Sum {
+  int32_t start;  // -8 * sum of the block's 32 codes
+  float d;        // the block's scale as fp32
+};
+static_assert(sizeof(Q8Sum) == 8, "Q8Sum is two 4-byte words");
+inline size_t Q8SumOffset(const QMatrix& w) { return (Q8RowBytes(w) + 7) / 8 * 8; }
+inline size_t Q8SumRowBytes(const QMatrix& w) {
+  return Q8SumOffset(w) + static_cast<size_t>(w.cols / 32) * sizeof(Q8Sum);
+}
+// Fills the Q8Sum table of a prepared row whose Q8_0 blocks are written.
+inline void FillQ8Sums(const QMatrix& w, void* row) {
+  const BlockQ8_0* b = static_cast<const BlockQ8_0*>(row);
+  Q8Sum* s = reinterpret_cast<Q8Sum*>(static_cast<uint8_t*>(row) + Q8SumOffset(w));
+  for (int64_t i = 0; i < w.cols / 32; ++i) {
+    int32_t sum = 0;
+    for (int j = 0; j < 32; ++j) sum += b[i].qs[j];
+    s[i].start = -8 * sum;
+    s[i].d = Fp16ToFp32(b[i].d);
+  }
+}
 
 // The generic prefill/decode loop over a per-row dot product:
 // y[t, r] = dot(W row r, act row t), tokens in blocks of kTokBlock.

@@ -7,6 +7,7 @@
 #include "formats/quant/codecs.h"
 #include "formats/quant/fp16.h"
 #include "inference/kernels_internal.h"
+#include "inference/repack.h"
 
 namespace qatk::inference::internal {
 namespace {
@@ -93,6 +94,44 @@ float DotQ2_0(const uint8_t* w, const void* a, int64_t n) {
   return s;
 }
 
+// kQ4_0x16 (layout in repack.h): row r's dot, in DotQ4_0's order.
+void PrepareQ8Sums(const QMatrix& w, const float* x, void* out) {
+  PrepareQ8(w, x, out);
+  FillQ8Sums(w, out);
+}
+
+float DotQ4_0x16(const QMatrix& w, int64_t r, const uint8_t* act) {
+  const int64_t nb = w.cols / 32;
+  const uint8_t* qs =
+      static_cast<const uint8_t*>(w.data) + (r / kQ4x16Rows) * Q4x16GroupBytes(w.cols);
+  const uint8_t* d = qs + nb * 256;
+  const int i = static_cast<int>(r % kQ4x16Rows);
+  const BlockQ8_0* y = reinterpret_cast<const BlockQ8_0*>(act);
+  float s = 0.0f;
+  for (int64_t b = 0; b < nb; ++b) {
+    int sumi = 0;
+    for (int c = 0; c < 4; ++c) {
+      for (int k = 0; k < 4; ++k) {
+        const uint8_t q = qs[256 * b + 64 * c + 4 * i + k];
+        sumi += ((q & 0x0F) - 8) * y[b].qs[4 * c + k];
+        sumi += ((q >> 4) - 8) * y[b].qs[16 + 4 * c + k];
+      }
+    }
+    uint16_t dw;
+    std::memcpy(&dw, d + 32 * b + 2 * i, 2);
+    s += sumi * (Fp16ToFp32(dw) * Fp16ToFp32(y[b].d));
+  }
+  return s;
+}
+
+void RowsQ4_0x16(const QMatrix& w, const void* act, size_t act_stride, int n_tok, float* y,
+                 int64_t y_stride, int64_t r0, int64_t r1) {
+  const uint8_t* a = static_cast<const uint8_t*>(act);
+  for (int64_t r = r0; r < r1; ++r) {
+    for (int t = 0; t < n_tok; ++t) y[t * y_stride + r] = DotQ4_0x16(w, r, a + t * act_stride);
+  }
+}
+
 float VecDot(const float* a, const float* b, int64_t n) {
   float s = 0.0f;
   for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
@@ -101,6 +140,14 @@ float VecDot(const float* a, const float* b, int64_t n) {
 void VecAxpy(float a, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
+// The helpers inlined per row: one call per cached position, not per head.
+void VecDotRows(const float* rows, int64_t stride, int m, const float* x, int64_t n, float* out) {
+  for (int g = 0; g < m; ++g) out[g] = VecDot(rows + g * stride, x, n);
+}
+void VecAxpyRows(const float* a, const float* x, float* y, int64_t stride, int m, int64_t n) {
+  for (int g = 0; g < m; ++g) VecAxpy(a[g], x, y + g * stride, n);
+}
+
 void VecF16ToF32(const uint16_t* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = Fp16ToFp32(x[i]);
 }
@@ -131,7 +178,12 @@ void RegisterScalarKernels() {
   RegisterMatMulKernel(WType::kQ8_0, Q8Kernel(RowsLoop<DotQ8_0>));
   RegisterMatMulKernel(WType::kQ4_0, Q8Kernel(RowsLoop<DotQ4_0>));
   RegisterMatMulKernel(WType::kQ2_0, Q8Kernel(RowsLoop<DotQ2_0>));
-  ActiveVecOps() = VecOps{VecDot, VecAxpy, VecF16ToF32};
+  MatMulKernel packed;
+  packed.act_row_bytes = Q8SumRowBytes;
+  packed.prepare = PrepareQ8Sums;
+  packed.rows = RowsQ4_0x16;
+  RegisterMatMulKernel(WType::kQ4_0x16, packed);
+  ActiveVecOps() = VecOps{VecDot, VecAxpy, VecF16ToF32, VecDotRows, VecAxpyRows};
 }
 
 }  // namespace qatk::inference::internal

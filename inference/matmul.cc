@@ -23,6 +23,8 @@ void EnsureBuiltins() {
     internal::RegisterScalarKernels();
     internal::RegisterAvx2Kernels();
     internal::RegisterAvx512Kernels();
+    internal::RegisterPackedAvx2Kernels();
+    internal::RegisterPackedAvx512Kernels();
   });
 }
 
@@ -46,7 +48,7 @@ VecOps& ActiveVecOps() {
 const char* WTypeName(WType t) {
   static const char* const kNames[kNumWTypes] = {"f32",  "f16",  "bf16",    "q8_0",   "q4_0",
                                                   "q2_0", "int8_channel", "int4_channel",
-                                                  "int2_channel"};
+                                                  "int2_channel", "q4_0x16"};
   const int i = static_cast<int>(t);
   return i >= 0 && i < kNumWTypes ? kNames[i] : "?";
 }
@@ -118,7 +120,7 @@ void MatMulWith(const MatMulKernel& k, const QMatrix& w, const float* x, int n_t
   pool.ParallelFor(
       w.rows,
       [&](int64_t r0, int64_t r1, int) { k.rows(w, act, stride, n_tok, y, w.rows, r0, r1); },
-      /*align=*/8);
+      /*align=*/16);  // whole kQ4_0x16 groups (and 4-row tiles) per range
 }
 
 void MatMul(const QMatrix& w, const float* x, int n_tok, float* y, ThreadPool& pool) {
@@ -127,17 +129,21 @@ void MatMul(const QMatrix& w, const float* x, int n_tok, float* y, ThreadPool& p
   MatMulWith(*k, w, x, n_tok, y, pool);
 }
 
-float DotF32(const float* a, const float* b, int64_t n) {
-  EnsureBuiltins();
-  return internal::ActiveVecOps().dot_f32(a, b, n);
+// The vector helpers run per attention row (millions of calls per prefill):
+// the table is looked up once, not through std::call_once on every call.
+const internal::VecOps& Vec() {
+  static const internal::VecOps ops = (EnsureBuiltins(), internal::ActiveVecOps());
+  return ops;
 }
-void AxpyF32(float a, const float* x, float* y, int64_t n) {
-  EnsureBuiltins();
-  internal::ActiveVecOps().axpy_f32(a, x, y, n);
+
+float DotF32(const float* a, const float* b, int64_t n) { return Vec().dot_f32(a, b, n); }
+void AxpyF32(float a, const float* x, float* y, int64_t n) { Vec().axpy_f32(a, x, y, n); }
+void F16ToF32Row(const uint16_t* x, float* y, int64_t n) { Vec().f16_to_f32(x, y, n); }
+void DotF32Rows(const float* rows, int64_t stride, int m, const float* x, int64_t n, float* out) {
+  Vec().dot_f32_rows(rows, stride, m, x, n, out);
 }
-void F16ToF32Row(const uint16_t* x, float* y, int64_t n) {
-  EnsureBuiltins();
-  internal::ActiveVecOps().f16_to_f32(x, y, n);
+void AxpyF32Rows(const float* a, const float* x, float* y, int64_t stride, int m, int64_t n) {
+  Vec().axpy_f32_rows(a, x, y, stride, m, n);
 }
 
 }  // namespace qatk::inference

@@ -55,6 +55,11 @@ void MatMulWith(const MatMulKernel& k, const QMatrix& w, const float* x, int n_t
 // Small fp32 vector helpers for attention, dispatched to the best target.
 float DotF32(const float* a, const float* b, int64_t n);
 void AxpyF32(float a, const float* x, float* y, int64_t n);  // y += a*x
+// m rows against one vector (attention: a group of query heads and one
+// cached key / value row): out[g] = dot(rows + g*stride, x[n]) and
+// y + g*stride += a[g] * x[n], for g < m. Same sums as DotF32 / AxpyF32.
+void DotF32Rows(const float* rows, int64_t stride, int m, const float* x, int64_t n, float* out);
+void AxpyF32Rows(const float* a, const float* x, float* y, int64_t stride, int m, int64_t n);
 // Converts n fp16 values to fp32.
 void F16ToF32Row(const uint16_t* x, float* y, int64_t n);
 

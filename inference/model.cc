@@ -10,6 +10,7 @@
 #include "formats/quant/codecs.h"
 #include "formats/util/status_macros.h"
 #include "inference/mobile_model.h"
+#include "inference/repack.h"
 
 namespace qatk::inference {
 namespace {
@@ -213,6 +214,7 @@ absl::StatusOr<std::unique_ptr<Model>> LoadGgufModel(const std::string& path) {
   for (const auto& t : f.tensors()) bytes += t.nbytes;
   m->file_bytes = bytes;
   m->storage = owned;
+  RepackForKernels(m.get());
   return m;
 }
 

@@ -75,6 +75,7 @@ struct Model {
   std::vector<LayerWeights> layers;
   uint64_t file_bytes = 0;
   std::shared_ptr<void> storage;  // keeps the mapping alive
+  std::shared_ptr<void> repacked; // weights rearranged at load (repack.h)
 };
 
 // Opens a GGUF model (magic "GGUF"); other formats: kUnimplemented.

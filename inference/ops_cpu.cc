@@ -131,27 +131,28 @@ class CpuOps final : public Ops {
     const int p = pos0 + t;
     const int lo = window > 0 ? std::max(0, p - window + 1) : 0;
     const int n = p - lo + 1;
-    float* scores = scratch;            // [group, n]
+    float* scores = scratch;            // [n, group]: position j's scores of the group's heads
     float* row = scores + static_cast<size_t>(group_) * n;  // [D]
     float* acc = row + D;               // [group, D]
+    const float* qg = q + (static_cast<int64_t>(t) * H + kvh * group_) * D;  // [group, D]
     for (int j = 0; j < n; ++j) {
       LoadKvSlice(c, ks, c.k[layer].data() + (lo + j) * c.row_bytes, kvh * D, D, row);
-      for (int g = 0; g < group_; ++g) {
-        const float* qh = q + (static_cast<int64_t>(t) * H + kvh * group_ + g) * D;
-        scores[g * n + j] = DotF32(qh, row, D) * c_.attn_scale;
-      }
+      DotF32Rows(qg, D, group_, row, D, scores + j * group_);
     }
     for (int g = 0; g < group_; ++g) {
-      float* s = scores + g * n;
-      const float m = *std::max_element(s, s + n);
+      float m = -INFINITY;
+      for (int j = 0; j < n; ++j) m = std::max(m, scores[j * group_ + g] *= c_.attn_scale);
       float sum = 0;
-      for (int j = 0; j < n; ++j) sum += (s[j] = std::exp(s[j] - m));
-      for (int j = 0; j < n; ++j) s[j] /= sum;
+      for (int j = 0; j < n; ++j) {
+        float& sj = scores[j * group_ + g];
+        sum += (sj = std::exp(sj - m));
+      }
+      for (int j = 0; j < n; ++j) scores[j * group_ + g] /= sum;
     }
     std::fill(acc, acc + group_ * D, 0.0f);
     for (int j = 0; j < n; ++j) {
       LoadKvSlice(c, vs, c.v[layer].data() + (lo + j) * c.row_bytes, kvh * D, D, row);
-      for (int g = 0; g < group_; ++g) AxpyF32(scores[g * n + j], row, acc + g * D, D);
+      AxpyF32Rows(scores + j * group_, row, acc, D, group_, D);
     }
     for (int g = 0; g < group_; ++g) {
       std::memcpy(out + (static_cast<int64_t>(t) * H + kvh * group_ + g) * D, acc + g * D,

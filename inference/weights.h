@@ -14,6 +14,10 @@
 //     kInt2Channel  int2 codes, 4 per byte        w = q * row_scale[r]
 //   with an optional static per-tensor activation scale `act_scale` (> 0:
 //   activations are quantized to int8 as clamp(round(x / act_scale))).
+//   Runtime-owned layouts (made at load time by repack.h, never in a file):
+//     kQ4_0x16  Q4_0 with 16 rows interleaved per block column; `data` is
+//               the packed buffer (layout in repack.h), `row_bytes` the Q4_0
+//               bytes per row (for byte counts only: Row() is meaningless).
 #ifndef QATK_INFERENCE_WEIGHTS_H_
 #define QATK_INFERENCE_WEIGHTS_H_
 
@@ -35,6 +39,7 @@ enum class WType : uint8_t {
   kInt8Channel,
   kInt4Channel,
   kInt2Channel,
+  kQ4_0x16,
   kCount,  // number of types (table size)
 };
 constexpr int kNumWTypes = static_cast<int>(WType::kCount);

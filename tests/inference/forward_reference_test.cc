@@ -17,6 +17,7 @@
 #include "formats/quant/codecs.h"
 #include "gtest/gtest.h"
 #include "inference/forward.h"
+#include "inference/matmul.h"
 
 namespace qatk::inference {
 namespace {
@@ -238,6 +239,14 @@ void Compare(const std::string& arch, GgmlType mat_type, double rel_tol) {
   RefWeights ref;
   auto model = LoadModel(WriteModel(arch, mat_type, &ref));
   ASSERT_TRUE(model.ok()) << model.status();
+  const MatMulKernel* packed = BestMatMulKernel(WType::kQ4_0x16);
+  if (mat_type == GgmlType::kQ4_0 && std::string(packed->target) != "scalar") {
+    // The loader repacked the layers and the (tied) output head; the token
+    // embedding keeps the file layout for its row lookups.
+    EXPECT_EQ((*model)->layers[0].wq.type, WType::kQ4_0x16);
+    EXPECT_EQ((*model)->output.type, WType::kQ4_0x16);
+    EXPECT_EQ((*model)->tok_embd.type, WType::kQ4_0);
+  }
   const std::vector<int32_t> toks = {1, 17, 90, 3, 55, 42, 7, 81, 5, 60};
   const std::vector<float> want = ReferenceLogits(ref, arch == "gemma3", toks);
   ThreadPool pool(2);

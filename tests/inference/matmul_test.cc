@@ -11,6 +11,7 @@
 #include "formats/quant/codecs.h"
 #include "formats/quant/fp16.h"
 #include "gtest/gtest.h"
+#include "inference/repack.h"
 
 namespace qatk::inference {
 namespace {
@@ -207,6 +208,106 @@ TEST(MatMulTest, SimdActivationQuantizerIsBitExact) {
   }
 }
 
+// Every kQ4_0x16 kernel (the runtime-packed Q4_0, repack.h) against the
+// scalar Q4_0 kernel on the file layout: the packed scalar kernel sums in
+// the same order, so it must agree exactly; SIMD targets within the float
+// accumulation tolerance. Row counts around the 16-row group (partial last
+// group, a matrix smaller than one group), odd block counts, token counts
+// around the token tile, one and two threads.
+TEST(MatMulTest, PackedQ4_0x16MatchesFileLayout) {
+  const MatMulKernel file_ref = SupportedMatMulKernels(WType::kQ4_0).at(0);
+  for (int threads : {1, 2}) {
+    ThreadPool pool(threads);
+    for (int64_t rows : {1, 13, 16, 35, 48}) {
+      for (int64_t cols : {96, 320}) {
+        const std::vector<uint8_t> wb = QuantizedWeights(GgmlType::kQ4_0, rows, cols, 31 + rows);
+        const QMatrix w = MakeGgufMatrix(GgmlType::kQ4_0, rows, cols, wb.data());
+        std::vector<uint8_t> packed(Q4x16Bytes(rows, cols) + 64);
+        uint8_t* dst = packed.data() + (64 - reinterpret_cast<uintptr_t>(packed.data()) % 64) % 64;
+        const QMatrix p = PackQ4_0x16(w, dst);
+        ASSERT_EQ(p.type, WType::kQ4_0x16);
+        const std::vector<MatMulKernel> ks = SupportedMatMulKernels(WType::kQ4_0x16);
+        ASSERT_GE(ks.size(), __builtin_cpu_supports("avx2") ? 2u : 1u);
+        for (int n_tok : {1, 2, 7, 8, 9, 17, 37}) {
+          const std::vector<float> x = RandomFloats(n_tok * cols, 200 + n_tok);
+          std::vector<float> ref(n_tok * rows), y(n_tok * rows);
+          MatMulWith(file_ref, w, x.data(), n_tok, ref.data(), pool);
+          for (size_t k = 0; k < ks.size(); ++k) {
+            std::fill(y.begin(), y.end(), -1e30f);
+            MatMulWith(ks[k], p, x.data(), n_tok, y.data(), pool);
+            for (size_t i = 0; i < y.size(); ++i) {
+              const float tol =
+                  k == 0 ? 0.0f : 2e-5f * (std::sqrt(float(cols)) + std::fabs(ref[i]));
+              ASSERT_NEAR(y[i], ref[i], tol) << ks[k].target << " rows=" << rows << " cols=" << cols
+                                             << " n_tok=" << n_tok << " i=" << i;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+// Unit scales and integer activations: all kQ4_0x16 targets exactly equal
+// the scalar Q4_0 kernel on the file layout (every code 0..15 occurs).
+TEST(MatMulTest, PackedQ4_0x16IntegerDotsExact) {
+  ThreadPool pool(2);
+  const int64_t rows = 21, cols = 192;
+  const int n_tok = 11;
+  std::mt19937 rng(4);
+  std::vector<float> x(n_tok * cols);
+  for (size_t i = 0; i < x.size(); ++i) {
+    x[i] = (i % 32 == 7) ? -127.0f : float(int(rng() % 255) - 127);  // block amax 127 -> d = 1
+  }
+  const uint64_t rb = RowBytes(GgmlType::kQ4_0, cols);
+  std::vector<uint8_t> wb(rb * rows);
+  for (size_t i = 0; i < wb.size(); ++i) wb[i] = static_cast<uint8_t>(rng());
+  for (size_t off = 0; off < wb.size(); off += sizeof(BlockQ4_0)) {
+    const uint16_t one = 0x3C00;  // fp16 1.0
+    std::memcpy(&wb[off], &one, 2);
+  }
+  const QMatrix w = MakeGgufMatrix(GgmlType::kQ4_0, rows, cols, wb.data());
+  std::vector<uint8_t> packed(Q4x16Bytes(rows, cols));
+  const QMatrix p = PackQ4_0x16(w, packed.data());
+  std::vector<float> ref(n_tok * rows), y(n_tok * rows);
+  MatMulWith(SupportedMatMulKernels(WType::kQ4_0).at(0), w, x.data(), n_tok, ref.data(), pool);
+  for (float v : ref) ASSERT_EQ(v, std::round(v));
+  for (const MatMulKernel& k : SupportedMatMulKernels(WType::kQ4_0x16)) {
+    MatMulWith(k, p, x.data(), n_tok, y.data(), pool);
+    for (size_t i = 0; i < y.size(); ++i) ASSERT_EQ(y[i], ref[i]) << k.target << " i=" << i;
+  }
+}
+
+// kQ4_0x16 activations: Q8_0 blocks byte for byte as QuantizeBlockQ8_0Act,
+// then per block -8 * sum(codes) and the fp32 scale.
+TEST(MatMulTest, PackedActivationsAreQ8_0PlusSums) {
+  const int64_t cols = 160;
+  std::vector<float> x = RandomFloats(cols, 12);
+  for (int i = 0; i < 16; ++i) x[i] = 0.5f * i - 4.0f;  // ties
+  QMatrix w;
+  w.type = WType::kQ4_0x16;
+  w.cols = cols;
+  const std::vector<uint8_t> ref = ActivationBlocks(x.data(), cols);
+  const BlockQ8_0* blocks = reinterpret_cast<const BlockQ8_0*>(ref.data());
+  for (const MatMulKernel& k : SupportedMatMulKernels(WType::kQ4_0x16)) {
+    std::vector<uint8_t> got(k.act_row_bytes(w));
+    ASSERT_GE(got.size(), ref.size() + (cols / 32) * 8);
+    k.prepare(w, x.data(), got.data());
+    EXPECT_TRUE(std::equal(ref.begin(), ref.end(), got.begin())) << k.target;
+    const uint8_t* sums = got.data() + got.size() - (cols / 32) * 8;
+    for (int64_t b = 0; b < cols / 32; ++b) {
+      int32_t sum = 0;
+      for (int j = 0; j < 32; ++j) sum += blocks[b].qs[j];
+      int32_t start;
+      float d;
+      std::memcpy(&start, sums + 8 * b, 4);
+      std::memcpy(&d, sums + 8 * b + 4, 4);
+      EXPECT_EQ(start, -8 * sum) << k.target << " b=" << b;
+      EXPECT_EQ(d, Fp16ToFp32(blocks[b].d)) << k.target << " b=" << b;
+    }
+  }
+}
+
 TEST(VecOpsTest, DotAxpyF16MatchPlainLoops) {
   const std::vector<float> a = RandomFloats(37, 1), b = RandomFloats(37, 2);
   double ref = 0;
@@ -220,6 +321,23 @@ TEST(VecOpsTest, DotAxpyF16MatchPlainLoops) {
   std::vector<float> f(37);
   F16ToF32Row(h.data(), f.data(), 37);
   for (int i = 0; i < 37; ++i) EXPECT_EQ(f[i], Fp16ToFp32(h[i]));
+}
+
+// The m-row helpers equal m calls of the one-row ones, bit for bit.
+TEST(VecOpsTest, RowsHelpersMatchOneRowCalls) {
+  const int m = 5;
+  const int64_t n = 37, stride = 40;
+  const std::vector<float> rows = RandomFloats(m * stride, 3), x = RandomFloats(n, 4);
+  const std::vector<float> a = RandomFloats(m, 5), y0 = RandomFloats(m * stride, 6);
+  std::vector<float> out(m);
+  DotF32Rows(rows.data(), stride, m, x.data(), n, out.data());
+  std::vector<float> y = y0, yref = y0;
+  AxpyF32Rows(a.data(), x.data(), y.data(), stride, m, n);
+  for (int g = 0; g < m; ++g) {
+    EXPECT_EQ(out[g], DotF32(rows.data() + g * stride, x.data(), n)) << g;
+    AxpyF32(a[g], x.data(), yref.data() + g * stride, n);
+  }
+  EXPECT_EQ(y, yref);
 }
 
 }  // namespace
