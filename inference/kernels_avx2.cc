@@ -14,11 +14,6 @@
 namespace qatk::inference::internal {
 namespace {
 
-bool HasAvx2() {
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-         __builtin_cpu_supports("f16c");
-}
-
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
 
@@ -212,7 +207,7 @@ MatMulKernel Kernel(size_t (*ab)(const QMatrix&),
                                  int64_t, int64_t)) {
   MatMulKernel k;
   k.target = "avx2";
-  k.supported = HasAvx2;
+  k.supported = CpuHasAvx2;
   k.act_row_bytes = ab;
   k.prepare = prep;
   k.rows = rows;
@@ -228,7 +223,7 @@ void RegisterAvx2Kernels() {
   RegisterMatMulKernel(WType::kQ8_0, Kernel(Q8RowBytes, PrepareQ8Avx2, RowsLoop<DotQ8_0>));
   RegisterMatMulKernel(WType::kQ4_0, Kernel(Q8RowBytes, PrepareQ8Avx2, RowsLoop<DotQ4_0>));
   RegisterMatMulKernel(WType::kQ2_0, Kernel(Q8RowBytes, PrepareQ8CrumbAvx2, RowsLoop<DotQ2_0>));
-  if (HasAvx2()) ActiveVecOps() = VecOps{VecDot, VecAxpy, VecF16ToF32, VecDotRows, VecAxpyRows};
+  if (CpuHasAvx2()) ActiveVecOps() = VecOps{VecDot, VecAxpy, VecF16ToF32, VecDotRows, VecAxpyRows};
 }
 
 }  // namespace qatk::inference::internal

@@ -33,13 +33,6 @@
 namespace qatk::inference::internal {
 namespace {
 
-bool HasAvx512() {
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx2") &&
-         __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-}
-bool HasAvx512Vnni() { return HasAvx512() && __builtin_cpu_supports("avx512vnni"); }
-
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")
 
@@ -216,7 +209,7 @@ template <class Fmt, bool Vnni>
 MatMulKernel Kernel(void (*prep)(const QMatrix&, const float*, void*)) {
   MatMulKernel k;
   k.target = Vnni ? "avx512vnni" : "avx512";
-  k.supported = Vnni ? HasAvx512Vnni : HasAvx512;
+  k.supported = Vnni ? CpuHasAvx512Vnni : CpuHasAvx512;
   k.act_row_bytes = Q8RowBytes;
   k.prepare = prep;
   k.rows = Rows<Fmt, Vnni>;

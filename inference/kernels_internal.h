@@ -18,6 +18,11 @@ namespace qatk::inference::internal {
 // block; kTokBlock prepared activation rows must fit in L2.
 constexpr int kTokBlock = 32;
 
+// CPU features the SIMD targets need (defined once, in matmul.cc).
+bool CpuHasAvx2();        // AVX2 + FMA + F16C
+bool CpuHasAvx512();      // AVX-512 F/BW/VL + CpuHasAvx2()
+bool CpuHasAvx512Vnni();  // CpuHasAvx512() + VNNI
+
 void RegisterScalarKernels();  // kernels_ref.cc
 void RegisterAvx2Kernels();    // kernels_avx2.cc
 void RegisterAvx512Kernels();  // kernels_avx512.cc

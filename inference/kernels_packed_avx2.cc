@@ -23,11 +23,6 @@ constexpr int kTileTok = 4;
 constexpr int kHalf = kQ4x16Rows / 2;
 constexpr int kPrefetch = 16384;  // decode: as kernels_packed_avx512.cc
 
-bool HasAvx2() {
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-         __builtin_cpu_supports("f16c");
-}
-
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
 
@@ -119,7 +114,7 @@ void PrepareQ8SumsAvx2(const QMatrix& w, const float* x, void* out) {
 void RegisterPackedAvx2Kernels() {
   MatMulKernel k;
   k.target = "avx2";
-  k.supported = HasAvx2;
+  k.supported = CpuHasAvx2;
   k.act_row_bytes = Q8SumRowBytes;
   k.prepare = PrepareQ8SumsAvx2;
   k.rows = Rows;

@@ -36,13 +36,6 @@ constexpr int kTileTok = 8;
 // ahead measured alike and best of 1-32 KiB, T1 better than T0 or NTA).
 constexpr int kPrefetch = 16384;
 
-bool HasAvx512() {
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx2") &&
-         __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-}
-bool HasAvx512Vnni() { return HasAvx512() && __builtin_cpu_supports("avx512vnni"); }
-
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")
 
@@ -144,7 +137,7 @@ template <bool Vnni>
 MatMulKernel Kernel() {
   MatMulKernel k;
   k.target = Vnni ? "avx512vnni" : "avx512";
-  k.supported = Vnni ? HasAvx512Vnni : HasAvx512;
+  k.supported = Vnni ? CpuHasAvx512Vnni : CpuHasAvx512;
   k.act_row_bytes = Q8SumRowBytes;
   k.prepare = PrepareQ8SumsAvx2;
   k.rows = Rows<Vnni>;
