@@ -79,8 +79,6 @@ std::pair<Tensor, Tensor> Q4_0CodesFloat(const Tensor& xb) {
   return {t, d};
 }
 
-// CPU LSQ backward in one pass: returns {dL/dx, dL/ds} (dL/ds before the
-// factor g), or undefined tensors when shapes do not fit the fused loop.
 const bool g_has_avx2 = __builtin_cpu_supports("avx2");
 
 // The intN codec's rounding of 8 values with AVX2, bit for bit with the
@@ -124,6 +122,8 @@ __attribute__((target("avx2"))) int64_t LsqRowAvx2(const float* px, const float*
   return c;
 }
 
+// CPU LSQ backward in one pass: returns {dL/dx, dL/ds} (dL/ds before the
+// factor g), or undefined tensors when shapes do not fit the fused loop.
 std::pair<Tensor, Tensor> LsqBackwardCpu(const Tensor& x, const Tensor& s, const Tensor& go, double qn,
                                          double qp, bool even) {
   const int64_t cols = x.dim() ? x.size(-1) : 1;
@@ -207,11 +207,10 @@ struct LsqFn : public torch::autograd::Function<LsqFn> {
   }
 };
 
-// CPU: the reference block codec itself, block by block (x finite).
-
 // The block codecs a fused CPU pass can run (quantize then dequantize).
 enum class BlockCodec { kQ4_0, kQ8_0, kQ2_0, kQ8_0Act };
 
+// CPU: the reference block codec itself, block by block (x finite).
 Tensor BlockDequantizedCpu(BlockCodec codec, const Tensor& x) {
   const Tensor xc = x.contiguous();
   Tensor y = torch::empty_like(xc);
