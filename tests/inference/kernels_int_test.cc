@@ -168,13 +168,13 @@ TEST(KernelsIntTest, EverySimdTargetEqualsScalarExactly) {
   }
 }
 
-// Decode (one token) takes the 4-row path of the SIMD targets: odd row
-// counts (overlapping last group), fewer than 4 rows, column tails, row
+// Decode (one token) takes the row-group path of the SIMD targets: odd row
+// counts (overlapping last group), too few rows for a group, column tails, row
 // ranges split over 1 and 2 threads, and negative row scales.
 TEST(KernelsIntTest, DecodeRowGroupsEqualScalarExactly) {
   RegisterIntKernels();
   struct Shape { int64_t rows, cols; };
-  const Shape shapes[] = {{1, 256}, {3, 512}, {4, 512}, {5, 300}, {13, 2048},
+  const Shape shapes[] = {{1, 256}, {3, 512}, {4, 512}, {5, 300}, {8, 256}, {9, 640}, {13, 2048},
                           {35, 1024}, {35, 700}, {50, 256}, {67, 130}};
   for (int threads : {1, 2}) {
     ThreadPool pool(threads);
