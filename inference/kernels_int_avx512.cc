@@ -14,11 +14,11 @@ namespace {
 
 bool HasAvx512Vnni() {
   return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512vnni");
+         __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx2");
 }
 
 #pragma GCC push_options
-#pragma GCC target("avx512f,avx512bw,avx512vnni")
+#pragma GCC target("avx512f,avx512bw,avx512vnni,avx2")
 
 inline __m512i Load(const void* p) { return _mm512_loadu_si512(p); }
 
@@ -65,6 +65,37 @@ void DotN(const uint8_t* w, const int8_t* const* a, int64_t nb, const int32_t* s
   }
 }
 
+// Decode: 4 consecutive rows x 1 token. Each row keeps its own accumulator
+// (4 independent vpdpbusd chains); every activation vector is loaded once
+// for the 4 rows. The 4 sums are reduced together (one transpose-add tree).
+template <int kPerByte>
+void Rows4(const uint8_t* w, size_t rb, const int8_t* a, int64_t nb, int32_t sum, int32_t* out) {
+  __m512i acc[4];
+  for (int r = 0; r < 4; ++r) acc[r] = _mm512_setzero_si512();
+  for (int64_t b = 0; b < nb; ++b) {
+    __m512i av[kPerByte];
+    for (int i = 0; i < kPerByte; ++i) av[i] = Load(a + b * 64 * kPerByte + i * 64);
+    for (int r = 0; r < 4; ++r) {
+      const uint8_t* wb = w + r * rb + b * 64;
+      _mm_prefetch(reinterpret_cast<const char*>(wb + kPrefetch), _MM_HINT_T1);
+      __m512i f[kPerByte];
+      Fields<kPerByte>(wb, f);
+      for (int i = 0; i < kPerByte; ++i) acc[r] = _mm512_dpbusd_epi32(acc[r], f[i], av[i]);
+    }
+  }
+  // 4 x 16 lanes -> 4 sums: fold 512 -> 256 -> 128 per row, then hadd.
+  __m128i q[4];
+  for (int r = 0; r < 4; ++r) {
+    const __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(acc[r]),
+                                       _mm512_extracti64x4_epi64(acc[r], 1));
+    q[r] = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+  }
+  const __m128i s = _mm_hadd_epi32(_mm_hadd_epi32(q[0], q[1]), _mm_hadd_epi32(q[2], q[3]));
+  constexpr uint32_t kOffset = kPerByte == 1 ? 128u : kPerByte == 2 ? 8u : 2u;
+  const __m128i off = _mm_set1_epi32(static_cast<int>(kOffset * static_cast<uint32_t>(sum)));
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out), _mm_sub_epi32(s, off));
+}
+
 #pragma GCC pop_options
 
 }  // namespace
@@ -76,9 +107,9 @@ void RegisterIntAvx512Vnni(WType t) {
   k.act_row_bytes = SimdIntActBytes;
   k.prepare = SimdIntPrepare;
   switch (t) {
-    case WType::kInt4Channel: k.rows = SimdIntRows<DotN<2, 1>, DotN<2, 4>>; break;
-    case WType::kInt2Channel: k.rows = SimdIntRows<DotN<4, 1>, DotN<4, 4>>; break;
-    case WType::kInt8Channel: k.rows = SimdIntRows<DotN<1, 1>, DotN<1, 4>>; break;
+    case WType::kInt4Channel: k.rows = SimdIntRows<DotN<2, 1>, DotN<2, 4>, Rows4<2>>; break;
+    case WType::kInt2Channel: k.rows = SimdIntRows<DotN<4, 1>, DotN<4, 4>, Rows4<4>>; break;
+    case WType::kInt8Channel: k.rows = SimdIntRows<DotN<1, 1>, DotN<1, 4>, Rows4<1>>; break;
     default: return;
   }
   RegisterMatMulKernel(t, k);

@@ -43,9 +43,38 @@ void FloatIntRows(const QMatrix& w, const void* act, size_t act_stride, int n_to
 using IntBlockDotN = void (*)(const uint8_t* w_row, const int8_t* const* a, int64_t nblocks,
                               const int32_t* sums, int32_t* out);
 
+// Decode (one token): exact sums over `nblocks` 64-byte blocks of 4
+// consecutive weight rows (row r at w + r * row_bytes) with one activation
+// row a (SIMD layout, code sum `sum`); out[r] receives row r's dot product.
+// One pass keeps 4 independent accumulator chains and shares the
+// activation loads.
+using IntRowDot4 = void (*)(const uint8_t* w, size_t row_bytes, const int8_t* a, int64_t nblocks,
+                            int32_t sum, int32_t* out);
+
+// One token, rows [r0, r1) (at least 4): Rows4 for groups of 4 rows, the
+// last group overlapping the previous one when (r1 - r0) % 4 != 0.
+template <IntRowDot4 Rows4>
+void SimdIntRowsDecode(const QMatrix& w, const int8_t* a, float* y, int64_t r0, int64_t r1) {
+  const int64_t be = IntBlockElems(w.type);
+  const int64_t nb = w.cols / be;
+  int32_t sum;
+  std::memcpy(&sum, a + RoundUp64(w.cols), 4);
+  for (int64_t r = r0; r < r1; r += 4) {
+    if (r + 4 > r1) r = r1 - 4;
+    int32_t acc[4];
+    Rows4(w.Row(r), w.row_bytes, a, nb, sum, acc);
+    for (int i = 0; i < 4; ++i) {
+      const uint8_t* row = w.Row(r + i);
+      for (int64_t k = nb * be; k < w.cols; ++k) acc[i] += CodeAt(w.type, row, k) * a[k];
+      y[r + i] = static_cast<float>(acc[i]) * (w.act_scale * w.row_scales[r + i]);
+    }
+  }
+}
+
 // Rows loop of the SIMD targets: Dot4 for groups of 4 tokens, Dot1 for the
-// rest; tails (cols % block) in scalar.
-template <IntBlockDotN Dot1, IntBlockDotN Dot4>
+// rest; tails (cols % block) in scalar. With Rows4 set, a single token goes
+// through Rows4 for groups of 4 rows.
+template <IntBlockDotN Dot1, IntBlockDotN Dot4, IntRowDot4 Rows4 = nullptr>
 void SimdIntRows(const QMatrix& w, const void* act, size_t act_stride, int n_tok, float* y,
                  int64_t y_stride, int64_t r0, int64_t r1) {
   if (w.act_scale == 0.0f) {
@@ -56,6 +85,12 @@ void SimdIntRows(const QMatrix& w, const void* act, size_t act_stride, int n_tok
   const int64_t nb = w.cols / be;
   const int64_t sum_off = RoundUp64(w.cols);
   const uint8_t* a0 = static_cast<const uint8_t*>(act);
+  if constexpr (Rows4 != nullptr) {
+    if (n_tok == 1 && r1 - r0 >= 4) {
+      SimdIntRowsDecode<Rows4>(w, reinterpret_cast<const int8_t*>(a0), y, r0, r1);
+      return;
+    }
+  }
   for (int t0 = 0; t0 < n_tok; t0 += kTokBlock) {
     const int t1 = n_tok < t0 + kTokBlock ? n_tok : t0 + kTokBlock;
     for (int64_t r = r0; r < r1; ++r) {

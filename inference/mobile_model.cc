@@ -10,6 +10,7 @@
 #include "formats/model_config.h"
 #include "formats/util/status_macros.h"
 #include "inference/kernels_int.h"
+#include "inference/repack.h"
 #include "nlohmann/json.hpp"
 
 namespace qatk::inference {
@@ -226,6 +227,7 @@ absl::StatusOr<std::unique_ptr<Model>> LoadMobileModel(const std::string& path) 
   for (int il = 0; il < c.n_layer; ++il) RETURN_IF_ERROR(ld.Layer(il, &m->layers[il]));
   m->file_bytes = f.file_size();
   m->storage = storage;
+  RepackForKernels(m.get());
   return m;
 }
 

@@ -54,12 +54,28 @@ QMatrix PackQ4_0x16(const QMatrix& w, uint8_t* dst) {
   return p;
 }
 
+namespace {
+
+bool IsIntChannel(WType t) {
+  return t == WType::kInt8Channel || t == WType::kInt4Channel || t == WType::kInt2Channel;
+}
+
+// Bytes m takes in the repacked buffer (64-byte multiple).
+size_t RepackedBytes(const QMatrix& m) {
+  if (m.type == WType::kQ4_0) return Q4x16Bytes(m.rows, m.cols);
+  return (static_cast<size_t>(m.rows) * m.row_bytes + 63) / 64 * 64;
+}
+
+}  // namespace
+
 void RepackForKernels(Model* model) {
   const MatMulKernel* k = BestMatMulKernel(WType::kQ4_0x16);
-  if (k == nullptr || std::string(k->target) == "scalar") return;
+  const bool pack_q4 = k != nullptr && std::string(k->target) != "scalar";
   std::vector<QMatrix*> todo;
   auto want = [&](QMatrix* m) {
-    if (m->type == WType::kQ4_0 && m->cols % 32 == 0) todo.push_back(m);
+    if ((pack_q4 && m->type == WType::kQ4_0 && m->cols % 32 == 0) || IsIntChannel(m->type)) {
+      todo.push_back(m);
+    }
   };
   want(&model->output);
   for (LayerWeights& l : model->layers) {
@@ -67,7 +83,7 @@ void RepackForKernels(Model* model) {
   }
   if (todo.empty()) return;
   size_t total = 0;
-  for (const QMatrix* m : todo) total += Q4x16Bytes(m->rows, m->cols);
+  for (const QMatrix* m : todo) total += RepackedBytes(*m);
   // 2 MiB pages where the kernel allows them (THP "madvise" mode): decode
   // streams every weight once per token, and 4 KiB pages cost it ~10%.
   const size_t huge = size_t{2} << 20;
@@ -78,8 +94,14 @@ void RepackForKernels(Model* model) {
   model->repacked = std::shared_ptr<void>(buf, std::free);
   size_t off = 0;
   for (QMatrix* m : todo) {
-    const QMatrix packed = PackQ4_0x16(*m, buf + off);
-    off += Q4x16Bytes(m->rows, m->cols);
+    QMatrix packed = *m;  // int channel types: the file layout, copied
+    if (m->type == WType::kQ4_0) {
+      packed = PackQ4_0x16(*m, buf + off);
+    } else {
+      std::memcpy(buf + off, m->data, static_cast<size_t>(m->rows) * m->row_bytes);
+      packed.data = buf + off;
+    }
+    off += RepackedBytes(*m);
     if (m->data != model->tok_embd.data) ReleaseFilePages(m->data, m->rows * m->row_bytes);
     *m = packed;
   }

@@ -42,10 +42,12 @@ QMatrix PackQ4_0x16(const QMatrix& w, uint8_t* dst);
 
 // Replaces the model's Q4_0 layer and output matrices by kQ4_0x16 copies
 // when this CPU has a SIMD kernel for kQ4_0x16 (the scalar one alone would
-// be slower than the file layout); the token embedding keeps the file
-// layout (rows are read one at a time). The copies live in model->repacked
-// (2 MiB-aligned, huge pages requested); the file pages of the replaced
-// tensors are released.
+// be slower than the file layout), and copies the mobile int channel
+// matrices (kInt8/4/2Channel) unchanged, for the huge pages alone; the
+// token embedding keeps the file layout (rows are read one at a time). The
+// copies live in model->repacked (2 MiB-aligned, huge pages requested); the
+// file pages of the replaced tensors are released (row scales stay in the
+// file mapping).
 void RepackForKernels(Model* model);
 
 }  // namespace qatk::inference

@@ -168,6 +168,34 @@ TEST(KernelsIntTest, EverySimdTargetEqualsScalarExactly) {
   }
 }
 
+// Decode (one token) takes the row-group path of the SIMD targets: odd row
+// counts (overlapping last group), too few rows for a group, column tails, row
+// ranges split over 1 and 2 threads, and negative row scales.
+TEST(KernelsIntTest, DecodeRowGroupsEqualScalarExactly) {
+  RegisterIntKernels();
+  struct Shape { int64_t rows, cols; };
+  const Shape shapes[] = {{1, 256}, {3, 512}, {4, 512}, {5, 300}, {8, 256}, {9, 640}, {13, 2048},
+                          {35, 1024}, {35, 700}, {50, 256}, {67, 130}};
+  for (int threads : {1, 2}) {
+    ThreadPool pool(threads);
+    for (WType t : kTypes) {
+      const auto ks = SupportedMatMulKernels(t);
+      for (const Shape& s : shapes) {
+        IntMatrix w = MakeMatrix(t, s.rows, s.cols, static_cast<uint32_t>(3 * s.rows + s.cols),
+                                 false);
+        for (size_t r = 0; r < w.scales.size(); r += 2) w.scales[r] = -w.scales[r];
+        const auto x = Activations(static_cast<int>(s.cols), 13, 1.5f);
+        const auto ref = RunKernel(ks[0], w.m, x, 1, pool);
+        for (size_t i = 1; i < ks.size(); ++i) {
+          EXPECT_EQ(RunKernel(ks[i], w.m, x, 1, pool), ref)
+              << WTypeName(t) << " target " << ks[i].target << " " << s.rows << "x" << s.cols
+              << " threads " << threads;
+        }
+      }
+    }
+  }
+}
+
 TEST(KernelsIntTest, WeightOnlyPathUsesFloatActivations) {
   RegisterIntKernels();
   ThreadPool pool(1);
