@@ -13,8 +13,6 @@
 namespace qatk::inference::internal {
 namespace {
 
-bool HasAvx2() { return __builtin_cpu_supports("avx2"); }
-
 #pragma GCC push_options
 #pragma GCC target("avx2")
 
@@ -84,7 +82,7 @@ void DotInt8(const uint8_t* w, const int8_t* const* a, int64_t nb, const int32_t
 void RegisterIntAvx2(WType t) {
   MatMulKernel k;
   k.target = "avx2";
-  k.supported = HasAvx2;
+  k.supported = CpuHasAvx2;
   k.act_row_bytes = SimdIntActBytes;
   k.prepare = SimdIntPrepare;
   switch (t) {

@@ -12,11 +12,6 @@
 namespace qatk::inference::internal {
 namespace {
 
-bool HasAvx512Vnni() {
-  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx2");
-}
-
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vnni,avx2")
 
@@ -103,7 +98,7 @@ void Rows4(const uint8_t* w, size_t rb, const int8_t* a, int64_t nb, int32_t sum
 void RegisterIntAvx512Vnni(WType t) {
   MatMulKernel k;
   k.target = "avx512vnni";
-  k.supported = HasAvx512Vnni;
+  k.supported = CpuHasAvx512Vnni;
   k.act_row_bytes = SimdIntActBytes;
   k.prepare = SimdIntPrepare;
   switch (t) {
