@@ -59,6 +59,12 @@ void PrepareQ8CrumbAvx2(const QMatrix& w, const float* x, void* out) {
   }
 }
 
+// Q8_0 activations plus the per-block sum table of the kQ4_0x16 kernels.
+void PrepareQ8SumsAvx2(const QMatrix& w, const float* x, void* out) {
+  PrepareQ8Avx2(w, x, out);
+  FillQ8Sums(w, out);
+}
+
 #pragma GCC pop_options
 namespace {
 #pragma GCC push_options

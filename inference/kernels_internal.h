@@ -44,9 +44,11 @@ VecOps& ActiveVecOps();
 // AVX2 activation quantizers (kernels_avx2.cc; call only when AVX2+F16C
 // are present). PrepareQ8Avx2 is bit-identical to QuantizeBlockQ8_0Act;
 // PrepareQ8CrumbAvx2 additionally stores each block's 32 codes crumb-major
-// (position 8k+b holds element 4b+k) for the Q2_0 kernels.
+// (position 8k+b holds element 4b+k) for the Q2_0 kernels; PrepareQ8SumsAvx2
+// appends the Q8Sum table (FillQ8Sums) for the kQ4_0x16 kernels.
 void PrepareQ8Avx2(const QMatrix& w, const float* x /*[cols]*/, void* out);
 void PrepareQ8CrumbAvx2(const QMatrix& w, const float* x /*[cols]*/, void* out);
+void PrepareQ8SumsAvx2(const QMatrix& w, const float* x /*[cols]*/, void* out);
 
 // Bytes of `cols` activations as Q8_0 blocks.
 inline size_t Q8RowBytes(const QMatrix& w) { return static_cast<size_t>(w.cols / 32) * 34; }

@@ -126,10 +126,6 @@ void Rows(const QMatrix& w, const void* act, size_t stride, int n_tok, float* y,
     }
   }
 }
-void PrepareQ8SumsAvx2(const QMatrix& w, const float* x, void* out) {
-  PrepareQ8Avx2(w, x, out);
-  FillQ8Sums(w, out);
-}
 
 #pragma GCC pop_options
 
