@@ -1,13 +1,24 @@
 // qat: the full tool (data, tokenizer, training, PTQ, export, evaluation).
 #include <malloc.h>
 #include <torch/torch.h>
+#include <unistd.h>
 
+#include <cstdlib>
 #include <thread>
 
 #include "formats/util/cli.h"
 #include "qat/cli/commands.h"
 
 int main(int argc, char** argv) {
+  // LibTorch's OpenMP workers spin after each parallel region while OpenBLAS
+  // runs its own threads on the same cores: on 2 cores, training ran 2x
+  // (quiet machine) to 12x (a compile beside it) slower than with idle
+  // workers that sleep. libgomp reads its wait policy once, when it is
+  // loaded, so set it and start again; a policy the user set is kept.
+  if (std::getenv("OMP_WAIT_POLICY") == nullptr && std::getenv("GOMP_SPINCOUNT") == nullptr) {
+    setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+    execv("/proc/self/exe", argv);  // returns only on failure: go on spinning
+  }
   // Training allocates and frees the same large activation and logit
   // tensors (tens of MB) every step. glibc serves blocks that large with
   // fresh mmaps, so each step page-faulted ~140 MB back in (a third of the
