@@ -35,6 +35,17 @@ QuantSpec ActivationSpec(const QMatrix& w);
 // QuantizeWithScale(ActivationSpec(w), ...) for finite x.
 void QuantizeActivations(const QMatrix& w, const float* x /*[cols]*/, int8_t* q /*[cols]*/);
 
+// Codes per byte of an int channel type or of its x16 layout (repack.h):
+// 1 (int8), 2 (int4), 4 (int2); 0 for other types.
+inline int CodesPerByte(WType t) {
+  switch (t) {
+    case WType::kInt8Channel: case WType::kInt8x16: return 1;
+    case WType::kInt4Channel: case WType::kInt4x16: return 2;
+    case WType::kInt2Channel: case WType::kInt2x16: return 4;
+    default: return 0;
+  }
+}
+
 // Code k of a packed row of an int channel type (two's complement, nibble /
 // crumb order of docs/formats/mobile.md).
 inline int CodeAt(WType t, const uint8_t* row, int64_t k) {
