@@ -85,7 +85,7 @@ void IntX16RowsRef(const QMatrix& w, const void* act, size_t act_stride, int n_t
     for (int t = 0; t < n_tok; ++t) {
       const int8_t* a = reinterpret_cast<const int8_t*>(a0 + t * act_stride);
       int32_t acc = 0;
-      for (int64_t k = 0; k < w.cols; ++k) acc += IntX16CodeAt(w, r, k) * static_cast<int32_t>(a[k]);
+      for (int64_t k = 0; k < w.cols; ++k) acc += IntX16CodeAt(w, r, k) * int32_t{a[k]};
       y[t * y_stride + r] = static_cast<float>(acc) * s;
     }
   }
@@ -163,25 +163,26 @@ void FloatIntRows(const QMatrix& w, const void* act, size_t act_stride, int n_to
 void RegisterIntKernels() {
   static std::once_flag once;
   std::call_once(once, [] {
-    for (WType t : {WType::kInt8Channel, WType::kInt4Channel, WType::kInt2Channel}) {
+    // The scalar oracle of each type first, then its SIMD targets.
+    auto scalar = [](WType t, size_t (*act_bytes)(const QMatrix&),
+                     void (*prepare)(const QMatrix&, const float*, void*),
+                     void (*rows)(const QMatrix&, const void*, size_t, int, float*, int64_t,
+                                  int64_t, int64_t)) {
       MatMulKernel k;
       k.target = "scalar";
-      k.act_row_bytes = internal::RefActBytes;
-      k.prepare = internal::RefPrepare;
-      k.rows = internal::RefRows;
+      k.act_row_bytes = act_bytes;
+      k.prepare = prepare;
+      k.rows = rows;
       RegisterMatMulKernel(t, k);
+    };
+    for (WType t : {WType::kInt8Channel, WType::kInt4Channel, WType::kInt2Channel}) {
+      scalar(t, internal::RefActBytes, internal::RefPrepare, internal::RefRows);
       internal::RegisterIntAvx2(t);
       internal::RegisterIntAvx512Vnni(t);
-    }
-    for (WType t : {WType::kInt8x16, WType::kInt4x16, WType::kInt2x16}) {
-      MatMulKernel k;
-      k.target = "scalar";
-      k.act_row_bytes = internal::IntX16ActBytes;
-      k.prepare = internal::IntX16PrepareRef;
-      k.rows = internal::IntX16RowsRef;
-      RegisterMatMulKernel(t, k);
-      internal::RegisterIntX16Avx2(t);
-      internal::RegisterIntX16Avx512(t);
+      const WType x16 = IntX16Type(t);
+      scalar(x16, internal::IntX16ActBytes, internal::IntX16PrepareRef, internal::IntX16RowsRef);
+      internal::RegisterIntX16Avx2(x16);
+      internal::RegisterIntX16Avx512(x16);
     }
   });
 }

@@ -156,8 +156,8 @@ void IntX16PrepareAvx2(const QMatrix& w, const float* x, void* out);
 
 void RegisterIntAvx2(WType t);       // kernels_int_avx2.cc
 void RegisterIntAvx512Vnni(WType t);  // kernels_int_avx512.cc
-// x16 kernels for the x16 type `t`: kernels_intx16_avx2.cc (int4, int2) and
-// kernels_intx16_avx512.cc (avx512: int4, int2; avx512vnni: all three).
+// SIMD kernels for the x16 type `t`: kernels_packed_avx2.cc (int4, int2)
+// and kernels_packed_avx512.cc (avx512: int4, int2; avx512vnni: all three).
 void RegisterIntX16Avx2(WType t);
 void RegisterIntX16Avx512(WType t);
 

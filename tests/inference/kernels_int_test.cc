@@ -264,7 +264,8 @@ TEST(KernelsIntTest, PackIntX16KeepsEveryCode) {
       X16Buffer buf(IntX16Bytes(xt, rows, cols));
       const QMatrix x = PackIntX16(w.m, buf.data);
       ASSERT_EQ(x.type, xt);
-      const int64_t padded = static_cast<int64_t>(IntX16GroupBytes(xt, cols)) / 16 * CodesPerByte(xt);
+      const int64_t padded =  // columns of the chunks
+          static_cast<int64_t>(IntX16GroupBytes(xt, cols)) / 16 * CodesPerByte(xt);
       for (int64_t r = 0; r < rows; ++r) {
         for (int64_t k = 0; k < padded; ++k) {
           ASSERT_EQ(IntX16CodeAt(x, r, k), k < cols ? w.codes[r * cols + k] : 0)
