@@ -151,8 +151,10 @@ __m512i IntDecode(const uint8_t* grp, int64_t nc, const int8_t* a) {
 }
 
 // Prefill: NT tokens; the chunk's P fields are unpacked once for all.
+// Accumulates in locals (byte loads may alias `out`), then stores out[NT].
 template <bool Vnni, int P, int NT>
-void IntTile(const uint8_t* grp, int64_t nc, const uint8_t* a, size_t stride, __m512i* acc) {
+void IntTile(const uint8_t* grp, int64_t nc, const uint8_t* a, size_t stride, __m512i* out) {
+  __m512i acc[NT];
   for (int j = 0; j < NT; ++j) acc[j] = _mm512_setzero_si512();
   for (int64_t c = 0; c < nc; ++c) {
     const __m512i v = _mm512_loadu_si512(grp + 64 * c);
@@ -164,6 +166,7 @@ void IntTile(const uint8_t* grp, int64_t nc, const uint8_t* a, size_t stride, __
       for (int f = 0; f < P; ++f) acc[j] = Dp<Vnni>(acc[j], u[f], Word(aj, f));
     }
   }
+  for (int j = 0; j < NT; ++j) out[j] = acc[j];
 }
 
 template <bool Vnni, int P>
