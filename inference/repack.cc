@@ -63,25 +63,44 @@ WType IntX16Type(WType channel) {
   }
 }
 
+namespace {
+
+// Row `row` (cols codes, file layout) into its lane of every chunk: lane
+// byte j of chunk c gets the fields 4Pc + 4f + j. u: nc * 4P scratch bytes.
+template <int P>
+void PackRowX16(const uint8_t* row, int64_t cols, size_t nc, uint8_t* lane, uint8_t* u) {
+  constexpr int kBits = 8 / P;
+  constexpr uint8_t kMask = (1 << kBits) - 1;
+  // code + 2^(B-1) of a B-bit two's complement field = the field with its
+  // top bit flipped: one xor for all the fields of a byte.
+  constexpr uint8_t kFlip = P == 1 ? 0x80 : P == 2 ? 0x88 : 0xAA;
+  for (int64_t b = 0; b < (cols + P - 1) / P; ++b) {
+    const uint8_t v = row[b] ^ kFlip;
+    for (int e = 0; e < P; ++e) u[P * b + e] = (v >> (e * kBits)) & kMask;
+  }
+  for (size_t k = cols; k < nc * 4 * P; ++k) u[k] = 1 << (kBits - 1);  // code 0
+  for (size_t c = 0; c < nc; ++c) {
+    for (int j = 0; j < 4; ++j) {
+      uint8_t byte = 0;
+      for (int f = 0; f < P; ++f) byte |= u[4 * P * c + 4 * f + j] << (f * kBits);
+      lane[64 * c + j] = byte;
+    }
+  }
+}
+
+}  // namespace
+
 QMatrix PackIntX16(const QMatrix& w, uint8_t* dst) {
   const WType xt = IntX16Type(w.type);
   QATK_CHECK(xt != WType::kCount && w.act_scale > 0.0f, "PackIntX16 takes an int channel matrix "
              "with a static activation scale");
-  const int p = CodesPerByte(w.type), bits = 8 / p;
-  const size_t gb = IntX16GroupBytes(xt, w.cols);
-  std::memset(dst, 0, IntX16Bytes(xt, w.rows, w.cols));
-  std::vector<int> codes(gb / 16 * p, 0);  // one row, zero past cols
+  const size_t gb = IntX16GroupBytes(xt, w.cols), nc = gb / 64;
+  std::memset(dst, 0, IntX16Bytes(xt, w.rows, w.cols));  // the rows of a partial last group
+  std::vector<uint8_t> u(gb / 16 * CodesPerByte(xt));
+  auto pack = CodesPerByte(xt) == 1 ? PackRowX16<1> : CodesPerByte(xt) == 2 ? PackRowX16<2>
+                                                                            : PackRowX16<4>;
   for (int64_t r = 0; r < w.rows; ++r) {
-    for (int64_t k = 0; k < w.cols; ++k) codes[k] = CodeAt(w.type, w.Row(r), k);
-    uint8_t* lane = dst + (r / kQ4x16Rows) * gb + 4 * (r % kQ4x16Rows);
-    for (size_t c = 0; c < gb / 64; ++c) {
-      for (int f = 0; f < p; ++f) {
-        for (int j = 0; j < 4; ++j) {
-          const int code = codes[4 * p * c + 4 * f + j];
-          lane[64 * c + j] |= static_cast<uint8_t>((code + (1 << (bits - 1))) << (f * bits));
-        }
-      }
-    }
+    pack(w.Row(r), w.cols, nc, dst + (r / kQ4x16Rows) * gb + 4 * (r % kQ4x16Rows), u.data());
   }
   QMatrix x = w;
   x.type = xt;
