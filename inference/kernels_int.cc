@@ -7,6 +7,7 @@
 
 #include "formats/util/status_macros.h"
 #include "inference/kernels_int_internal.h"
+#include "inference/repack.h"
 
 namespace qatk::inference {
 
@@ -22,30 +23,10 @@ QuantSpec ActivationSpec(const QMatrix& w) {
 }
 
 // Same codes as QuantizeWithScale (tested exactly), without a libm call per
-// element: v = x * inv is clamped to [lo-1, hi+1] first (rounding is
-// monotonic and integers are fixed points, so clamping before and after
-// rounding gives the clamp of the rounded value), then t = trunc(v) by
-// conversion and f = v - t (exact for |v| < 2^23) decides the rounding.
+// element (ActQuant::Quantize).
 void QuantizeActivations(const QMatrix& w, const float* x, int8_t* q) {
-  QATK_CHECK(w.act_scale > 0.0f && w.act_bits >= 2 && w.act_bits <= 8,
-             "int kernel needs a static activation scale and 2..8 bits");
-  const QuantSpec spec = ActivationSpec(w);
-  const int lo = -spec.Qn(), hi = spec.Qp();
-  const float flo = static_cast<float>(lo - 1), fhi = static_cast<float>(hi + 1);
-  const float inv = 1.0f / w.act_scale;
-  const bool even = spec.rounding == Rounding::kHalfEven;
-  for (int64_t i = 0; i < w.cols; ++i) {
-    float v = x[i] * inv;
-    v = v < flo ? flo : (v > fhi ? fhi : v);
-    const int t = static_cast<int>(v);
-    const float f = v - static_cast<float>(t);
-    const int away = f > 0.0f ? 1 : -1;
-    const float af = f < 0.0f ? -f : f;
-    const bool up = af > 0.5f || (af == 0.5f && (!even || (t & 1) != 0));
-    int r = t + (up ? away : 0);
-    r = r < lo ? lo : (r > hi ? hi : r);
-    q[i] = static_cast<int8_t>(r);
-  }
+  const internal::ActQuant p(w);
+  for (int64_t i = 0; i < w.cols; ++i) q[i] = p.Quantize(x[i]);
 }
 
 int32_t DotIntRef(WType t, const uint8_t* w_row, const int8_t* a, int64_t cols) {
@@ -55,6 +36,19 @@ int32_t DotIntRef(WType t, const uint8_t* w_row, const int8_t* a, int64_t cols) 
 }
 
 namespace internal {
+
+ActQuant::ActQuant(const QMatrix& w) {
+  QATK_CHECK(w.act_scale > 0.0f && w.act_bits >= 2 && w.act_bits <= 8,
+             "int kernel needs a static activation scale and 2..8 bits");
+  const QuantSpec spec = ActivationSpec(w);
+  lo = -spec.Qn();
+  hi = spec.Qp();
+  flo = static_cast<float>(lo - 1);
+  fhi = static_cast<float>(hi + 1);
+  inv = 1.0f / w.act_scale;
+  even = spec.rounding == Rounding::kHalfEven;
+}
+
 namespace {
 
 size_t RefActBytes(const QMatrix& w) {
@@ -82,7 +76,44 @@ void RefRows(const QMatrix& w, const void* act, size_t act_stride, int n_tok, fl
   }
 }
 
+// The x16 oracle: the codes read back from the x16 layout, natural order.
+void IntX16RowsRef(const QMatrix& w, const void* act, size_t act_stride, int n_tok, float* y,
+                   int64_t y_stride, int64_t r0, int64_t r1) {
+  const uint8_t* a0 = static_cast<const uint8_t*>(act);
+  for (int64_t r = r0; r < r1; ++r) {
+    const float s = w.act_scale * w.row_scales[r];
+    for (int t = 0; t < n_tok; ++t) {
+      const int8_t* a = reinterpret_cast<const int8_t*>(a0 + t * act_stride);
+      int32_t acc = 0;
+      for (int64_t k = 0; k < w.cols; ++k) acc += IntX16CodeAt(w, r, k) * int32_t{a[k]};
+      y[t * y_stride + r] = static_cast<float>(acc) * s;
+    }
+  }
+}
+
+// Zero padding and the code sum of the x16 activation layout.
+void IntX16Finish(const QMatrix& w, int32_t sum, void* out) {
+  uint8_t* dst = static_cast<uint8_t*>(out);
+  const int64_t sum_off = RoundUp64(w.cols);
+  std::memset(dst + w.cols, 0, static_cast<size_t>(sum_off - w.cols));
+  std::memcpy(dst + sum_off, &sum, 4);
+}
+
 }  // namespace
+
+size_t IntX16ActBytes(const QMatrix& w) { return static_cast<size_t>(RoundUp64(w.cols) + 64); }
+
+void IntX16PrepareRef(const QMatrix& w, const float* x, void* out) {
+  const ActQuant p(w);
+  int8_t* q = static_cast<int8_t*>(out);
+  int32_t sum = 0;
+  for (int64_t k = 0; k < w.cols; ++k) sum += q[k] = p.Quantize(x[k]);
+  IntX16Finish(w, sum, out);
+}
+
+void IntX16PrepareAvx2(const QMatrix& w, const float* x, void* out) {
+  IntX16Finish(w, QuantizeActAvx2(ActQuant(w), x, static_cast<int8_t*>(out), w.cols), out);
+}
 
 size_t SimdIntActBytes(const QMatrix& w) {
   return w.act_scale > 0.0f ? static_cast<size_t>(RoundUp64(w.cols) + 64) : 0;
@@ -91,9 +122,9 @@ size_t SimdIntActBytes(const QMatrix& w) {
 void SimdIntPrepare(const QMatrix& w, const float* x, void* out) {
   static thread_local std::vector<int8_t> q;
   if (q.size() < static_cast<size_t>(w.cols)) q.resize(w.cols);
-  QuantizeActivations(w, x, q.data());
+  QuantizeActAvx2(ActQuant(w), x, q.data(), w.cols);
   int8_t* dst = static_cast<int8_t*>(out);
-  const int pb = PerByte(w.type);
+  const int pb = CodesPerByte(w.type);
   const int64_t be = IntBlockElems(w.type);
   const int64_t nb = w.cols / be;
   int32_t sum = 0;
@@ -132,15 +163,26 @@ void FloatIntRows(const QMatrix& w, const void* act, size_t act_stride, int n_to
 void RegisterIntKernels() {
   static std::once_flag once;
   std::call_once(once, [] {
-    for (WType t : {WType::kInt8Channel, WType::kInt4Channel, WType::kInt2Channel}) {
+    // The scalar oracle of each type first, then its SIMD targets.
+    auto scalar = [](WType t, size_t (*act_bytes)(const QMatrix&),
+                     void (*prepare)(const QMatrix&, const float*, void*),
+                     void (*rows)(const QMatrix&, const void*, size_t, int, float*, int64_t,
+                                  int64_t, int64_t)) {
       MatMulKernel k;
       k.target = "scalar";
-      k.act_row_bytes = internal::RefActBytes;
-      k.prepare = internal::RefPrepare;
-      k.rows = internal::RefRows;
+      k.act_row_bytes = act_bytes;
+      k.prepare = prepare;
+      k.rows = rows;
       RegisterMatMulKernel(t, k);
+    };
+    for (WType t : {WType::kInt8Channel, WType::kInt4Channel, WType::kInt2Channel}) {
+      scalar(t, internal::RefActBytes, internal::RefPrepare, internal::RefRows);
       internal::RegisterIntAvx2(t);
       internal::RegisterIntAvx512Vnni(t);
+      const WType x16 = IntX16Type(t);
+      scalar(x16, internal::IntX16ActBytes, internal::IntX16PrepareRef, internal::IntX16RowsRef);
+      internal::RegisterIntX16Avx2(x16);
+      internal::RegisterIntX16Avx512(x16);
     }
   });
 }

@@ -14,6 +14,11 @@
 // extraction), "avx2" (maddubs on offset-binary codes), "avx512vnni"
 // (vpdpbusd). Never AMX. SIMD targets read activations prepared in their
 // block order (kernels_int_internal.h).
+//
+// The runtime-packed x16 types (kInt8x16 / kInt4x16 / kInt2x16, repack.h),
+// made at load for matrices with a static activation scale, have kernels of
+// their own (kernels_packed_avx{2,512}.cc) giving the same int32 sums and
+// the same y, and a scalar oracle here.
 #ifndef QATK_INFERENCE_KERNELS_INT_H_
 #define QATK_INFERENCE_KERNELS_INT_H_
 
@@ -24,8 +29,8 @@
 
 namespace qatk::inference {
 
-// Registers the int kernels for kInt8Channel / kInt4Channel / kInt2Channel in
-// the MatMul table (scalar first, then SIMD). Idempotent; call before the
+// Registers the int kernels for kInt8Channel / kInt4Channel / kInt2Channel
+// and their x16 types in the MatMul table (scalar first, then SIMD). Idempotent; call before the
 // first MatMul on a mobile matrix (the mobile loader does).
 void RegisterIntKernels();
 
@@ -34,6 +39,17 @@ QuantSpec ActivationSpec(const QMatrix& w);
 // q[cols] = clamp(round(x * (1/act_scale)), -Qn, Qp), equal to
 // QuantizeWithScale(ActivationSpec(w), ...) for finite x.
 void QuantizeActivations(const QMatrix& w, const float* x /*[cols]*/, int8_t* q /*[cols]*/);
+
+// Codes per byte of an int channel type or of its x16 layout (repack.h):
+// 1 (int8), 2 (int4), 4 (int2); 0 for other types.
+inline int CodesPerByte(WType t) {
+  switch (t) {
+    case WType::kInt8Channel: case WType::kInt8x16: return 1;
+    case WType::kInt4Channel: case WType::kInt4x16: return 2;
+    case WType::kInt2Channel: case WType::kInt2x16: return 4;
+    default: return 0;
+  }
+}
 
 // Code k of a packed row of an int channel type (two's complement, nibble /
 // crumb order of docs/formats/mobile.md).

@@ -75,9 +75,55 @@ void DotInt8(const uint8_t* w, const int8_t* const* a, int64_t nb, const int32_t
   for (int j = 0; j < N; ++j) out[j] = HsumI32(acc[j]);
 }
 
+// Codes of 8 floats, ActQuant::Quantize lane by lane (int32).
+inline __m256i Quantize8(const ActQuant& p, const float* x) {
+  __m256 v = _mm256_mul_ps(_mm256_loadu_ps(x), _mm256_set1_ps(p.inv));
+  v = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(p.flo)), _mm256_set1_ps(p.fhi));
+  const __m256i t = _mm256_cvttps_epi32(v);
+  const __m256 f = _mm256_sub_ps(v, _mm256_cvtepi32_ps(t));
+  const __m256 af = _mm256_andnot_ps(_mm256_set1_ps(-0.0f), f);
+  const __m256 half = _mm256_set1_ps(0.5f);
+  __m256 up = _mm256_cmp_ps(af, half, _CMP_GT_OQ);
+  const __m256 tie = _mm256_cmp_ps(af, half, _CMP_EQ_OQ);
+  const __m256i odd = _mm256_slli_epi32(t, 31);  // sign bit = t & 1
+  up = _mm256_or_ps(up, p.even ? _mm256_and_ps(tie, _mm256_castsi256_ps(odd)) : tie);
+  // up: all ones, or (even ties) the sign bit alone: both test as "set" by srai.
+  const __m256i up_i = _mm256_srai_epi32(_mm256_castps_si256(up), 31);
+  // away = f > 0 ? 1 : -1 (all ones | 1 = -1), as in Quantize.
+  const __m256i not_pos = _mm256_castps_si256(_mm256_cmp_ps(f, _mm256_setzero_ps(), _CMP_NGT_UQ));
+  const __m256i away = _mm256_or_si256(not_pos, _mm256_set1_epi32(1));
+  __m256i r = _mm256_add_epi32(t, _mm256_and_si256(up_i, away));
+  r = _mm256_max_epi32(r, _mm256_set1_epi32(p.lo));
+  return _mm256_min_epi32(r, _mm256_set1_epi32(p.hi));
+}
+
+int32_t QuantizeActAvx2Impl(const ActQuant& p, const float* x, int8_t* q, int64_t n) {
+  __m256i sum = _mm256_setzero_si256();
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    __m256i r[4];
+    for (int u = 0; u < 4; ++u) {
+      r[u] = Quantize8(p, x + i + 8 * u);
+      sum = _mm256_add_epi32(sum, r[u]);
+    }
+    // packs interleave the 128-bit lanes; the permute restores the order.
+    const __m256i b = _mm256_packs_epi16(_mm256_packs_epi32(r[0], r[1]),
+                                         _mm256_packs_epi32(r[2], r[3]));
+    const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(q + i), _mm256_permutevar8x32_epi32(b, order));
+  }
+  int32_t total = HsumI32(sum);
+  for (; i < n; ++i) total += q[i] = p.Quantize(x[i]);
+  return total;
+}
+
 #pragma GCC pop_options
 
 }  // namespace
+
+int32_t QuantizeActAvx2(const ActQuant& p, const float* x, int8_t* q, int64_t n) {
+  return QuantizeActAvx2Impl(p, x, q, n);
+}
 
 void RegisterIntAvx2(WType t) {
   MatMulKernel k;

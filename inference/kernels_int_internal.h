@@ -1,5 +1,5 @@
-// Internal to the mobile int kernels: the SIMD activation layout and the
-// shared row loop.
+// Internal to the mobile int kernels: the activation quantizer, the SIMD
+// activation layouts and the shared row loop.
 //
 // SIMD layout of one prepared activation row of `cols` int8 codes:
 //   bytes [0, cols)          codes; each full block of 64 weight-code BYTES
@@ -10,6 +10,12 @@
 //   pad to RoundUp64(cols)   zero
 //   int32 at RoundUp64(cols) sum of the codes of the full blocks
 // The scalar reference uses the natural order (no permutation, no sum).
+//
+// Layout of the x16 kernels (kInt8x16 / kInt4x16 / kInt2x16, repack.h), the
+// same for every target, scalar included:
+//   bytes [0, cols)          codes in natural order
+//   pad to RoundUp64(cols)   zero
+//   int32 at RoundUp64(cols) sum of all cols codes
 #ifndef QATK_INFERENCE_KERNELS_INT_INTERNAL_H_
 #define QATK_INFERENCE_KERNELS_INT_INTERNAL_H_
 
@@ -23,10 +29,37 @@
 namespace qatk::inference::internal {
 
 inline int64_t RoundUp64(int64_t n) { return (n + 63) / 64 * 64; }
-inline int PerByte(WType t) {
-  return t == WType::kInt4Channel ? 2 : t == WType::kInt2Channel ? 4 : 1;
-}
-inline int64_t IntBlockElems(WType t) { return 64 * PerByte(t); }
+inline int64_t IntBlockElems(WType t) { return 64 * CodesPerByte(t); }
+
+// The activation quantizer of a matrix (QuantizeActivations), its constants
+// computed once. Quantize(x) is the reference code of one element.
+struct ActQuant {
+  float inv, flo, fhi;  // 1 / act_scale; lo - 1, hi + 1 as floats
+  int lo, hi;           // -Qn, Qp
+  bool even;            // half-even rounding (else half away from zero)
+
+  explicit ActQuant(const QMatrix& w);
+  // v = x * inv is clamped to [lo-1, hi+1] first (rounding is monotonic and
+  // integers are fixed points, so clamping before and after rounding gives
+  // the clamp of the rounded value), then t = trunc(v) by conversion and
+  // f = v - t (exact for |v| < 2^23) decides the rounding.
+  int8_t Quantize(float x) const {
+    float v = x * inv;
+    v = v < flo ? flo : (v > fhi ? fhi : v);
+    const int t = static_cast<int>(v);
+    const float f = v - static_cast<float>(t);
+    const int away = f > 0.0f ? 1 : -1;
+    const float af = f < 0.0f ? -f : f;
+    const bool up = af > 0.5f || (af == 0.5f && (!even || (t & 1) != 0));
+    int r = t + (up ? away : 0);
+    r = r < lo ? lo : (r > hi ? hi : r);
+    return static_cast<int8_t>(r);
+  }
+};
+
+// q[n] = codes of x[n], the same as p.Quantize per element; returns their
+// sum. AVX2 (kernels_int_avx2.cc): call only where CpuHasAvx2().
+int32_t QuantizeActAvx2(const ActQuant& p, const float* x, int8_t* q, int64_t n);
 
 // act_row_bytes of the SIMD kernels (0 for weight-only matrices).
 size_t SimdIntActBytes(const QMatrix& w);
@@ -115,8 +148,18 @@ void SimdIntRows(const QMatrix& w, const void* act, size_t act_stride, int n_tok
   }
 }
 
+// The x16 activation layout (above): act_row_bytes and prepare of the
+// scalar reference and of the SIMD targets (AVX2 quantizer); equal bytes.
+size_t IntX16ActBytes(const QMatrix& w);
+void IntX16PrepareRef(const QMatrix& w, const float* x, void* out);
+void IntX16PrepareAvx2(const QMatrix& w, const float* x, void* out);
+
 void RegisterIntAvx2(WType t);       // kernels_int_avx2.cc
 void RegisterIntAvx512Vnni(WType t);  // kernels_int_avx512.cc
+// SIMD kernels for the x16 type `t`: kernels_packed_avx2.cc (int4, int2)
+// and kernels_packed_avx512.cc (avx512: int4, int2; avx512vnni: all three).
+void RegisterIntX16Avx2(WType t);
+void RegisterIntX16Avx512(WType t);
 
 }  // namespace qatk::inference::internal
 

@@ -5,8 +5,10 @@
 #ifndef QATK_INFERENCE_KERNELS_INTERNAL_H_
 #define QATK_INFERENCE_KERNELS_INTERNAL_H_
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "formats/quant/fp16.h"
 #include "formats/quant/types.h"
@@ -77,6 +79,32 @@ inline void FillQ8Sums(const QMatrix& w, void* row) {
     s[i].start = -8 * sum;
     s[i].d = Fp16ToFp32(b[i].d);
   }
+}
+
+// The loop of the row-interleaved kernels (repack.h): tokens in blocks of
+// kTokBlock; rows [r0, r1) in steps of `step` (a group of 16 rows, or half
+// of one), r0 a multiple of 16 (MatMul aligns row ranges), r1 maybe ending
+// a step early; each block's tokens in register tiles of up to kTile.
+// fn(r, n_rows, t, n) computes rows [r, r + n_rows) x tokens [t, t + n).
+template <int kTile, class Fn>
+void ForEachRowTile(int n_tok, int64_t r0, int64_t r1, int64_t step, Fn&& fn) {
+  for (int t0 = 0; t0 < n_tok; t0 += kTokBlock) {
+    const int t1 = std::min(n_tok, t0 + kTokBlock);
+    for (int64_t r = r0; r < r1; r += step) {
+      const int nr = static_cast<int>(std::min<int64_t>(r1 - r, step));
+      for (int t = t0; t < t1; t += kTile) fn(r, nr, t, std::min(t1 - t, kTile));
+    }
+  }
+}
+
+// fn(std::integral_constant<int, n>()) for a runtime 1 <= n <= N: a
+// register tile of n tokens, with n a compile-time constant.
+template <int N, class Fn>
+void WithTileSize(int n, Fn&& fn) {
+  if constexpr (N > 1) {
+    if (n < N) return WithTileSize<N - 1>(n, fn);
+  }
+  fn(std::integral_constant<int, N>());
 }
 
 // The generic prefill/decode loop over a per-row dot product:

@@ -1,6 +1,8 @@
-// AVX2 kernel for the runtime-packed kQ4_0x16 layout (repack.h), for CPUs
-// without AVX-512: a 16-row group is two halves of 8 rows, one ymm lane per
-// row. Per block column and half: four 32-byte loads give the unsigned codes
+// AVX2 kernels for the runtime-packed layouts (repack.h), kQ4_0x16 and the
+// int4 / int2 x16 types, for CPUs without AVX-512: a 16-row group is two
+// halves of 8 rows, one ymm lane per row.
+//
+// kQ4_0x16: per block column and half: four 32-byte loads give the unsigned codes
 // of the 8 element groups (as in kernels_packed_avx512.cc); vpmaddubsw with
 // the broadcast activation word g gives int16 pair sums of at most
 // 2 * 15 * 128 = 3840 in magnitude, so the 8 groups add up in int16 without
@@ -8,11 +10,21 @@
 //
 // Register tile: 8 rows x up to 4 tokens (8 code + 4 accumulator registers
 // of the 16); tokens in blocks of kTokBlock as in the AVX-512 kernel.
+//
+// Int x16: per 64-byte chunk and half, one 32-byte load gives P fields of
+// unsigned codes (+2^(B-1)); vpmaddubsw with the broadcast activation word
+// of each field and an int16 add give at most P * 2 * 15 * 128 = 7680
+// (int4) or 4 * 2 * 3 * 128 = 3072 (int2), then vpmaddwd makes int32 lanes;
+// the offset is removed with the activation sum and y = float(acc) *
+// (act_scale * row_scale) as in the scalar reference. No int8 kernel
+// (offset-binary int8 codes could saturate the int16 pairs): int8 matrices
+// keep the row layout on AVX2-only CPUs.
 #include <immintrin.h>
 
 #include <cstring>
 
 #include "formats/quant/types.h"
+#include "inference/kernels_int_internal.h"
 #include "inference/kernels_internal.h"
 #include "inference/repack.h"
 
@@ -72,34 +84,71 @@ void Tile(const uint8_t* grp, int h, int64_t nb, const uint8_t* act, size_t stri
   for (int j = 0; j < NT; ++j) _mm256_maskstore_ps(y + j * ys, keep, acc[j]);
 }
 
-template <int N>
-void TileUpTo(int n, const uint8_t* grp, int h, int64_t nb, const uint8_t* act, size_t stride,
-              size_t sum_off, float* y, int64_t ys, int n_rows) {
-  if constexpr (N > 1) {
-    if (n < N) return TileUpTo<N - 1>(n, grp, h, nb, act, stride, sum_off, y, ys, n_rows);
-  }
-  Tile<N>(grp, h, nb, act, stride, sum_off, y, ys, n_rows);
-}
-
 void Rows(const QMatrix& w, const void* act, size_t stride, int n_tok, float* y, int64_t ys,
           int64_t r0, int64_t r1) {
   const uint8_t* a = static_cast<const uint8_t*>(act);
   const int64_t nb = w.cols / 32;
   const size_t gb = Q4x16GroupBytes(w.cols), sum_off = Q8SumOffset(w);
   const uint8_t* base = static_cast<const uint8_t*>(w.data);
-  // r0 is a multiple of 16 (MatMul aligns row ranges); r1 may end a group early.
-  for (int t0 = 0; t0 < n_tok; t0 += kTokBlock) {
-    const int t1 = n_tok < t0 + kTokBlock ? n_tok : t0 + kTokBlock;
-    for (int64_t r = r0; r < r1; r += kHalf) {
-      const uint8_t* grp = base + (r / kQ4x16Rows) * gb;
-      const int h = static_cast<int>(r / kHalf % 2);
-      const int nr = r1 - r < kHalf ? static_cast<int>(r1 - r) : kHalf;
-      for (int t = t0; t < t1; t += kTileTok) {
-        const int n = t1 - t < kTileTok ? t1 - t : kTileTok;
-        TileUpTo<kTileTok>(n, grp, h, nb, a + t * stride, stride, sum_off, y + t * ys + r, ys, nr);
-      }
+  ForEachRowTile<kTileTok>(n_tok, r0, r1, kHalf, [&](int64_t r, int nr, int t, int n) {
+    WithTileSize<kTileTok>(n, [&](auto nt) {
+      Tile<nt>(base + (r / kQ4x16Rows) * gb, static_cast<int>(r / kHalf % 2), nb, a + t * stride,
+               stride, sum_off, y + t * ys + r, ys, nr);
+    });
+  });
+}
+
+// ---- int x16 ----
+
+// y[t + j, r + i] for j < NT, i < n_rows: half h (rows r .. r+7) of group
+// `grp` times the prepared activations of tokens t .. t+NT-1.
+template <int P, int NT>
+void IntTile(const QMatrix& w, const uint8_t* grp, int h, int64_t nc, const uint8_t* act,
+             size_t stride, float* y, int64_t ys, int64_t r, int n_rows) {
+  constexpr int kBits = 8 / P;
+  const __m256i mask = _mm256_set1_epi8(static_cast<char>((1 << kBits) - 1));
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i acc[NT];
+  for (int j = 0; j < NT; ++j) acc[j] = _mm256_setzero_si256();
+  for (int64_t c = 0; c < nc; ++c) {
+    const uint8_t* q = grp + 64 * c + 32 * h;
+    if (NT == 1) _mm_prefetch(reinterpret_cast<const char*>(q + kPrefetch), _MM_HINT_T1);
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
+    __m256i u[P];
+    for (int f = 0; f < P; ++f) u[f] = _mm256_and_si256(_mm256_srli_epi16(v, f * kBits), mask);
+    for (int j = 0; j < NT; ++j) {
+      const int8_t* aj = reinterpret_cast<const int8_t*>(act + j * stride) + 4 * P * c;
+      __m256i p = _mm256_maddubs_epi16(u[0], Word(aj, 0));
+      for (int f = 1; f < P; ++f) p = _mm256_add_epi16(p, _mm256_maddubs_epi16(u[f], Word(aj, f)));
+      acc[j] = _mm256_add_epi32(acc[j], _mm256_madd_epi16(p, ones));
     }
   }
+  const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  const __m256i keep = _mm256_cmpgt_epi32(_mm256_set1_epi32(n_rows), lane);
+  const __m256 s = _mm256_mul_ps(_mm256_set1_ps(w.act_scale),
+                                 _mm256_maskload_ps(w.row_scales + r, keep));
+  for (int j = 0; j < NT; ++j) {
+    int32_t sum;
+    std::memcpy(&sum, act + j * stride + RoundUp64(w.cols), 4);
+    const uint32_t off = (1u << (kBits - 1)) * static_cast<uint32_t>(sum);
+    const __m256i d = _mm256_sub_epi32(acc[j], _mm256_set1_epi32(static_cast<int32_t>(off)));
+    _mm256_maskstore_ps(y + j * ys, keep, _mm256_mul_ps(_mm256_cvtepi32_ps(d), s));
+  }
+}
+
+template <int P>
+void IntRows(const QMatrix& w, const void* act, size_t stride, int n_tok, float* y, int64_t ys,
+             int64_t r0, int64_t r1) {
+  const uint8_t* a = static_cast<const uint8_t*>(act);
+  const size_t gb = IntX16GroupBytes(w.type, w.cols);
+  const int64_t nc = static_cast<int64_t>(gb / 64);
+  const uint8_t* base = static_cast<const uint8_t*>(w.data);
+  ForEachRowTile<kTileTok>(n_tok, r0, r1, kHalf, [&](int64_t r, int nr, int t, int n) {
+    WithTileSize<kTileTok>(n, [&](auto nt) {
+      IntTile<P, nt>(w, base + (r / kQ4x16Rows) * gb, static_cast<int>(r / kHalf % 2), nc,
+                     a + t * stride, stride, y + t * ys + r, ys, r, nr);
+    });
+  });
 }
 
 #pragma GCC pop_options
@@ -114,6 +163,20 @@ void RegisterPackedAvx2Kernels() {
   k.prepare = PrepareQ8SumsAvx2;
   k.rows = Rows;
   RegisterMatMulKernel(WType::kQ4_0x16, k);
+}
+
+void RegisterIntX16Avx2(WType t) {
+  MatMulKernel k;
+  k.target = "avx2";
+  k.supported = CpuHasAvx2;
+  k.act_row_bytes = IntX16ActBytes;
+  k.prepare = IntX16PrepareAvx2;
+  switch (t) {
+    case WType::kInt4x16: k.rows = IntRows<2>; break;
+    case WType::kInt2x16: k.rows = IntRows<4>; break;
+    default: return;
+  }
+  RegisterMatMulKernel(t, k);
 }
 
 }  // namespace qatk::inference::internal

@@ -1,9 +1,11 @@
-// AVX-512 kernels for the runtime-packed kQ4_0x16 layout (repack.h): one
-// zmm lane per weight row, 16 rows per vector. Two targets, like
-// kernels_avx512.cc: "avx512vnni" (vpdpbusd) and "avx512" (vpmaddubsw +
-// vpmaddwd; unsigned nibbles times int8 cannot saturate the int16 pairs).
-// No AMX.
+// AVX-512 kernels for the runtime-packed layouts (repack.h), kQ4_0x16 and
+// the int x16 types: one zmm lane per weight row, 16 rows per vector. Two
+// targets, like kernels_avx512.cc: "avx512vnni" (vpdpbusd) and "avx512"
+// (vpmaddubsw + vpmaddwd; unsigned nibbles or crumbs times int8 cannot
+// saturate the int16 pairs, offset-binary int8 codes could: no "avx512"
+// kernel for kInt8x16). No AMX.
 //
+// kQ4_0x16:
 // Per block column b of a 16-row group: four 64-byte loads give the
 // unsigned codes of 8 element groups (g = c: low nibbles of chunk c,
 // elements 4c..4c+3; g = 4+c: high nibbles, elements 16+4c..16+4c+3). For
@@ -16,11 +18,20 @@
 // Register tile: 16 rows x up to kTileTok tokens; the block's 8 code
 // vectors are unpacked once and used for every token of the tile. Tokens go
 // in blocks of kTokBlock so a group's codes stay in L1/L2 across the block.
+//
+// Int x16 (kInt8x16 / kInt4x16 / kInt2x16): per 64-byte chunk c, one load;
+// field f of every lane (P = CodesPerByte fields, unsigned codes + 2^(B-1))
+// meets the broadcast activation word at column 4Pc + 4f, so lane i sums
+// row i's int32 dot product exactly. The +2^(B-1) is removed at the end
+// with the activation's code sum (wrapping int32, as the scalar sum), then
+// y = float(acc) * (act_scale * row_scale), the scalar reference's float
+// operations lane by lane. Decode keeps 4 accumulator chains.
 #include <immintrin.h>
 
 #include <cstring>
 
 #include "formats/quant/types.h"
+#include "inference/kernels_int_internal.h"
 #include "inference/kernels_internal.h"
 #include "inference/repack.h"
 
@@ -95,16 +106,6 @@ void Tile(const uint8_t* grp, int64_t nb, const uint8_t* act, size_t stride, siz
   for (int j = 0; j < NT; ++j) _mm512_mask_storeu_ps(y + j * ys, keep, acc[j]);
 }
 
-// Tile of n tokens, 1 <= n <= N.
-template <bool Vnni, int N>
-void TileUpTo(int n, const uint8_t* grp, int64_t nb, const uint8_t* act, size_t stride,
-              size_t sum_off, float* y, int64_t ys, int n_rows) {
-  if constexpr (N > 1) {
-    if (n < N) return TileUpTo<Vnni, N - 1>(n, grp, nb, act, stride, sum_off, y, ys, n_rows);
-  }
-  Tile<Vnni, N>(grp, nb, act, stride, sum_off, y, ys, n_rows);
-}
-
 template <bool Vnni>
 void Rows(const QMatrix& w, const void* act, size_t stride, int n_tok, float* y, int64_t ys,
           int64_t r0, int64_t r1) {
@@ -112,39 +113,134 @@ void Rows(const QMatrix& w, const void* act, size_t stride, int n_tok, float* y,
   const int64_t nb = w.cols / 32;
   const size_t gb = Q4x16GroupBytes(w.cols), sum_off = Q8SumOffset(w);
   const uint8_t* base = static_cast<const uint8_t*>(w.data);
-  // r0 is a multiple of 16 (MatMul aligns row ranges); r1 may end a group early.
-  for (int t0 = 0; t0 < n_tok; t0 += kTokBlock) {
-    const int t1 = n_tok < t0 + kTokBlock ? n_tok : t0 + kTokBlock;
-    for (int64_t r = r0; r < r1; r += kQ4x16Rows) {
-      const uint8_t* grp = base + (r / kQ4x16Rows) * gb;
-      const int nr = r1 - r < kQ4x16Rows ? static_cast<int>(r1 - r) : kQ4x16Rows;
-      for (int t = t0; t < t1; t += kTileTok) {
-        const int n = t1 - t < kTileTok ? t1 - t : kTileTok;
-        TileUpTo<Vnni, kTileTok>(n, grp, nb, a + t * stride, stride, sum_off, y + t * ys + r, ys,
-                                 nr);
-      }
+  ForEachRowTile<kTileTok>(n_tok, r0, r1, kQ4x16Rows, [&](int64_t r, int nr, int t, int n) {
+    WithTileSize<kTileTok>(n, [&](auto nt) {
+      Tile<Vnni, nt>(base + (r / kQ4x16Rows) * gb, nb, a + t * stride, stride, sum_off,
+                     y + t * ys + r, ys, nr);
+    });
+  });
+}
+
+// ---- int x16 ----
+
+// Field f (B = 8 / P bits) of every byte of v.
+template <int P>
+inline __m512i Field(__m512i v, int f) {
+  if constexpr (P == 1) return v;
+  const __m512i mask = _mm512_set1_epi8(static_cast<char>((1 << (8 / P)) - 1));
+  return _mm512_and_si512(_mm512_srli_epi16(v, f * (8 / P)), mask);
+}
+
+// Decode: one token, four accumulator chains over consecutive chunks.
+template <bool Vnni, int P>
+__m512i IntDecode(const uint8_t* grp, int64_t nc, const int8_t* a) {
+  __m512i acc[4];
+  for (int u = 0; u < 4; ++u) acc[u] = _mm512_setzero_si512();
+  auto chunk = [&](int64_t c, __m512i& s) {
+    const uint8_t* q = grp + 64 * c;
+    _mm_prefetch(reinterpret_cast<const char*>(q + kPrefetch), _MM_HINT_T1);
+    const __m512i v = _mm512_loadu_si512(q);
+    for (int f = 0; f < P; ++f) s = Dp<Vnni>(s, Field<P>(v, f), Word(a + 4 * P * c, f));
+  };
+  int64_t c = 0;
+  for (; c + 4 <= nc; c += 4) {
+    for (int u = 0; u < 4; ++u) chunk(c + u, acc[u]);
+  }
+  for (; c < nc; ++c) chunk(c, acc[0]);
+  return _mm512_add_epi32(_mm512_add_epi32(acc[0], acc[1]), _mm512_add_epi32(acc[2], acc[3]));
+}
+
+// Prefill: NT tokens; the chunk's P fields are unpacked once for all.
+// Accumulates in locals (byte loads may alias `out`), then stores out[NT].
+template <bool Vnni, int P, int NT>
+void IntTile(const uint8_t* grp, int64_t nc, const uint8_t* a, size_t stride, __m512i* out) {
+  __m512i acc[NT];
+  for (int j = 0; j < NT; ++j) acc[j] = _mm512_setzero_si512();
+  for (int64_t c = 0; c < nc; ++c) {
+    const __m512i v = _mm512_loadu_si512(grp + 64 * c);
+    __m512i u[P];
+    for (int f = 0; f < P; ++f) u[f] = Field<P>(v, f);
+#pragma GCC unroll 8
+    for (int j = 0; j < NT; ++j) {
+      const int8_t* aj = reinterpret_cast<const int8_t*>(a + j * stride) + 4 * P * c;
+      for (int f = 0; f < P; ++f) acc[j] = Dp<Vnni>(acc[j], u[f], Word(aj, f));
     }
   }
+  for (int j = 0; j < NT; ++j) out[j] = acc[j];
+}
+
+template <bool Vnni, int P>
+void IntRows(const QMatrix& w, const void* act, size_t stride, int n_tok, float* y, int64_t ys,
+             int64_t r0, int64_t r1) {
+  const uint8_t* a = static_cast<const uint8_t*>(act);
+  const size_t gb = IntX16GroupBytes(w.type, w.cols), sum_off = RoundUp64(w.cols);
+  const int64_t nc = static_cast<int64_t>(gb / 64);
+  const uint8_t* base = static_cast<const uint8_t*>(w.data);
+  const __m512 as = _mm512_set1_ps(w.act_scale);
+  ForEachRowTile<kTileTok>(n_tok, r0, r1, kQ4x16Rows, [&](int64_t r, int nr, int t, int n) {
+    const uint8_t* grp = base + (r / kQ4x16Rows) * gb;
+    __m512i acc[kTileTok];
+    if (n == 1) {
+      acc[0] = IntDecode<Vnni, P>(grp, nc, reinterpret_cast<const int8_t*>(a + t * stride));
+    } else {
+      WithTileSize<kTileTok>(
+          n, [&](auto nt) { IntTile<Vnni, P, nt>(grp, nc, a + t * stride, stride, acc); });
+    }
+    const __mmask16 keep = static_cast<__mmask16>((1u << nr) - 1);
+    const __m512 s = _mm512_mul_ps(as, _mm512_maskz_loadu_ps(keep, w.row_scales + r));
+    for (int j = 0; j < n; ++j) {
+      int32_t sum;
+      std::memcpy(&sum, a + (t + j) * stride + sum_off, 4);
+      const uint32_t off = (1u << (8 / P - 1)) * static_cast<uint32_t>(sum);
+      const __m512i d = _mm512_sub_epi32(acc[j], _mm512_set1_epi32(static_cast<int32_t>(off)));
+      _mm512_mask_storeu_ps(y + (t + j) * ys + r, keep, _mm512_mul_ps(_mm512_cvtepi32_ps(d), s));
+    }
+  });
 }
 
 #pragma GCC pop_options
 
 template <bool Vnni>
-MatMulKernel Kernel() {
+MatMulKernel Kernel(size_t (*act_row_bytes)(const QMatrix&),
+                    void (*prepare)(const QMatrix&, const float*, void*),
+                    void (*rows)(const QMatrix&, const void*, size_t, int, float*, int64_t,
+                                 int64_t, int64_t)) {
   MatMulKernel k;
   k.target = Vnni ? "avx512vnni" : "avx512";
   k.supported = Vnni ? CpuHasAvx512Vnni : CpuHasAvx512;
-  k.act_row_bytes = Q8SumRowBytes;
-  k.prepare = PrepareQ8SumsAvx2;
-  k.rows = Rows<Vnni>;
+  k.act_row_bytes = act_row_bytes;
+  k.prepare = prepare;
+  k.rows = rows;
   return k;
+}
+
+template <bool Vnni, int P>
+MatMulKernel IntKernel() {
+  return Kernel<Vnni>(IntX16ActBytes, IntX16PrepareAvx2, IntRows<Vnni, P>);
 }
 
 }  // namespace
 
 void RegisterPackedAvx512Kernels() {
-  RegisterMatMulKernel(WType::kQ4_0x16, Kernel<false>());
-  RegisterMatMulKernel(WType::kQ4_0x16, Kernel<true>());
+  for (const MatMulKernel& k : {Kernel<false>(Q8SumRowBytes, PrepareQ8SumsAvx2, Rows<false>),
+                                Kernel<true>(Q8SumRowBytes, PrepareQ8SumsAvx2, Rows<true>)}) {
+    RegisterMatMulKernel(WType::kQ4_0x16, k);
+  }
+}
+
+void RegisterIntX16Avx512(WType t) {
+  switch (t) {
+    case WType::kInt8x16: RegisterMatMulKernel(t, IntKernel<true, 1>()); break;
+    case WType::kInt4x16:
+      RegisterMatMulKernel(t, IntKernel<false, 2>());
+      RegisterMatMulKernel(t, IntKernel<true, 2>());
+      break;
+    case WType::kInt2x16:
+      RegisterMatMulKernel(t, IntKernel<false, 4>());
+      RegisterMatMulKernel(t, IntKernel<true, 4>());
+      break;
+    default: break;
+  }
 }
 
 }  // namespace qatk::inference::internal

@@ -57,7 +57,8 @@ VecOps& ActiveVecOps() {
 const char* WTypeName(WType t) {
   static const char* const kNames[kNumWTypes] = {"f32",  "f16",  "bf16",    "q8_0",   "q4_0",
                                                   "q2_0", "int8_channel", "int4_channel",
-                                                  "int2_channel", "q4_0x16"};
+                                                  "int2_channel", "q4_0x16",      "int8x16",
+                                                  "int4x16",      "int2x16"};
   const int i = static_cast<int>(t);
   return i >= 0 && i < kNumWTypes ? kNames[i] : "?";
 }

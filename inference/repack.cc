@@ -54,28 +54,93 @@ QMatrix PackQ4_0x16(const QMatrix& w, uint8_t* dst) {
   return p;
 }
 
+WType IntX16Type(WType channel) {
+  switch (channel) {
+    case WType::kInt8Channel: return WType::kInt8x16;
+    case WType::kInt4Channel: return WType::kInt4x16;
+    case WType::kInt2Channel: return WType::kInt2x16;
+    default: return WType::kCount;
+  }
+}
+
 namespace {
 
-bool IsIntChannel(WType t) {
-  return t == WType::kInt8Channel || t == WType::kInt4Channel || t == WType::kInt2Channel;
+// Row `row` (cols codes, file layout) into its lane of every chunk: lane
+// byte j of chunk c gets the fields 4Pc + 4f + j. u: nc * 4P scratch bytes.
+template <int P>
+void PackRowX16(const uint8_t* row, int64_t cols, size_t nc, uint8_t* lane, uint8_t* u) {
+  constexpr int kBits = 8 / P;
+  constexpr uint8_t kMask = (1 << kBits) - 1;
+  // code + 2^(B-1) of a B-bit two's complement field = the field with its
+  // top bit flipped: one xor for all the fields of a byte.
+  constexpr uint8_t kFlip = P == 1 ? 0x80 : P == 2 ? 0x88 : 0xAA;
+  for (int64_t b = 0; b < (cols + P - 1) / P; ++b) {
+    const uint8_t v = row[b] ^ kFlip;
+    for (int e = 0; e < P; ++e) u[P * b + e] = (v >> (e * kBits)) & kMask;
+  }
+  for (size_t k = cols; k < nc * 4 * P; ++k) u[k] = 1 << (kBits - 1);  // code 0
+  for (size_t c = 0; c < nc; ++c) {
+    for (int j = 0; j < 4; ++j) {
+      uint8_t byte = 0;
+      for (int f = 0; f < P; ++f) byte |= u[4 * P * c + 4 * f + j] << (f * kBits);
+      lane[64 * c + j] = byte;
+    }
+  }
+}
+
+}  // namespace
+
+QMatrix PackIntX16(const QMatrix& w, uint8_t* dst) {
+  const WType xt = IntX16Type(w.type);
+  QATK_CHECK(xt != WType::kCount && w.act_scale > 0.0f, "PackIntX16 takes an int channel matrix "
+             "with a static activation scale");
+  const size_t gb = IntX16GroupBytes(xt, w.cols), nc = gb / 64;
+  std::memset(dst, 0, IntX16Bytes(xt, w.rows, w.cols));  // the rows of a partial last group
+  std::vector<uint8_t> u(gb / 16 * CodesPerByte(xt));
+  auto pack = CodesPerByte(xt) == 1 ? PackRowX16<1> : CodesPerByte(xt) == 2 ? PackRowX16<2>
+                                                                            : PackRowX16<4>;
+  for (int64_t r = 0; r < w.rows; ++r) {
+    pack(w.Row(r), w.cols, nc, dst + (r / kQ4x16Rows) * gb + 4 * (r % kQ4x16Rows), u.data());
+  }
+  QMatrix x = w;
+  x.type = xt;
+  x.data = dst;
+  return x;
+}
+
+namespace {
+
+bool IsIntChannel(WType t) { return IntX16Type(t) != WType::kCount; }
+
+// True when MatMul would run `t` with a SIMD kernel.
+bool HasSimdKernel(WType t) {
+  const MatMulKernel* k = BestMatMulKernel(t);
+  return k != nullptr && std::string(k->target) != "scalar";
+}
+
+// The layout m gets: kQ4_0x16, an int x16 type, or its own (copied).
+WType RepackedType(const QMatrix& m, bool pack_q4) {
+  if (m.type == WType::kQ4_0) return pack_q4 && m.cols % 32 == 0 ? WType::kQ4_0x16 : m.type;
+  if (IsIntChannel(m.type) && m.act_scale > 0.0f && HasSimdKernel(IntX16Type(m.type))) {
+    return IntX16Type(m.type);
+  }
+  return m.type;
 }
 
 // Bytes m takes in the repacked buffer (64-byte multiple).
-size_t RepackedBytes(const QMatrix& m) {
-  if (m.type == WType::kQ4_0) return Q4x16Bytes(m.rows, m.cols);
+size_t RepackedBytes(const QMatrix& m, WType to) {
+  if (to == WType::kQ4_0x16) return Q4x16Bytes(m.rows, m.cols);
+  if (to != m.type) return IntX16Bytes(to, m.rows, m.cols);
   return (static_cast<size_t>(m.rows) * m.row_bytes + 63) / 64 * 64;
 }
 
 }  // namespace
 
 void RepackForKernels(Model* model) {
-  const MatMulKernel* k = BestMatMulKernel(WType::kQ4_0x16);
-  const bool pack_q4 = k != nullptr && std::string(k->target) != "scalar";
+  const bool pack_q4 = HasSimdKernel(WType::kQ4_0x16);
   std::vector<QMatrix*> todo;
   auto want = [&](QMatrix* m) {
-    if ((pack_q4 && m->type == WType::kQ4_0 && m->cols % 32 == 0) || IsIntChannel(m->type)) {
-      todo.push_back(m);
-    }
+    if (RepackedType(*m, pack_q4) != m->type || IsIntChannel(m->type)) todo.push_back(m);
   };
   want(&model->output);
   for (LayerWeights& l : model->layers) {
@@ -83,7 +148,7 @@ void RepackForKernels(Model* model) {
   }
   if (todo.empty()) return;
   size_t total = 0;
-  for (const QMatrix* m : todo) total += RepackedBytes(*m);
+  for (const QMatrix* m : todo) total += RepackedBytes(*m, RepackedType(*m, pack_q4));
   // 2 MiB pages where the kernel allows them (THP "madvise" mode): decode
   // streams every weight once per token, and 4 KiB pages cost it ~10%.
   const size_t huge = size_t{2} << 20;
@@ -94,14 +159,17 @@ void RepackForKernels(Model* model) {
   model->repacked = std::shared_ptr<void>(buf, std::free);
   size_t off = 0;
   for (QMatrix* m : todo) {
-    QMatrix packed = *m;  // int channel types: the file layout, copied
-    if (m->type == WType::kQ4_0) {
+    const WType to = RepackedType(*m, pack_q4);
+    QMatrix packed = *m;  // int channel types without an x16 kernel: the file layout, copied
+    if (to == WType::kQ4_0x16) {
       packed = PackQ4_0x16(*m, buf + off);
+    } else if (to != m->type) {
+      packed = PackIntX16(*m, buf + off);
     } else {
       std::memcpy(buf + off, m->data, static_cast<size_t>(m->rows) * m->row_bytes);
       packed.data = buf + off;
     }
-    off += RepackedBytes(*m);
+    off += RepackedBytes(*m, to);
     if (m->data != model->tok_embd.data) ReleaseFilePages(m->data, m->rows * m->row_bytes);
     *m = packed;
   }

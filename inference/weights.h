@@ -18,6 +18,10 @@
 //     kQ4_0x16  Q4_0 with 16 rows interleaved per block column; `data` is
 //               the packed buffer (layout in repack.h), `row_bytes` the Q4_0
 //               bytes per row (for byte counts only: Row() is meaningless).
+//     kInt8x16, kInt4x16, kInt2x16  the int channel types with a static
+//               activation scale, 16 rows interleaved per 4-byte column
+//               chunk, codes offset binary (layout in repack.h); row_scales,
+//               act_* and row_bytes as the channel type's (Row() meaningless).
 #ifndef QATK_INFERENCE_WEIGHTS_H_
 #define QATK_INFERENCE_WEIGHTS_H_
 
@@ -40,6 +44,9 @@ enum class WType : uint8_t {
   kInt4Channel,
   kInt2Channel,
   kQ4_0x16,
+  kInt8x16,
+  kInt4x16,
+  kInt2x16,
   kCount,  // number of types (table size)
 };
 constexpr int kNumWTypes = static_cast<int>(WType::kCount);

@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -14,6 +15,7 @@
 #include "formats/quant/spec.h"
 #include "gtest/gtest.h"
 #include "inference/matmul.h"
+#include "inference/repack.h"
 #include "inference/thread_pool.h"
 
 namespace qatk::inference {
@@ -211,6 +213,149 @@ TEST(KernelsIntTest, WeightOnlyPathUsesFloatActivations) {
       EXPECT_NEAR(ref[r], want, 1e-4 * (1 + std::abs(want))) << WTypeName(t);
     }
     for (size_t i = 1; i < ks.size(); ++i) EXPECT_EQ(RunKernel(ks[i], w.m, x, 1, pool), ref);
+  }
+}
+
+// ---- x16 layouts (repack.h) ----
+
+// 64-byte aligned storage for a packed x16 matrix.
+struct X16Buffer {
+  std::vector<uint8_t> bytes;
+  uint8_t* data;
+  explicit X16Buffer(size_t n) : bytes(n + 64) {
+    const uintptr_t p = reinterpret_cast<uintptr_t>(bytes.data());
+    data = bytes.data() + ((64 - p % 64) % 64);
+  }
+};
+
+bool HasTarget(WType t, const char* target) {
+  for (const MatMulKernel& k : SupportedMatMulKernels(t)) {
+    if (std::string(k.target) == target) return true;
+  }
+  return false;
+}
+
+// Dispatch follows the CPU: int4 / int2 get AVX2 and AVX-512 kernels, int8
+// only VNNI (maddubs could saturate on offset-binary int8 codes).
+TEST(KernelsIntTest, X16TargetsFollowTheCpu) {
+  RegisterIntKernels();
+  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                    __builtin_cpu_supports("f16c");
+  const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") &&
+                      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+  const bool vnni = avx512 && __builtin_cpu_supports("avx512vnni");
+  for (WType t : {WType::kInt8x16, WType::kInt4x16, WType::kInt2x16}) {
+    ASSERT_FALSE(SupportedMatMulKernels(t).empty()) << WTypeName(t);
+    EXPECT_STREQ(SupportedMatMulKernels(t)[0].target, "scalar") << WTypeName(t);
+    const bool int8 = t == WType::kInt8x16;
+    EXPECT_EQ(HasTarget(t, "avx2"), avx2 && !int8) << WTypeName(t);
+    EXPECT_EQ(HasTarget(t, "avx512"), avx512 && !int8) << WTypeName(t);
+    EXPECT_EQ(HasTarget(t, "avx512vnni"), vnni) << WTypeName(t);
+  }
+}
+
+// Every code reads back from the x16 layout; padding columns hold code 0.
+TEST(KernelsIntTest, PackIntX16KeepsEveryCode) {
+  for (WType t : kTypes) {
+    for (int64_t cols : {1, 4, 7, 60, 130, 256}) {
+      const int64_t rows = 21;
+      IntMatrix w = MakeMatrix(t, rows, cols, static_cast<uint32_t>(cols), false);
+      const WType xt = IntX16Type(t);
+      X16Buffer buf(IntX16Bytes(xt, rows, cols));
+      const QMatrix x = PackIntX16(w.m, buf.data);
+      ASSERT_EQ(x.type, xt);
+      const int64_t padded =  // columns of the chunks
+          static_cast<int64_t>(IntX16GroupBytes(xt, cols)) / 16 * CodesPerByte(xt);
+      for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t k = 0; k < padded; ++k) {
+          ASSERT_EQ(IntX16CodeAt(x, r, k), k < cols ? w.codes[r * cols + k] : 0)
+              << WTypeName(t) << " cols " << cols << " r " << r << " k " << k;
+        }
+      }
+    }
+  }
+}
+
+// The x16 activation layout: the reference codec's codes in natural order,
+// zero padding, then their int32 sum; the same bytes from every target
+// (the AVX2 quantizer: exact ties, neighbours, clamping, tails of a vector).
+TEST(KernelsIntTest, X16ActivationsEqualTheReferenceCodec) {
+  RegisterIntKernels();
+  std::mt19937 rng(5);
+  std::normal_distribution<float> d(0.0f, 3.0f);
+  for (int bits : {2, 4, 7, 8}) {
+    for (bool narrow : {false, true}) {
+      for (Rounding rnd : {Rounding::kHalfAwayFromZero, Rounding::kHalfEven}) {
+        QMatrix w;
+        w.type = WType::kInt4x16;
+        w.act_bits = bits, w.act_narrow = narrow, w.act_rounding = rnd;
+        w.act_scale = 0.37f / static_cast<float>(1 << (bits - 1));
+        std::vector<float> x;
+        for (int k = -150; k <= 150; ++k) {
+          const float tie = (static_cast<float>(k) + 0.5f) * w.act_scale;
+          x.insert(x.end(), {tie, std::nextafter(tie, 1e9f), std::nextafter(tie, -1e9f),
+                             static_cast<float>(k) * w.act_scale, -tie});
+        }
+        for (int i = 0; i < 997; ++i) x.push_back(d(rng) * (i % 7 == 0 ? 100.0f : 1.0f));
+        x.insert(x.end(), {0.0f, -0.0f, 1e30f, -1e30f, 1e-30f});
+        w.cols = static_cast<int64_t>(x.size());  // 2507: not a multiple of 32 or 64
+        std::vector<int8_t> q(x.size());
+        QuantizeWithScale(ActivationSpec(w), x.data(), w.cols, w.act_scale, q.data());
+        int32_t sum = 0;
+        for (int8_t c : q) sum += c;
+        for (const MatMulKernel& k : SupportedMatMulKernels(w.type)) {
+          const size_t n = k.act_row_bytes(w);
+          ASSERT_GE(n, static_cast<size_t>((w.cols + 63) / 64 * 64 + 4));
+          std::vector<int8_t> got(n, 99);
+          k.prepare(w, x.data(), got.data());
+          for (int64_t i = 0; i < w.cols; ++i) {
+            ASSERT_EQ(got[i], q[i]) << k.target << " x=" << x[i] << " bits=" << bits
+                                    << " narrow=" << narrow << " " << RoundingName(rnd);
+          }
+          const int64_t sum_off = (w.cols + 63) / 64 * 64;
+          for (int64_t i = w.cols; i < sum_off; ++i) ASSERT_EQ(got[i], 0) << k.target;
+          int32_t got_sum;
+          std::memcpy(&got_sum, &got[sum_off], 4);
+          EXPECT_EQ(got_sum, sum) << k.target << " bits=" << bits;
+        }
+      }
+    }
+  }
+}
+
+// Every x16 target (scalar included) gives exactly the row-layout scalar
+// oracle's outputs: row counts that are not multiples of 16 (partial last
+// group, fewer rows than a group), column tails of every chunk size,
+// negative scales, decode and prefill tiles of every size up to and across
+// a token block, 1 and 2 threads, saturated activations with minimum codes.
+TEST(KernelsIntTest, X16TargetsEqualRowLayoutScalarExactly) {
+  RegisterIntKernels();
+  struct Shape { int64_t rows, cols; bool extreme; float sigma; };
+  const Shape shapes[] = {{1, 256, false, 1.0f},  {5, 4, false, 1.0f},    {15, 60, false, 2.0f},
+                          {16, 300, false, 1.0f}, {17, 130, false, 1.0f}, {33, 1000, false, 1.5f},
+                          {50, 7, false, 1.0f},   {40, 2048, true, 100.0f}};
+  for (int threads : {1, 2}) {
+    ThreadPool pool(threads);
+    for (WType t : kTypes) {
+      const MatMulKernel oracle = SupportedMatMulKernels(t)[0];
+      const WType xt = IntX16Type(t);
+      for (const Shape& s : shapes) {
+        IntMatrix w = MakeMatrix(t, s.rows, s.cols, static_cast<uint32_t>(5 * s.rows + s.cols),
+                                 s.extreme);
+        for (size_t r = 0; r < w.scales.size(); r += 3) w.scales[r] = -w.scales[r];
+        X16Buffer buf(IntX16Bytes(xt, s.rows, s.cols));
+        const QMatrix x = PackIntX16(w.m, buf.data);
+        for (int n_tok : {1, 2, 3, 8, 9, 35}) {
+          const auto a = Activations(n_tok * static_cast<int>(s.cols), n_tok, s.sigma);
+          const auto ref = RunKernel(oracle, w.m, a, n_tok, pool);
+          for (const MatMulKernel& k : SupportedMatMulKernels(xt)) {
+            EXPECT_EQ(RunKernel(k, x, a, n_tok, pool), ref)
+                << WTypeName(xt) << " target " << k.target << " " << s.rows << "x" << s.cols
+                << " n_tok " << n_tok << " threads " << threads;
+          }
+        }
+      }
+    }
   }
 }
 

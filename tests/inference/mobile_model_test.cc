@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <list>
 #include <map>
 #include <random>
 #include <string>
@@ -20,6 +21,8 @@
 #include "formats/quant/spec.h"
 #include "gtest/gtest.h"
 #include "inference/forward.h"
+#include "inference/matmul.h"
+#include "inference/repack.h"
 #include "inference/thread_pool.h"
 #include "nlohmann/json.hpp"
 
@@ -323,6 +326,55 @@ TEST_P(MobileModelTest, StaticActivationsAndInt8KvCacheRun) {
   double num = 0, den = 0;  // ...but not everything
   for (size_t i = 0; i < a.size(); ++i) num += (a[i] - b[i]) * (a[i] - b[i]), den += b[i] * b[i];
   EXPECT_LT(std::sqrt(num / den), 0.5);
+}
+
+// Matrices with a static activation scale run in the x16 layout where this
+// CPU has a SIMD x16 kernel (repack.h); the logits equal, bit for bit, those
+// of the same model with every matrix in the file's row layout.
+TEST_P(MobileModelTest, X16LayoutGivesTheRowLayoutLogitsExactly) {
+  const bool gemma = GetParam();
+  Weights w = MakeWeights(gemma, 11);
+  const std::string path = Tmp("m_x16.qmob");
+  WriteMobile(path, w, IntMode{true, true, false});
+  auto m = LoadMobileModel(path);
+  ASSERT_TRUE(m.ok()) << m.status();
+  for (WType t : {WType::kInt4Channel, WType::kInt2Channel}) {
+    const MatMulKernel* k = BestMatMulKernel(IntX16Type(t));
+    const bool x16 = k != nullptr && std::string(k->target) != "scalar";
+    const QMatrix& q = t == WType::kInt4Channel ? (*m)->layers[1].wq : (*m)->output;
+    EXPECT_EQ(q.type, x16 ? IntX16Type(t) : t) << WTypeName(t);
+  }
+  auto rows = LoadMobileModel(path);
+  ASSERT_TRUE(rows.ok()) << rows.status();
+  auto f = mobile::MobileFile::Open(path);
+  ASSERT_TRUE(f.ok()) << f.status();
+  std::list<std::vector<float>> scales;
+  auto file_layout = [&](const std::string& name, QMatrix* q) {
+    const mobile::TensorInfo* t = f->FindTensor(name);
+    ASSERT_NE(t, nullptr) << name;
+    scales.emplace_back();
+    auto fm = MobileMatrix(*f, *t, &scales.back());
+    ASSERT_TRUE(fm.ok()) << fm.status();
+    *q = *fm;
+  };
+  file_layout("lm_head.weight", &(*rows)->output);
+  for (int l = 0; l < kL; ++l) {
+    LayerWeights& lw = (*rows)->layers[l];
+    const std::string p = absl::StrCat("model.layers.", l, ".");
+    file_layout(p + "self_attn.q_proj.weight", &lw.wq);
+    file_layout(p + "self_attn.k_proj.weight", &lw.wk);
+    file_layout(p + "self_attn.v_proj.weight", &lw.wv);
+    file_layout(p + "self_attn.o_proj.weight", &lw.wo);
+    file_layout(p + "mlp.gate_proj.weight", &lw.gate);
+    file_layout(p + "mlp.up_proj.weight", &lw.up);
+    file_layout(p + "mlp.down_proj.weight", &lw.down);
+  }
+  EXPECT_EQ((*rows)->layers[1].wq.type, WType::kInt4Channel);
+  for (int threads : {1, 2}) {
+    ThreadPool pool(threads);
+    EXPECT_EQ(Logits(**m, KvType::kF32, pool), Logits(**rows, KvType::kF32, pool))
+        << "threads " << threads;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Arch, MobileModelTest, ::testing::Values(false, true),
