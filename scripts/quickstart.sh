@@ -41,7 +41,7 @@ if [[ $fast -eq 1 ]]; then
   budget=(--pretrain-steps 30 --steps 10 --batch 4 --seq 128 --bootstrap 200 --eval-file "$out/smoke-test.txt")
 else
   out="${out:-$here/runs/quickstart}"
-  budget=(--pretrain-steps 2000 --pretrain-lr 4e-3 --steps 200 --lr 1e-4 --qat-lr 5e-5,3e-4 --batch 16 --seq 128)
+  budget=(--pretrain-steps 2000 --pretrain-lr 3e-3 --steps 200 --lr 1e-4 --qat-lr 1e-4,3e-4 --batch 8 --seq 256)
 fi
 
 "$qat" compare --config "$here/configs/models/tiny.json" --data "$data" --out "$out" \
