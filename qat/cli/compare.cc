@@ -94,17 +94,28 @@ class Pipeline {
   // Runs argv unless `step` is already done; returns captured stdout.
   absl::StatusOr<std::string> Run(const std::string& step, const std::vector<std::string>& argv,
                                   bool capture) {
-    const std::string cached = Marker(step);
+    const std::string cached = Marker(step), command = ShellJoin(argv);
+    // A step is reused only for the same arguments (a changed flag, say
+    // --qat-lr, must not silently keep the old result); the program's own
+    // path may change, e.g. with another build folder.
+    const std::string args = ShellJoin(std::vector<std::string>(argv.begin() + 1, argv.end()));
     if (fs::exists(cached)) {
+      absl::StatusOr<std::string> before = ReadFileToString(cached + ".args");
+      if (before.ok() && *before != args) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            "step '", step, "' in ", out_, " was run with\n  ", *before, "\nand would now run with\n  ", args,
+            "\nuse a new --out, or delete ", out_, " to start again"));
+      }
       std::fprintf(stderr, "[compare] %-18s done (resumed)\n", step.c_str());
       return ReadFileToString(cached);
     }
-    std::fprintf(stderr, "[compare] %-18s %s\n", step.c_str(), ShellJoin(argv).c_str());
+    std::fprintf(stderr, "[compare] %-18s %s\n", step.c_str(), command.c_str());
     ASSIGN_OR_RETURN(ProcessResult r, RunProcess(argv, capture));
     if (r.exit_code != 0) {
       return absl::InternalError(absl::StrCat("step '", step, "' failed (exit ", r.exit_code,
                                               "): ", ShellJoin(argv)));
     }
+    RETURN_IF_ERROR(WriteFileAtomic(cached + ".args", args));
     RETURN_IF_ERROR(WriteFileAtomic(cached, r.out));
     return r.out;
   }
@@ -261,7 +272,8 @@ absl::Status CompareCommand(int argc, char** argv) {
   cxxopts::Options opts("qat compare",
                         "QAT vs PTQ with one shared fine-tuning budget: FP fine-tune, PTQ and QAT per "
                         "recipe, export, perplexity in qat-run and llama.cpp; writes OUT/results.json, "
-                        "OUT/results.md and plots. Re-running resumes where it stopped.");
+                        "OUT/results.md and plots. Re-running with the same flags resumes where it "
+                        "stopped; with a changed flag it stops and names the step.");
   CompareOptions o;
   std::string recipes, qat_lr;
   opts.add_options()
