@@ -1,0 +1,27 @@
+#!/bin/sh
+# After the quickstart_fast test: `qat compare` on its folder resumes every
+# step with the same flags, and stops at the first step whose flags changed.
+#   compare_resume_test.sh SOURCE_DIR BUILD_DIR
+set -u
+src=$1 build=$2 out=$2/quickstart-fast
+fail() { echo "compare_resume_test: $*" >&2; exit 1; }
+[ -f "$out/results.json" ] || fail "no $out/results.json (quickstart_fast must run first)"
+
+# The same flags: every step is resumed, nothing is trained again.
+QATK_SKIP_SETUP=1 QATK_BUILD_DIR="$build" "$src/scripts/quickstart.sh" --fast --out "$out" \
+  > "$out/resume.log" 2>&1 || fail "the resumed quickstart failed: $(tail -5 "$out/resume.log")"
+grep -q "base .*done (resumed)" "$out/resume.log" || fail "the base step was not resumed"
+grep -q "qat-mobile .*done (resumed)" "$out/resume.log" || fail "QAT mobile was not resumed"
+if grep -q "^\[compare\] qat-q4_0 .* train " "$out/resume.log"; then fail "QAT q4_0 ran again"; fi
+
+# A changed flag (--pretrain-steps): exit 1, naming the step and both argument lists.
+"$build/qat/qat" compare --config "$src/configs/models/tiny.json" --data "$src/data/brown" --out "$out" \
+  --recipes "$src/configs/recipes/q4_0.json,$src/configs/recipes/mobile.json" \
+  --qat-run "$build/inference/qat-run" --pretrain-steps 31 --steps 10 --batch 4 --seq 128 \
+  --bootstrap 200 --eval-file "$out/smoke-test.txt" > "$out/changed.log" 2>&1
+rc=$?
+[ "$rc" -eq 1 ] || fail "a changed flag exited $rc, not 1: $(tail -5 "$out/changed.log")"
+grep -q "step 'base' in $out was run with" "$out/changed.log" || fail "no message naming the step: $(tail -5 "$out/changed.log")"
+grep -q -- "--steps 30 " "$out/changed.log" && grep -q -- "--steps 31 " "$out/changed.log" ||
+  fail "the message does not show both argument lists: $(tail -5 "$out/changed.log")"
+echo "compare_resume_test: ok"
