@@ -207,17 +207,9 @@ float DotBF16(const uint8_t* w, const void* a, int64_t n) {
 
 #pragma GCC pop_options
 
-MatMulKernel Kernel(size_t (*ab)(const QMatrix&),
-                    void (*prep)(const QMatrix&, const float*, void*),
-                    void (*rows)(const QMatrix&, const void*, size_t, int, float*, int64_t,
-                                 int64_t, int64_t)) {
-  MatMulKernel k;
-  k.target = "avx2";
-  k.supported = CpuHasAvx2;
-  k.act_row_bytes = ab;
-  k.prepare = prep;
-  k.rows = rows;
-  return k;
+MatMulKernel Kernel(size_t (*ab)(const QMatrix&), decltype(MatMulKernel::prepare) prep,
+                    decltype(MatMulKernel::rows) rows) {
+  return {"avx2", CpuHasAvx2, ab, prep, rows};
 }
 
 }  // namespace

@@ -207,13 +207,8 @@ void Rows(const QMatrix& w, const void* act, size_t stride, int n_tok, float* y,
 
 template <class Fmt, bool Vnni>
 MatMulKernel Kernel(void (*prep)(const QMatrix&, const float*, void*)) {
-  MatMulKernel k;
-  k.target = Vnni ? "avx512vnni" : "avx512";
-  k.supported = Vnni ? CpuHasAvx512Vnni : CpuHasAvx512;
-  k.act_row_bytes = Q8RowBytes;
-  k.prepare = prep;
-  k.rows = Rows<Fmt, Vnni>;
-  return k;
+  return {Vnni ? "avx512vnni" : "avx512", Vnni ? CpuHasAvx512Vnni : CpuHasAvx512, Q8RowBytes, prep,
+          Rows<Fmt, Vnni>};
 }
 
 }  // namespace

@@ -164,16 +164,9 @@ void RegisterIntKernels() {
   static std::once_flag once;
   std::call_once(once, [] {
     // The scalar oracle of each type first, then its SIMD targets.
-    auto scalar = [](WType t, size_t (*act_bytes)(const QMatrix&),
-                     void (*prepare)(const QMatrix&, const float*, void*),
-                     void (*rows)(const QMatrix&, const void*, size_t, int, float*, int64_t,
-                                  int64_t, int64_t)) {
-      MatMulKernel k;
-      k.target = "scalar";
-      k.act_row_bytes = act_bytes;
-      k.prepare = prepare;
-      k.rows = rows;
-      RegisterMatMulKernel(t, k);
+    auto scalar = [](WType t, size_t (*act_bytes)(const QMatrix&), decltype(MatMulKernel::prepare) prepare,
+                     decltype(MatMulKernel::rows) rows) {
+      RegisterMatMulKernel(t, {"scalar", nullptr, act_bytes, prepare, rows});
     };
     for (WType t : {WType::kInt8Channel, WType::kInt4Channel, WType::kInt2Channel}) {
       scalar(t, internal::RefActBytes, internal::RefPrepare, internal::RefRows);

@@ -126,18 +126,14 @@ int32_t QuantizeActAvx2(const ActQuant& p, const float* x, int8_t* q, int64_t n)
 }
 
 void RegisterIntAvx2(WType t) {
-  MatMulKernel k;
-  k.target = "avx2";
-  k.supported = CpuHasAvx2;
-  k.act_row_bytes = SimdIntActBytes;
-  k.prepare = SimdIntPrepare;
+  decltype(MatMulKernel::rows) rows;
   switch (t) {
-    case WType::kInt4Channel: k.rows = SimdIntRows<DotPacked<2, 1>, DotPacked<2, 4>>; break;
-    case WType::kInt2Channel: k.rows = SimdIntRows<DotPacked<4, 1>, DotPacked<4, 4>>; break;
-    case WType::kInt8Channel: k.rows = SimdIntRows<DotInt8<1>, DotInt8<4>>; break;
+    case WType::kInt4Channel: rows = SimdIntRows<DotPacked<2, 1>, DotPacked<2, 4>>; break;
+    case WType::kInt2Channel: rows = SimdIntRows<DotPacked<4, 1>, DotPacked<4, 4>>; break;
+    case WType::kInt8Channel: rows = SimdIntRows<DotInt8<1>, DotInt8<4>>; break;
     default: return;
   }
-  RegisterMatMulKernel(t, k);
+  RegisterMatMulKernel(t, {"avx2", CpuHasAvx2, SimdIntActBytes, SimdIntPrepare, rows});
 }
 
 }  // namespace qatk::inference::internal

@@ -96,18 +96,14 @@ void Rows4(const uint8_t* w, size_t rb, const int8_t* a, int64_t nb, int32_t sum
 }  // namespace
 
 void RegisterIntAvx512Vnni(WType t) {
-  MatMulKernel k;
-  k.target = "avx512vnni";
-  k.supported = CpuHasAvx512Vnni;
-  k.act_row_bytes = SimdIntActBytes;
-  k.prepare = SimdIntPrepare;
+  decltype(MatMulKernel::rows) rows;
   switch (t) {
-    case WType::kInt4Channel: k.rows = SimdIntRows<DotN<2, 1>, DotN<2, 4>, Rows4<2>>; break;
-    case WType::kInt2Channel: k.rows = SimdIntRows<DotN<4, 1>, DotN<4, 4>, Rows4<4>>; break;
-    case WType::kInt8Channel: k.rows = SimdIntRows<DotN<1, 1>, DotN<1, 4>, Rows4<1>>; break;
+    case WType::kInt4Channel: rows = SimdIntRows<DotN<2, 1>, DotN<2, 4>, Rows4<2>>; break;
+    case WType::kInt2Channel: rows = SimdIntRows<DotN<4, 1>, DotN<4, 4>, Rows4<4>>; break;
+    case WType::kInt8Channel: rows = SimdIntRows<DotN<1, 1>, DotN<1, 4>, Rows4<1>>; break;
     default: return;
   }
-  RegisterMatMulKernel(t, k);
+  RegisterMatMulKernel(t, {"avx512vnni", CpuHasAvx512Vnni, SimdIntActBytes, SimdIntPrepare, rows});
 }
 
 }  // namespace qatk::inference::internal

@@ -156,27 +156,17 @@ void IntRows(const QMatrix& w, const void* act, size_t stride, int n_tok, float*
 }  // namespace
 
 void RegisterPackedAvx2Kernels() {
-  MatMulKernel k;
-  k.target = "avx2";
-  k.supported = CpuHasAvx2;
-  k.act_row_bytes = Q8SumRowBytes;
-  k.prepare = PrepareQ8SumsAvx2;
-  k.rows = Rows;
-  RegisterMatMulKernel(WType::kQ4_0x16, k);
+  RegisterMatMulKernel(WType::kQ4_0x16, {"avx2", CpuHasAvx2, Q8SumRowBytes, PrepareQ8SumsAvx2, Rows});
 }
 
 void RegisterIntX16Avx2(WType t) {
-  MatMulKernel k;
-  k.target = "avx2";
-  k.supported = CpuHasAvx2;
-  k.act_row_bytes = IntX16ActBytes;
-  k.prepare = IntX16PrepareAvx2;
+  decltype(MatMulKernel::rows) rows;
   switch (t) {
-    case WType::kInt4x16: k.rows = IntRows<2>; break;
-    case WType::kInt2x16: k.rows = IntRows<4>; break;
+    case WType::kInt4x16: rows = IntRows<2>; break;
+    case WType::kInt2x16: rows = IntRows<4>; break;
     default: return;
   }
-  RegisterMatMulKernel(t, k);
+  RegisterMatMulKernel(t, {"avx2", CpuHasAvx2, IntX16ActBytes, IntX16PrepareAvx2, rows});
 }
 
 }  // namespace qatk::inference::internal

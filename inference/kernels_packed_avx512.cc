@@ -201,17 +201,10 @@ void IntRows(const QMatrix& w, const void* act, size_t stride, int n_tok, float*
 #pragma GCC pop_options
 
 template <bool Vnni>
-MatMulKernel Kernel(size_t (*act_row_bytes)(const QMatrix&),
-                    void (*prepare)(const QMatrix&, const float*, void*),
-                    void (*rows)(const QMatrix&, const void*, size_t, int, float*, int64_t,
-                                 int64_t, int64_t)) {
-  MatMulKernel k;
-  k.target = Vnni ? "avx512vnni" : "avx512";
-  k.supported = Vnni ? CpuHasAvx512Vnni : CpuHasAvx512;
-  k.act_row_bytes = act_row_bytes;
-  k.prepare = prepare;
-  k.rows = rows;
-  return k;
+MatMulKernel Kernel(size_t (*act_row_bytes)(const QMatrix&), decltype(MatMulKernel::prepare) prepare,
+                    decltype(MatMulKernel::rows) rows) {
+  return {Vnni ? "avx512vnni" : "avx512", Vnni ? CpuHasAvx512Vnni : CpuHasAvx512, act_row_bytes, prepare,
+          rows};
 }
 
 template <bool Vnni, int P>
