@@ -89,8 +89,6 @@ class Pipeline {
  public:
   explicit Pipeline(std::string out) : out_(std::move(out)) {}
 
-  bool Done(const std::string& step) const { return fs::exists(Marker(step)); }
-
   // Runs argv unless `step` is already done; returns captured stdout.
   absl::StatusOr<std::string> Run(const std::string& step, const std::vector<std::string>& argv,
                                   bool capture) {
@@ -113,7 +111,7 @@ class Pipeline {
     ASSIGN_OR_RETURN(ProcessResult r, RunProcess(argv, capture));
     if (r.exit_code != 0) {
       return absl::InternalError(absl::StrCat("step '", step, "' failed (exit ", r.exit_code,
-                                              "): ", ShellJoin(argv)));
+                                              "): ", command));
     }
     RETURN_IF_ERROR(WriteFileAtomic(cached + ".args", args));
     RETURN_IF_ERROR(WriteFileAtomic(cached, r.out));

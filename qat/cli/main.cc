@@ -12,8 +12,8 @@
 int main(int argc, char** argv) {
   // LibTorch's OpenMP workers spin after each parallel region while OpenBLAS
   // runs its own threads on the same cores: on 2 cores, training ran 2x
-  // (quiet machine) to 12x (a compile beside it) slower than with idle
-  // workers that sleep. libgomp reads its wait policy once, when it is
+  // (quiet machine) to 6-13x (a compile beside it) slower than with idle
+  // workers that sleep (docs/BENCHMARKS.md, "Training throughput"). libgomp reads its wait policy once, when it is
   // loaded, so set it and start again; a policy the user set is kept.
   if (std::getenv("OMP_WAIT_POLICY") == nullptr && std::getenv("GOMP_SPINCOUNT") == nullptr) {
     setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
