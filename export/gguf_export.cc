@@ -38,11 +38,16 @@ absl::StatusOr<GgmlType> WeightType(const Checkpoint& ck, const GgufTensorSpec& 
         DescribeQuantSpec(spec), ", which GGUF cannot store (q4_0, q8_0, q2_0 or none); ",
         "export this checkpoint with --format mobile"));
   }
-  if (ck.weights.Find(t.module + ".weight_scale") != nullptr) {
+  if (ck.weights.Find(t.module + ".weight_scale") != nullptr && !spec.has_stored_scale()) {
     return absl::InvalidArgumentError(absl::StrCat(
         ck.weights.path(), ": tensor ", t.module, ".weight_scale is present, but ",
         SchemeName(spec.scheme), " blocks derive their scale from the block; the GGUF would not "
         "match the trained weights"));
+  }
+  if (spec.has_stored_scale() && ck.weights.Find(t.module + ".weight_scale") == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        ck.weights.path(), ": tensor ", t.module, ".weight_scale is missing; recipe.json gives ",
+        t.module, " ", DescribeQuantSpec(spec), ", whose block scales were trained"));
   }
   return spec.ggml_type();
 }
@@ -182,10 +187,30 @@ absl::Status WriteTensor(const Checkpoint& ck, const PlannedTensor& p, GgufWrite
   if (t.add_one) {
     for (float& v : x) v += 1.0f;
   }
+  // Learned q4_0 scales, one per block: they travel with their rows.
+  std::vector<float> scales;
+  const QuantSpec spec = t.module.empty() ? QuantSpec() : ck.WeightSpec(t.module);
+  const bool block_scales = spec.is_block() && spec.has_stored_scale() && p.type == spec.ggml_type();
+  if (block_scales) {
+    ASSIGN_OR_RETURN(scales, ck.ReadTensor(t.module + ".weight_scale", {rows, cols / spec.block_size()}));
+  }
   if (t.permute_heads > 0) {
     std::vector<float> permuted(x.size());
     PermuteRowsForNormRope(x.data(), permuted.data(), t.permute_heads, ck.config.head_dim, cols);
     x.swap(permuted);
+    if (block_scales) {
+      std::vector<float> ps(scales.size());
+      PermuteRowsForNormRope(scales.data(), ps.data(), t.permute_heads, ck.config.head_dim,
+                             cols / spec.block_size());
+      scales.swap(ps);
+    }
+  }
+  if (block_scales) {
+    auto qm = QuantizeMatrix(spec, x.data(), rows, cols, scales);
+    if (!qm.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("tensor ", t.hf_name, ": ", qm.status().message()));
+    }
+    return w->WriteTensorData(qm->blocks.data(), qm->blocks.size());
   }
   std::vector<uint8_t> row(RowBytes(p.type, cols));
   for (int64_t r = 0; r < rows; ++r) {

@@ -20,8 +20,9 @@ absl::StatusOr<std::vector<float>> FakeQuantize(const Checkpoint& ck, const Gguf
                                                 const QuantSpec& spec, std::vector<float> w) {
   const int64_t rows = t.shape[0], cols = t.shape[1];
   std::vector<float> row_scales;
-  if (spec.has_stored_scale() && !spec.is_block()) {
-    ASSIGN_OR_RETURN(row_scales, ck.ReadTensor(t.module + ".weight_scale", {rows, 1}));
+  if (spec.has_stored_scale()) {  // per row, or per block for learned q4_0
+    const int64_t per_row = spec.is_block() ? cols / spec.block_size() : 1;
+    ASSIGN_OR_RETURN(row_scales, ck.ReadTensor(t.module + ".weight_scale", {rows, per_row}));
   }
   auto qm = QuantizeMatrix(spec, w.data(), rows, cols, row_scales);
   if (!qm.ok()) {

@@ -5,6 +5,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <climits>
 #include <cmath>
 #include <cstring>
@@ -55,6 +56,25 @@ void QuantizeBlockQ4_0(const float* x, BlockQ4_0* out) {
   uint8_t q[kQK4_0];
   float d;
   Q4_0Codes(x, q, &d);
+  out->d = Fp32ToFp16(d);
+  for (int j = 0; j < kQK4_0 / 2; ++j) {
+    out->qs[j] = static_cast<uint8_t>(q[j] | (q[j + kQK4_0 / 2] << 4));
+  }
+}
+
+void Q4_0CodesWithScale(const float* x, float d, uint8_t* q) {
+  const float id = d != 0.0f ? 1.0f / d : 0.0f;
+  for (int j = 0; j < kQK4_0; ++j) {
+    const float v = x[j] * id + 8.5f;  // two roundings, as in ggml (no FMA here)
+    // Clamped in float: a learned d can put x*id far outside the codes. A
+    // non-finite x*id (1/d overflowed) gives code 0, as ggml's cast does.
+    q[j] = std::isfinite(v) ? static_cast<uint8_t>(std::trunc(std::min(std::max(v, 0.0f), 15.0f))) : 0;
+  }
+}
+
+void QuantizeBlockQ4_0WithScale(const float* x, float d, BlockQ4_0* out) {
+  uint8_t q[kQK4_0];
+  Q4_0CodesWithScale(x, d, q);
   out->d = Fp32ToFp16(d);
   for (int j = 0; j < kQK4_0 / 2; ++j) {
     out->qs[j] = static_cast<uint8_t>(q[j] | (q[j + kQK4_0 / 2] << 4));

@@ -210,6 +210,7 @@ int QuantSpec::Qp() const {
 }
 
 bool QuantSpec::has_stored_scale() const {
+  if (scheme == QuantScheme::kQ4_0) return scale_rule == ScaleRule::kLearned;
   if (scheme == QuantScheme::kIntChannel) {
     return scale_rule == ScaleRule::kMse || scale_rule == ScaleRule::kLearned;
   }
@@ -254,9 +255,12 @@ absl::Status ValidateQuantSpec(const QuantSpec& s, QuantSlot slot, absl::string_
     QuantSpec d;
     d.scheme = s.scheme;
     ApplyDefaults(&d);
+    // q4_0 alone may learn its block scales: llama.cpp reads any fp16 d.
+    const bool learned_q4_0 = s.scheme == QuantScheme::kQ4_0 && s.scale_rule == ScaleRule::kLearned;
     if (s.bits != d.bits || s.rounding != d.rounding || s.scale_type != d.scale_type ||
-        s.scale_rule != d.scale_rule || s.narrow_range) {
-      return err(SchemeName(s.scheme), " is fixed by the ggml format: only \"scheme\" may be given");
+        (s.scale_rule != d.scale_rule && !learned_q4_0) || s.narrow_range) {
+      return err(SchemeName(s.scheme), " is fixed by the ggml format: only \"scheme\" may be given",
+                 s.scheme == QuantScheme::kQ4_0 ? " (and \"scale_rule\": \"learned\")" : "");
     }
     return absl::OkStatus();
   }
@@ -309,6 +313,7 @@ absl::StatusOr<QuantSpec> ParseQuantSpec(const json& j, QuantSlot slot, absl::st
 json QuantSpecToJson(const QuantSpec& s) {
   json j;
   j["scheme"] = SchemeName(s.scheme);
+  if (s.is_block() && s.scale_rule == ScaleRule::kLearned) j["scale_rule"] = ScaleRuleName(s.scale_rule);
   if (!s.enabled() || s.is_block()) return j;
   j["bits"] = s.bits;
   j["narrow_range"] = s.narrow_range;
@@ -326,6 +331,7 @@ json QuantSpecToJson(const QuantSpec& s) {
 }
 
 std::string DescribeQuantSpec(const QuantSpec& s) {
+  if (s.is_block() && s.scale_rule == ScaleRule::kLearned) return absl::StrCat(SchemeName(s.scheme), " learned");
   if (!s.enabled() || s.is_block()) return SchemeName(s.scheme);
   const char* gran = s.scheme == QuantScheme::kIntChannel ? "per-channel"
                      : s.scheme == QuantScheme::kIntTensor ? "per-tensor" : "per-token";
@@ -419,6 +425,38 @@ double FakeQuantizeWithScale(const QuantSpec& spec, const float* x, int64_t n, f
   return err;
 }
 
+namespace {
+
+// q4_0 with learned scales: one fp32 d per block, row-major [rows, cols/32].
+absl::StatusOr<QuantizedMatrix> QuantizeQ4_0WithScales(const float* w, int64_t rows, int64_t cols,
+                                                       const std::vector<float>& scales, QuantizedMatrix m) {
+  const int64_t nb = cols / kQK4_0;
+  if (m.spec.scheme != QuantScheme::kQ4_0 || static_cast<int64_t>(scales.size()) != rows * nb) {
+    return absl::InvalidArgumentError(absl::StrCat("got ", scales.size(), " scales for ", SchemeName(m.spec.scheme),
+                                                   " [", rows, ", ", cols, "] (only q4_0 takes block scales: ",
+                                                   rows * nb, ")"));
+  }
+  auto* out = reinterpret_cast<BlockQ4_0*>(m.blocks.data());
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t b = 0; b < nb; ++b) {
+      const float* x = w + r * cols + b * kQK4_0;
+      const float d = scales[r * nb + b];
+      for (int i = 0; i < kQK4_0; ++i) {
+        if (!std::isfinite(x[i])) {
+          return absl::InvalidArgumentError(absl::StrCat("non-finite value at row ", r, " column ", b * kQK4_0 + i));
+        }
+      }
+      if (!std::isfinite(d)) {
+        return absl::InvalidArgumentError(absl::StrCat("invalid scale ", d, " for row ", r, " block ", b));
+      }
+      QuantizeBlockQ4_0WithScale(x, d, out + r * nb + b);
+    }
+  }
+  return m;
+}
+
+}  // namespace
+
 absl::StatusOr<QuantizedMatrix> QuantizeMatrix(const QuantSpec& spec, const float* w, int64_t rows,
                                                int64_t cols, const std::vector<float>& row_scales) {
   QuantizedMatrix m;
@@ -433,6 +471,7 @@ absl::StatusOr<QuantizedMatrix> QuantizeMatrix(const QuantSpec& spec, const floa
     }
     const uint64_t rb = RowBytes(t, cols);
     m.blocks.resize(rb * rows);
+    if (!row_scales.empty()) return QuantizeQ4_0WithScales(w, rows, cols, row_scales, std::move(m));
     for (int64_t r = 0; r < rows; ++r) {
       absl::Status st = QuantizeRow(t, w + r * cols, cols, m.blocks.data() + r * rb);
       if (!st.ok()) return absl::InvalidArgumentError(absl::StrCat("row ", r, ": ", st.message()));

@@ -153,8 +153,10 @@ struct QuantizedMatrix {
   std::vector<int8_t> codes;    // int_channel: rows * cols, row-major
   std::vector<float> scales;    // int_channel: rows (Store()d)
 };
-// `row_scales` (may be empty) overrides the scale rule with given per-row
-// scales (learned/searched weight_scale); they are Store()d first.
+// `row_scales` (may be empty) overrides the scale rule with given scales
+// (learned/searched weight_scale): int_channel takes one per row, Store()d
+// first; q4_0 takes one fp32 d per block ([rows, cols/32] row-major, see
+// QuantizeBlockQ4_0WithScale); other block schemes take none.
 // kInvalidArgument for non-finite input or cols not a multiple of the block.
 absl::StatusOr<QuantizedMatrix> QuantizeMatrix(const QuantSpec& spec, const float* w, int64_t rows,
                                                int64_t cols, const std::vector<float>& row_scales);

@@ -79,6 +79,43 @@ std::pair<Tensor, Tensor> Q4_0CodesFloat(const Tensor& xb) {
   return {t, d};
 }
 
+// Q4_0 with given scales: v = x * id ([N, B, 32]), codes t in 0..15 (float).
+struct Q4_0Scaled {
+  Tensor v, t, db;
+};
+Q4_0Scaled Q4_0WithScale(const Tensor& x, const Tensor& d) {
+  const Tensor xb = Blocks(x, kQK4_0);
+  QATK_CHECK(d.scalar_type() == torch::kFloat && d.numel() == xb.size(0) * xb.size(1),
+             "q4_0 scales must be float32 with one element per block of 32");
+  const Tensor db = d.reshape({xb.size(0), xb.size(1), 1});
+  const Tensor v = xb * SafeReciprocal(db);
+  const Tensor u = v + 8.5;
+  const Tensor t = torch::where(torch::isfinite(u), u.clamp(0.0, 15.0).trunc(), torch::zeros_like(u));
+  return {v, t, db};
+}
+
+// q4_0 with learned scales; see FakeQuantQ4_0Lsq in the header.
+struct Q4_0LsqFn : public torch::autograd::Function<Q4_0LsqFn> {
+  static Tensor forward(AutogradContext* ctx, const Tensor& x, const Tensor& d, double g) {
+    ctx->save_for_backward({x, d});
+    ctx->saved_data["g"] = g;
+    return Q4_0DequantizedWithScale(x, d);
+  }
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const Tensor& x = saved[0];
+    const Tensor& d = saved[1];
+    const double g = ctx->saved_data["g"].toDouble();
+    const Q4_0Scaled s = Q4_0WithScale(x, d);
+    const Tensor q = s.t - 8.0;
+    const Tensor inside = (s.v >= -8.0) & (s.v <= 7.0);
+    const Tensor go = grads[0].contiguous().reshape(s.v.sizes());
+    const Tensor gx = (go * inside).reshape(x.sizes());
+    const Tensor gd = (go * torch::where(inside, q - s.v, q)).sum(-1).reshape(d.sizes()) * g;
+    return {gx, gd, Tensor()};
+  }
+};
+
 const bool g_has_avx2 = __builtin_cpu_supports("avx2");
 
 // The intN codec's rounding of 8 values with AVX2, bit for bit with the
@@ -362,6 +399,16 @@ Tensor Q2_0Dequantized(const Tensor& x) {
   const Tensor d = xb.abs().amax(-1, /*keepdim=*/true);
   const Tensor q = (RoundHalfAway(xb * SafeReciprocal(d)) + 1.0).clamp(0.0, 3.0);
   return ((q - 1.0) * ToFp16AndBack(d)).reshape(x.sizes());
+}
+
+Tensor Q4_0DequantizedWithScale(const Tensor& x, const Tensor& d) {
+  torch::NoGradGuard no_grad;
+  const Q4_0Scaled s = Q4_0WithScale(x, d);
+  return ((s.t - 8.0) * ToFp16AndBack(s.db)).reshape(x.sizes());
+}
+
+Tensor FakeQuantQ4_0Lsq(const Tensor& x, const Tensor& d, double grad_factor) {
+  return Q4_0LsqFn::apply(x, d, grad_factor);
 }
 
 Tensor FakeQuantQ4_0(const Tensor& x) { return StePassFn::apply(x, Q4_0Dequantized(x), Tensor()); }

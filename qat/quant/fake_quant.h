@@ -48,6 +48,18 @@ torch::Tensor Q8_0ActDequantized(const torch::Tensor& x);
 // ([..., C/32]): the exporter's bit-exact checks.
 std::pair<torch::Tensor, torch::Tensor> Q4_0CodesTensor(const torch::Tensor& x);
 
+// q4_0 with learned block scales (scale_rule "learned"): d [..., C/32] holds
+// one fp32 scale per block, any sign. Forward: exactly the reference codec
+// QuantizeBlockQ4_0WithScale followed by DequantizeBlockQ4_0, i.e.
+// q = clamp(trunc(x*id + 8.5), 0, 15) (0 where not finite), y = (q-8)*fp16(d).
+// Gradients (LSQ with Qn = 8, Qp = 7, v = x*id):
+//   dL/dx = dL/dy where -8 <= v <= 7, else 0
+//   dL/dd = g * sum over the block of dL/dy * {q-8 - v inside, q-8 outside}
+// With d from Q4_0CodesTensor the forward equals FakeQuantQ4_0's.
+torch::Tensor FakeQuantQ4_0Lsq(const torch::Tensor& x, const torch::Tensor& d, double grad_factor);
+// The forward alone (no autograd node).
+torch::Tensor Q4_0DequantizedWithScale(const torch::Tensor& x, const torch::Tensor& d);
+
 // ---- intN helpers ----------------------------------------------------------
 // Rounding per spec (half_away_from_zero exactly like roundf, or half_even).
 torch::Tensor RoundPerSpec(const torch::Tensor& v, const QuantSpec& spec);

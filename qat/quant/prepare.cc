@@ -85,9 +85,10 @@ absl::StatusOr<QuantizedMatrix> ConvertWeight(const torch::Tensor& weight, const
   std::vector<float> scales;
   if (weight_scale.defined()) {
     const torch::Tensor s = weight_scale.detach().to(torch::kCPU, torch::kFloat).contiguous();
-    if (s.numel() != w.size(0)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("weight_scale has ", s.numel(), " elements for ", w.size(0), " rows"));
+    const int64_t per_row = spec.is_block() ? w.size(1) / spec.block_size() : 1;
+    if (s.numel() != w.size(0) * per_row) {
+      return absl::InvalidArgumentError(absl::StrCat("weight_scale has ", s.numel(), " elements for ", w.size(0),
+                                                     " rows of ", per_row));
     }
     scales.assign(s.data_ptr<float>(), s.data_ptr<float>() + s.numel());
   }

@@ -45,7 +45,7 @@ void FreezeQuantizers(torch::nn::Module& model);
 // it has one. kInvalidArgument for non-finite weights.
 absl::StatusOr<QuantizedMatrix> ConvertWeight(const torch::Tensor& weight /*[R, C]*/,
                                               const QuantSpec& spec,
-                                              const torch::Tensor& weight_scale /*[R,1] or undef*/);
+                                              const torch::Tensor& weight_scale /*[R,1], [R,C/32] or undef*/);
 absl::StatusOr<std::map<std::string, QuantizedMatrix>> ConvertWeights(torch::nn::Module& model);
 
 }  // namespace qatk::qat

@@ -5,9 +5,11 @@
 //
 // State-dict names (docs/ARCHITECTURE.md):
 //   <linear>.weight [out, in], <linear>.bias [out] (bias=true only),
-//   <linear>.weight_scale [out, 1]   int_channel with mse / learned rule
+//   <linear>.weight_scale [out, 1]   int_channel with mse / learned rule,
+//                        [out, in/32] q4_0 with learned block scales
 //   <linear>.input_scale [1]          int_tensor input (calibrated / learned)
 //   model.embed_tokens.weight [V, E], model.embed_tokens.weight_scale [V, 1]
+//                        (or [V, E/32] for learned q4_0)
 //   model.layers.N.self_attn.k_scale / v_scale [1]
 // KvQuant holds no state of its own: its static scale is registered on the
 // PARENT module (self_attn) as "k_scale" / "v_scale" (the module's own name

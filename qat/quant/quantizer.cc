@@ -36,6 +36,13 @@ bool IsStaticTensor(const QuantSpec& s) { return s.scheme == QuantScheme::kIntTe
 
 void WeightQuantizer::Configure(const QuantSpec& spec, torch::nn::Module& owner, const torch::Tensor& w) {
   spec_ = spec;
+  if (spec.scheme == QuantScheme::kQ4_0 && spec.scale_rule == ScaleRule::kLearned) {
+    // One d per block, initialised to the reference rule's fp32 d, so the
+    // first forward (and a PTQ export) is llama.cpp's Q4_0 exactly.
+    QATK_CHECK(w.dim() == 2, "weight quantizer expects a [R, C] weight");
+    scale_ = RegisterState(owner, "weight_scale", Q4_0CodesTensor(w.detach()).second.contiguous(), true);
+    return;
+  }
   if (spec.scheme != QuantScheme::kIntChannel) return;
   QATK_CHECK(w.dim() == 2, "weight quantizer expects a [R, C] weight");
   if (spec.scale_rule == ScaleRule::kMse || spec.scale_rule == ScaleRule::kLearned) {
@@ -46,7 +53,12 @@ void WeightQuantizer::Configure(const QuantSpec& spec, torch::nn::Module& owner,
 torch::Tensor WeightQuantizer::operator()(const torch::Tensor& w, const torch::Tensor& rows) const {
   if (mode != QuantMode::kQuant || !spec_.enabled()) return w;
   if (!scale_.defined()) return FakeQuantWeightNoState(w, spec_);
-  const torch::Tensor s = rows.defined() ? scale_.index_select(0, rows) : scale_;  // [R, 1]
+  const torch::Tensor s = rows.defined() ? scale_.index_select(0, rows) : scale_;  // [R, 1] or [R, C/32]
+  if (spec_.scheme == QuantScheme::kQ4_0) {
+    // LSQ with N = the weights of the tensor, like the per-channel rule.
+    const double n = static_cast<double>(scale_.size(0)) * static_cast<double>(w.size(-1));
+    return FakeQuantQ4_0Lsq(w, s, 1.0 / std::sqrt(n * spec_.Qp()));
+  }
   if (spec_.scale_rule == ScaleRule::kMse) return FakeQuantFixedScale(w, StoreScaleTensor(s, spec_), spec_);
   // LSQ: N = weights sharing the quantizer (the whole tensor).
   const double n = static_cast<double>(scale_.size(0)) * static_cast<double>(w.size(-1));

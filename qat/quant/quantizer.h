@@ -25,8 +25,9 @@ namespace qatk::qat {
 enum class QuantMode { kQuant, kCalibrate, kOff };
 
 // Weight quantizer: x^ = fake_quant(w) per spec. Registers `weight_scale`
-// ([R, 1], F32) on the owner for int_channel with mse (buffer) or learned
-// (parameter) rules; other schemes keep no state.
+// on the owner: [R, 1] F32 for int_channel with mse (buffer) or learned
+// (parameter) rules, [R, C/32] F32 (one d per block, a parameter) for q4_0
+// with learned scales; other schemes keep no state.
 class WeightQuantizer {
  public:
   // w [R, C] is the owner's weight, used to initialise stored scales.
@@ -43,7 +44,7 @@ class WeightQuantizer {
 
  private:
   QuantSpec spec_;
-  torch::Tensor scale_;  // [R, 1]
+  torch::Tensor scale_;  // [R, 1] or [R, C/32]
 };
 
 // Activation quantizer (linear inputs, KV cache): static per-tensor

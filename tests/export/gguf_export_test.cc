@@ -16,6 +16,7 @@
 #include "formats/quant/spec.h"
 #include "gtest/gtest.h"
 #include "tests/export/tiny_checkpoint.h"
+#include "tests/formats/test_util.h"
 
 namespace qatk::exporter {
 namespace {
@@ -108,7 +109,13 @@ void ExpectTensorsMatchCodec(const std::string& ckpt_dir, const std::string& ggu
       }
       if (spec.enabled()) {
         EXPECT_EQ(info->type, spec.ggml_type());
-        auto qm = QuantizeMatrix(spec, w->data(), rows, cols, {});
+        std::vector<float> scales;  // learned q4_0 block scales
+        if (spec.has_stored_scale()) {
+          auto s = ck->ReadTensor(t.module + ".weight_scale", {rows, cols / spec.block_size()});
+          ASSERT_TRUE(s.ok()) << s.status();
+          scales = *s;
+        }
+        auto qm = QuantizeMatrix(spec, w->data(), rows, cols, scales);
         ASSERT_TRUE(qm.ok()) << qm.status();
         want = DequantizeMatrix(*qm);
       } else if (outtype == "auto") {
@@ -144,6 +151,40 @@ TEST_F(GgufExportTest, QuantizedTensorsEqualFakeQuantOfLatentWeights) {
   EXPECT_EQ(f->FindTensor("output.weight")->type, GgmlType::kQ2_0);
   EXPECT_EQ(f->FindTensor("token_embd.weight")->type, GgmlType::kQ8_0);
   EXPECT_EQ(f->FindTensor("output_norm.weight")->type, GgmlType::kF32);
+}
+
+// Learned q4_0 block scales are written as trained, rows and scales permuted
+// together for attn_q / attn_k; without the scales the export names the tensor.
+TEST_F(GgufExportTest, LearnedQ4_0ScalesAreWrittenAsTrained) {
+  TinyModelOptions o;
+  o.tokenizer_model = tokenizer_;
+  o.recipe_json = testing::RecipeQ4_0Learned();
+  const std::string dir = root_ + "/q4_0_learned";
+  ASSERT_TRUE(testing::WriteTinyCheckpoint(dir, o).ok());
+  GgufExportOptions e;
+  e.model_dir = dir;
+  e.out = dir + ".gguf";
+  testing::ExpectError(ExportGguf(e), absl::StatusCode::kInvalidArgument,
+                       {"weight_scale is missing", "q4_0 learned"});
+  EXPECT_NE(access(e.out.c_str(), F_OK), 0);
+  ASSERT_TRUE(testing::AddQuantState(dir, 3).ok());
+  const absl::Status s = ExportGguf(e);
+  ASSERT_TRUE(s.ok()) << s;
+  ExpectTensorsMatchCodec(dir, e.out, "auto");
+  // The scales really differ from the block rule's, so the check above is not
+  // the plain q4_0 export's.
+  auto f = GgufFile::Open(e.out);
+  ASSERT_TRUE(f.ok());
+  const gguf::TensorInfo* emb = f->FindTensor("token_embd.weight");
+  ASSERT_NE(emb, nullptr);
+  EXPECT_EQ(emb->type, GgmlType::kQ4_0);
+  auto ck = OpenCheckpoint(dir);
+  ASSERT_TRUE(ck.ok());
+  auto w = ck->weights.ReadFloat("model.embed_tokens.weight");
+  ASSERT_TRUE(w.ok());
+  std::vector<uint8_t> plain(RowBytes(GgmlType::kQ4_0, static_cast<int64_t>(w->size())));
+  ASSERT_TRUE(QuantizeRow(GgmlType::kQ4_0, w->data(), static_cast<int64_t>(w->size()), plain.data()).ok());
+  EXPECT_NE(std::memcmp(plain.data(), f->TensorData(*emb), plain.size()), 0);
 }
 
 TEST_F(GgufExportTest, MetadataHasExactTypes) {

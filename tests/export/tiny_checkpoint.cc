@@ -13,6 +13,7 @@
 #include "export/spm_vocab.h"
 #include "export/tensor_plan.h"
 #include "formats/model_config.h"
+#include "formats/quant/codecs.h"
 #include "formats/safetensors/safetensors.h"
 #include "formats/util/file_io.h"
 #include "formats/util/status_macros.h"
@@ -114,7 +115,18 @@ absl::Status AddQuantState(const std::string& dir, unsigned seed) {
     if (!absl::EndsWith(t.name, ".weight") || t.shape.size() != 2) continue;
     const std::string module = t.name.substr(0, t.name.size() - 7);
     const LayerQuant lq = ck.recipe->Resolve(module);
-    if (lq.weight.enabled() && lq.weight.has_stored_scale()) {
+    if (lq.weight.enabled() && lq.weight.has_stored_scale() && lq.weight.is_block()) {
+      // Learned q4_0: one d per block, the reference's m/-8 times a clip ratio.
+      const int64_t rows = t.shape[0], cols = t.shape[1], nb = cols / kQK4_0;
+      std::vector<float> s(rows * nb);
+      for (int64_t i = 0; i < rows * nb; ++i) {
+        uint8_t q[kQK4_0];
+        Q4_0Codes(&x[i * kQK4_0], q, &s[i]);
+        s[i] *= clip(rng);
+      }
+      for (int64_t b = 0; b < nb; ++b) s[nb + b] = -s[nb + b];
+      RETURN_IF_ERROR(w.AddF32(module + ".weight_scale", {rows, nb}, s));
+    } else if (lq.weight.enabled() && lq.weight.has_stored_scale()) {
       const int64_t rows = t.shape[0], cols = t.shape[1];
       std::vector<float> s(rows);  // [rows, 1]
       for (int64_t r = 0; r < rows; ++r) {
@@ -136,6 +148,20 @@ absl::Status AddQuantState(const std::string& dir, unsigned seed) {
     RETURN_IF_ERROR(w.AddF32(a + "v_scale", {1}, std::vector<float>{act(rng)}));
   }
   return w.Write(dir + "/model.safetensors");
+}
+
+std::string RecipeQ4_0Learned() {
+  return R"json({
+  "recipe_version": 1,
+  "name": "q4_0_learned",
+  "description": "Q4_0 with learned block scales: linears and embeddings (test)",
+  "export_format": "gguf",
+  "rules": [
+    {"match": ["model.layers.*.self_attn.*_proj", "model.layers.*.mlp.*_proj", "model.embed_tokens"],
+     "weight": {"scheme": "q4_0", "scale_rule": "learned"}},
+    {"match": "lm_head", "weight": {"scheme": "q8_0"}, "optional": true}
+  ]
+})json";
 }
 
 std::string RecipeQ4_0Q2Head() {

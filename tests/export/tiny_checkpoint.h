@@ -33,7 +33,8 @@ absl::Status WriteTinyCheckpoint(const std::string& dir, const TinyModelOptions&
 
 // Adds the quantizer state dir/recipe.json asks for to dir/model.safetensors,
 // as a trainer would (docs/ARCHITECTURE.md names): `<module>.weight_scale`
-// [R, 1] for mse/learned weight rules = absmax/Qp times a random clip ratio
+// [R, 1] for mse/learned weight rules ([R, C/32] for learned q4_0: the
+// reference's d per block times a clip ratio, row 1 negated) = absmax/Qp times a random clip ratio
 // in [0.6, 1] (so it differs from the absmax rule) with row 1 negated (LSQ
 // can train a scale below zero); `<module>.input_scale` [1] and
 // `model.layers.N.self_attn.{k,v}_scale` [1] in [0.02, 0.03].
@@ -42,6 +43,7 @@ absl::Status AddQuantState(const std::string& dir, unsigned seed);
 // The recipes the tests use (ARCHITECTURE.md format).
 std::string RecipeQ4_0Q2Head();  // q4_0 linears, q2_0 lm_head, q8_0 embeddings
 std::string RecipeQ4_0();        // q4_0 linears + lm_head, embeddings unquantized
+std::string RecipeQ4_0Learned(); // learned-scale q4_0 linears and embeddings, q8_0 lm_head
 
 }  // namespace qatk::testing
 

@@ -3,6 +3,7 @@
 // npm node-llama-cpp), plus property tests.
 #include "formats/quant/codecs.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -183,6 +184,43 @@ TEST(CodecsTest, Q4_0RequantizingDequantizedValuesIsIdempotent) {
     ASSERT_TRUE(QuantizeRow(GgmlType::kQ4_0, y.data(), y.size(), q2.data()).ok());
     EXPECT_EQ(q1, q2) << "scale " << scale;
   }
+}
+
+// Learned Q4_0 scales: with the reference's own d the bytes are the
+// reference's; any other d gives clamp(trunc(x/d + 8.5), 0, 15) codes.
+TEST(CodecsTest, Q4_0WithScaleIsTheReferenceAtTheReferenceScale) {
+  for (float scale : {1.0f, 1e-3f, 300.0f, 1e-38f}) {
+    const std::vector<float> x = Gaussianish(13, 32 * 256, scale);
+    for (size_t b = 0; b < x.size() / 32; ++b) {
+      uint8_t q[32];
+      float d;
+      Q4_0Codes(&x[32 * b], q, &d);
+      BlockQ4_0 want, got;
+      QuantizeBlockQ4_0(&x[32 * b], &want);
+      QuantizeBlockQ4_0WithScale(&x[32 * b], d, &got);
+      ASSERT_EQ(std::memcmp(&want, &got, sizeof(want)), 0) << "scale " << scale << " block " << b;
+    }
+  }
+}
+
+TEST(CodecsTest, Q4_0WithScaleClampsAndKeepsTheSign) {
+  std::vector<float> x(32);
+  for (int i = 0; i < 32; ++i) x[i] = static_cast<float>(i - 16) * 0.25f;  // -4 .. 3.75
+  uint8_t q[32];
+  Q4_0CodesWithScale(x.data(), 0.25f, q);  // x/d = i - 16: clamps below -8 and above 7
+  for (int i = 0; i < 32; ++i) EXPECT_EQ(q[i], std::min(std::max(i - 16 + 8, 0), 15)) << i;
+  Q4_0CodesWithScale(x.data(), -0.5f, q);  // a negative d mirrors the grid
+  for (int i = 0; i < 32; ++i) {
+    const float v = x[i] / -0.5f + 8.5f;
+    EXPECT_EQ(q[i], static_cast<int>(std::trunc(std::min(std::max(v, 0.0f), 15.0f)))) << i;
+  }
+  Q4_0CodesWithScale(x.data(), 0.0f, q);  // d = 0: id = 0, every code 8
+  for (int i = 0; i < 32; ++i) EXPECT_EQ(q[i], 8);
+  BlockQ4_0 b;
+  QuantizeBlockQ4_0WithScale(x.data(), 0.3f, &b);
+  std::vector<float> y(32);
+  DequantizeBlockQ4_0(b, y.data());
+  EXPECT_EQ(y[0], -8 * Fp16ToFp32(Fp32ToFp16(0.3f)));  // -4 / 0.3 clamps to code 0
 }
 
 TEST(CodecsTest, Q4_0AllZeroBlock) {

@@ -1,6 +1,7 @@
 // Recipe parsing, resolution and validation; every shipped recipe loads.
 #include "formats/quant/recipe.h"
 
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -44,8 +45,12 @@ TEST(GlobTest, Matches) {
 }
 
 TEST(RecipeTest, EveryShippedRecipeLoadsAndValidates) {
-  for (const char* name : {"q4_0", "q4_0_q2head", "mobile", "w8a8"}) {
-    const std::string path = std::string(QATK_SOURCE_DIR) + "/configs/recipes/" + name + ".json";
+  int seen = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(std::string(QATK_SOURCE_DIR) + "/configs/recipes")) {
+    if (entry.path().extension() != ".json") continue;
+    ++seen;
+    const std::string name = entry.path().stem().string();
+    const std::string path = entry.path().string();
     auto r = LoadRecipe(path);
     ASSERT_TRUE(r.ok()) << r.status();
     EXPECT_EQ(r->name, name);
@@ -58,6 +63,7 @@ TEST(RecipeTest, EveryShippedRecipeLoadsAndValidates) {
       EXPECT_EQ(DescribeQuantSpec(r->Resolve(m.name).input), DescribeQuantSpec(again->Resolve(m.name).input));
     }
   }
+  EXPECT_GE(seen, 5);  // q4_0, q4_0_learned, q4_0_q2head, mobile, w8a8
 }
 
 TEST(RecipeTest, ShippedRecipeContents) {
@@ -66,6 +72,15 @@ TEST(RecipeTest, ShippedRecipeContents) {
   EXPECT_EQ(q4->Resolve("model.layers.3.mlp.up_proj").weight.scheme, QuantScheme::kQ4_0);
   EXPECT_EQ(q4->Resolve("lm_head").weight.scheme, QuantScheme::kQ8_0);
   EXPECT_EQ(q4->Resolve("model.embed_tokens").weight.scheme, QuantScheme::kQ4_0);  // as llama-quantize
+  // q4_0_learned: the same tensors and types, with trained block scales.
+  auto q4l = LoadRecipe(std::string(QATK_SOURCE_DIR) + "/configs/recipes/q4_0_learned.json");
+  ASSERT_TRUE(q4l.ok()) << q4l.status();
+  for (const char* m : {"model.layers.0.self_attn.q_proj", "model.embed_tokens", "lm_head"}) {
+    EXPECT_EQ(q4l->Resolve(m).weight.scheme, q4->Resolve(m).weight.scheme) << m;
+    EXPECT_EQ(q4l->Resolve(m).input.scheme, q4->Resolve(m).input.scheme) << m;
+  }
+  EXPECT_EQ(q4l->Resolve("model.layers.2.mlp.down_proj").weight.scale_rule, ScaleRule::kLearned);
+  EXPECT_EQ(q4l->Resolve("model.embed_tokens").weight.scale_rule, ScaleRule::kLearned);
   EXPECT_TRUE(q4->Validate(TinyModel(/*with_head=*/false)).ok());  // tied embeddings
   auto q2 = LoadRecipe(std::string(QATK_SOURCE_DIR) + "/configs/recipes/q4_0_q2head.json");
   ASSERT_TRUE(q2.ok());

@@ -2,9 +2,11 @@
 #include "formats/quant/spec.h"
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <random>
 
+#include "formats/quant/codecs.h"
 #include "formats/quant/fp16.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
@@ -33,6 +35,11 @@ TEST(QuantSpecTest, BlockDefaults) {
   EXPECT_EQ(Parse(R"({"scheme": "q2_0"})").block_size(), 64);
   EXPECT_EQ(Parse(R"({"scheme": "q8_0_act"})", QuantSlot::kInput).ggml_type(), GgmlType::kQ8_0);
   EXPECT_FALSE(q4.has_stored_scale());
+  const QuantSpec q4l = Parse(R"({"scheme": "q4_0", "scale_rule": "learned"})");
+  EXPECT_EQ(q4l.scale_rule, ScaleRule::kLearned);
+  EXPECT_TRUE(q4l.has_stored_scale());
+  EXPECT_EQ(q4l.ggml_type(), GgmlType::kQ4_0);
+  EXPECT_EQ(DescribeQuantSpec(q4l), "q4_0 learned");
 }
 
 TEST(QuantSpecTest, IntRanges) {
@@ -51,7 +58,7 @@ TEST(QuantSpecTest, IntRanges) {
 }
 
 TEST(QuantSpecTest, JsonRoundTrip) {
-  for (const char* text : {R"({"scheme": "q4_0"})", R"({"scheme": "int_channel", "bits": 3, "scale_rule": "mse"})",
+  for (const char* text : {R"({"scheme": "q4_0"})", R"({"scheme": "q4_0", "scale_rule": "learned"})", R"({"scheme": "int_channel", "bits": 3, "scale_rule": "mse"})",
                            R"({"scheme": "int_channel", "bits": 4, "rounding": "half_even", "scale_type": "f32"})"}) {
     const QuantSpec a = Parse(text);
     const QuantSpec b = Parse(QuantSpecToJson(a).dump().c_str());
@@ -78,6 +85,8 @@ TEST(QuantSpecTest, ErrorsWithHints) {
   ExpectError(ParseError(R"({"scheme": "int_channel", "bitz": 4})"), kInv, {"unknown key \"bitz\"", "did you mean \"bits\""});
   ExpectError(ParseError(R"({"scheme": "int_channel", "scale_rule": "lerned"})"), kInv, {"did you mean \"learned\""});
   ExpectError(ParseError(R"({"scheme": "q4_0", "bits": 3})"), kInv, {"only \"scheme\""});
+  ExpectError(ParseError(R"({"scheme": "q8_0", "scale_rule": "learned"})"), kInv, {"only \"scheme\""});
+  ExpectError(ParseError(R"({"scheme": "q4_0", "scale_rule": "mse"})"), kInv, {"\"learned\""});
   ExpectError(ParseError(R"({"scheme": "int_channel", "bits": 9})"), kInv, {"bits must be in 2..8"});
   ExpectError(ParseError(R"({"scheme": "int_tensor"})"), kInv, {"cannot be used for a weight"});
   ExpectError(ParseError(R"({"scheme": "q4_0"})", QuantSlot::kInput), kInv, {"cannot be used for a input"});
@@ -211,6 +220,21 @@ TEST(IntCodecTest, QuantizeMatrixRoundTrip) {
   ASSERT_TRUE(b.ok());
   EXPECT_EQ(b->blocks.size(), 8u * 2 * 18);
   EXPECT_FALSE(QuantizeMatrix(q4, w.data(), 8, 48, {}).ok());
+  // Learned q4_0: one d per block; the bytes are QuantizeBlockQ4_0WithScale's.
+  std::vector<float> d(8 * 2);
+  for (size_t i = 0; i < d.size(); ++i) d[i] = 0.05f * static_cast<float>(i) - 0.4f;
+  auto bl = QuantizeMatrix(q4, w.data(), 8, 64, d);
+  ASSERT_TRUE(bl.ok()) << bl.status();
+  for (int i = 0; i < 16; ++i) {
+    BlockQ4_0 want;
+    QuantizeBlockQ4_0WithScale(&w[32 * i], d[i], &want);
+    EXPECT_EQ(std::memcmp(&want, bl->blocks.data() + 18 * i, 18), 0) << "block " << i;
+  }
+  testing::ExpectError(QuantizeMatrix(q4, w.data(), 8, 64, std::vector<float>(8, 0.1f)).status(),
+                       absl::StatusCode::kInvalidArgument, {"8 scales", "16"});
+  d[3] = std::numeric_limits<float>::infinity();
+  testing::ExpectError(QuantizeMatrix(q4, w.data(), 8, 64, d).status(), absl::StatusCode::kInvalidArgument,
+                       {"invalid scale", "row 1 block 1"});
   w[5] = std::nanf("");
   EXPECT_FALSE(QuantizeMatrix(s, w.data(), 8, 64, {}).ok());
 }

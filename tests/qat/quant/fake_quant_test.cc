@@ -165,6 +165,47 @@ TEST_F(FakeQuantTest, AutogradBlockOpsAreSteAndExact) {
   EXPECT_BITWISE_EQ(FakeQuantQ4_0(x), ReferenceBlock(GgmlType::kQ4_0, x.detach()));
 }
 
+// Learned q4_0 scales: the forward is the reference codec with the given d
+// (QuantizeMatrix with block scales) bit for bit, and with the reference's
+// own d it is FakeQuantQ4_0; the gradients are LSQ's with Qn = 8, Qp = 7.
+TEST_F(FakeQuantTest, Q4_0LearnedScalesMatchReferenceAndLsq) {
+  QuantSpec q4;
+  q4.scheme = QuantScheme::kQ4_0;
+  q4.bits = 4;
+  for (int seed = 0; seed < 12; ++seed) {
+    SCOPED_TRACE(seed);
+    const torch::Tensor x = EdgeCaseWeights(seed, 3, 64);
+    const torch::Tensor d_ref = Q4_0CodesTensor(x).second;  // [3, 2]
+    EXPECT_BITWISE_EQ(Q4_0DequantizedWithScale(x, d_ref), ReferenceBlock(GgmlType::kQ4_0, x));
+    // Other scales: shrunk (clipping), grown, negated, zero.
+    torch::Tensor d = d_ref * torch::tensor({0.6f, 1.7f}).reshape({1, 2});
+    d[1][0] = -d[1][0];
+    d[2][1] = 0.0f;
+    std::vector<float> dv(d.data_ptr<float>(), d.data_ptr<float>() + d.numel());
+    auto m = QuantizeMatrix(q4, x.data_ptr<float>(), 3, 64, dv);
+    ASSERT_TRUE(m.ok()) << m.status();
+    std::vector<float> want = DequantizeMatrix(*m);
+    EXPECT_BITWISE_EQ(Q4_0DequantizedWithScale(x, d), torch::from_blob(want.data(), {3, 64}, torch::kFloat));
+  }
+  torch::manual_seed(5);
+  const torch::Tensor x0 = torch::randn({4, 64});
+  const torch::Tensor d0 = Q4_0CodesTensor(x0).second * 0.7f;  // the extremes clip
+  const torch::Tensor r = torch::randn({4, 64});
+  torch::Tensor x = x0.clone().requires_grad_(true);
+  torch::Tensor d = d0.clone().requires_grad_(true);
+  const torch::Tensor y = FakeQuantQ4_0Lsq(x, d, 0.5);
+  EXPECT_BITWISE_EQ(y, Q4_0DequantizedWithScale(x0, d0));
+  (y * r).sum().backward();
+  const torch::Tensor v = x0.reshape({4, 2, 32}) / d0.reshape({4, 2, 1});
+  const torch::Tensor q = (v + 8.5).clamp(0, 15).trunc() - 8;
+  const torch::Tensor inside = (v >= -8) & (v <= 7);
+  ASSERT_GT((~inside).sum().item<int64_t>(), 0);  // the test covers clipping
+  const torch::Tensor rb = r.reshape({4, 2, 32});
+  EXPECT_TRUE(torch::equal(x.grad(), (rb * inside).reshape({4, 64})));
+  const torch::Tensor want_d = (rb * torch::where(inside, q - v, q)).sum(-1) * 0.5;
+  EXPECT_TRUE(torch::allclose(d.grad(), want_d, 1e-5, 1e-6)) << d.grad() << want_d;
+}
+
 QuantSpec IntSpec(int bits, bool narrow, Rounding rounding, ScaleType st, ScaleRule rule = ScaleRule::kAbsmax) {
   QuantSpec s;
   s.scheme = QuantScheme::kIntChannel;

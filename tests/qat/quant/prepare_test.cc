@@ -149,6 +149,51 @@ TEST_F(PrepareTest, Q4_0RecipeForwardIsTheCodecNumerics) {
   for (const auto& p : m->named_parameters()) EXPECT_EQ(p.key().find("_scale"), std::string::npos) << p.key();
 }
 
+// Learned q4_0 scales: one parameter per block, initialised so that the
+// first forward is the plain q4_0 forward bit for bit; they train, and the
+// converted blocks (what the GGUF holds) dequantize to the forward's weight.
+TEST_F(PrepareTest, LearnedQ4_0ScalesStartAtTheReferenceAndTrain) {
+  auto recipe = ParseRecipe(R"json({"recipe_version": 1, "name": "q4l", "description": "test",
+    "export_format": "gguf", "rules": [
+    {"match": ["model.layers.*.self_attn.*_proj", "model.layers.*.mlp.*_proj"],
+     "weight": {"scheme": "q4_0", "scale_rule": "learned"}, "input": {"scheme": "q8_0_act"}},
+    {"match": "model.embed_tokens", "weight": {"scheme": "q4_0", "scale_rule": "learned"}}]})json");
+  ASSERT_TRUE(recipe.ok()) << recipe.status();
+  TinyLm plain, m;
+  ASSERT_TRUE(ApplyRecipe(*plain, Load("q4_0"), kHeadDim).ok());
+  {  // the same weights in both
+    torch::NoGradGuard g;
+    auto src = plain->named_parameters();
+    for (auto& p : m->named_parameters()) p.value().copy_(src[p.key()]);
+  }
+  const absl::Status applied = ApplyRecipe(*m, *recipe, kHeadDim);
+  ASSERT_TRUE(applied.ok()) << applied;
+  auto params = m->named_parameters();
+  ASSERT_TRUE(params.contains("model.layers.0.mlp.down_proj.weight_scale"));
+  EXPECT_EQ(params["model.layers.0.mlp.down_proj.weight_scale"].sizes(), (std::vector<int64_t>{kE, kF / 32}));
+  EXPECT_EQ(params["model.embed_tokens.weight_scale"].sizes(), (std::vector<int64_t>{kV, kE / 32}));
+  // lm_head matches no rule here; make the plain model's head float too.
+  plain->lm_head->SetMode(QuantMode::kOff);
+  const torch::Tensor ids = Ids();
+  EXPECT_TRUE(BitEqual(m->forward(ids), plain->forward(ids)));
+  m->forward(ids).square().mean().backward();
+  const torch::Tensor& ds = params["model.layers.1.self_attn.q_proj.weight_scale"];
+  EXPECT_GT(ds.grad().abs().sum().item<float>(), 0.0f);
+  EXPECT_GT(params["model.embed_tokens.weight_scale"].grad().abs().sum().item<float>(), 0.0f);
+  {
+    torch::NoGradGuard g;
+    ds.mul_(0.8);
+  }
+  auto& q = *m->model->layers[1]->as<LayerImpl>()->self_attn->q_proj;
+  auto conv = ConvertWeights(*m);
+  ASSERT_TRUE(conv.ok()) << conv.status();
+  const std::vector<float> dq = DequantizeMatrix(conv->at("model.layers.1.self_attn.q_proj"));
+  EXPECT_TRUE(BitEqual(torch::from_blob(const_cast<float*>(dq.data()), {kE, kE}), q.QuantizedWeight()));
+  EXPECT_FALSE(BitEqual(q.QuantizedWeight(), Q4_0Dequantized(q.weight)));
+  const torch::Tensor table = m->model->embed_tokens->QuantizedWeight();
+  EXPECT_TRUE(BitEqual(m->model->embed_tokens(ids), torch::embedding(table, ids)));
+}
+
 // q/k/v (and gate/up) share one input quantization only when it is the
 // same stateless quantizer: q8_0_act yes, per-linear static scales no.
 TEST_F(PrepareTest, SharedInputQuantizationOnlyForDynamicSpecs) {
