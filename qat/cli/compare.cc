@@ -11,6 +11,9 @@
 //   recovered quantization damage, not extra training.
 //   each → exported (GGUF or mobile, per recipe) → perplexity on the test split
 //   in qat-run, and in llama.cpp for GGUF files.
+//   --qat-seeds N repeats each QAT run with seeds seed+1 .. seed+N-1
+//   (qat-R-seedS, exported and evaluated in qat-run), and the report gives
+//   the recovered fraction's mean and range over the N runs.
 //
 // Every step is a child `qat`/`qat-run` process whose completion is recorded
 // in OUT/.done/, so an interrupted compare resumes where it stopped (training
@@ -59,6 +62,7 @@ struct CompareOptions {
   int ctx = 0;               // eval context, 0: min(512, model context)
   int vocab = 4096;          // tokenizer size when DATA has none
   int seed = 1;
+  int qat_seeds = 1;         // QAT runs per recipe (seeds seed .. seed+qat_seeds-1)
   int bootstrap = 1000;
   bool llamacpp = true;
   std::string qat_run;       // path of qat-run (default: next to qat)
@@ -142,10 +146,10 @@ absl::StatusOr<json> ReadRecipeJson(const std::string& path) {
 }
 
 std::vector<std::string> TrainArgs(const std::string& qat, const CompareOptions& o, const std::string& out,
-                                   int steps, double lr) {
+                                   int steps, double lr, int seed_offset = 0) {
   std::vector<std::string> a = {qat, "train", "--data", o.data, "--out", out, "--steps",
                                 std::to_string(steps), "--batch", std::to_string(o.batch), "--lr",
-                                absl::StrCat(lr), "--seed", std::to_string(o.seed), "--resume"};
+                                absl::StrCat(lr), "--seed", std::to_string(o.seed + seed_offset), "--resume"};
   if (o.seq > 0) {
     a.push_back("--seq");
     a.push_back(std::to_string(o.seq));
@@ -163,6 +167,7 @@ double QatLr(const CompareOptions& o, size_t i) {
 
 struct Variant {
   std::string name, recipe, method, format, file;
+  int seed = 0;  // extra QAT seeds only: the variant is qat-R repeated with this seed
 };
 
 absl::Status RunCompare(const CompareOptions& o) {
@@ -216,6 +221,13 @@ absl::Status RunCompare(const CompareOptions& o) {
     variants.push_back({"ptq-" + name, r, "ptq", format, o.out + "/ptq-" + name + ext});
     variants.push_back({"qat-" + name, r, "qat", format, o.out + "/qat-" + name + ext});
     runs.push_back({"qat-" + name, o.out + "/qat-" + name + "/metrics.jsonl"});
+    for (int k = 1; k < o.qat_seeds; ++k) {
+      const std::string sname = absl::StrCat("qat-", name, "-seed", o.seed + k);
+      std::vector<std::string> sa = TrainArgs(qat, o, o.out + "/" + sname, o.steps, QatLr(o, ri), k);
+      sa.insert(sa.end(), {"--init", qat_init, "--recipe", r, "--teacher", fp, "--kd-alpha", absl::StrCat(o.kd_alpha)});
+      RETURN_IF_ERROR(p.Run(sname, sa, false).status());
+      variants.push_back({sname, r, "qat", format, o.out + "/" + sname + ext, o.seed + k});
+    }
   }
   // 4. export, 5. evaluate.
   std::vector<VariantResult> results;
@@ -229,6 +241,7 @@ absl::Status RunCompare(const CompareOptions& o) {
     res.method = v.method;
     res.format = v.format;
     res.file = v.file;
+    res.seed = v.seed;
     res.bytes = fs::file_size(v.file, ec);
     std::vector<std::string> eval = {qat_run, "perplexity", "--model", v.file, "--file", eval_file, "--json"};
     if (o.ctx > 0) eval.insert(eval.end(), {"--ctx", std::to_string(o.ctx)});
@@ -238,7 +251,7 @@ absl::Status RunCompare(const CompareOptions& o) {
     res.tokens = j.value("tokens", 0);
     res.ctx = j.value("ctx", 0);
     if (j.contains("chunk_nll")) res.chunk_nll = j["chunk_nll"].get<std::vector<double>>();
-    if (o.llamacpp && v.format == "gguf" && fs::exists(node_script)) {
+    if (o.llamacpp && v.format == "gguf" && v.seed == 0 && fs::exists(node_script)) {
       // interop.mjs computes llama.cpp's perplexity with llama-perplexity's chunking.
       const std::string expect = o.out + "/.done/llamacpp-" + v.name + ".expect.json";
       json e = {{"perplexity", {{"text_file", fs::absolute(eval_file).string()},
@@ -260,6 +273,7 @@ absl::Status RunCompare(const CompareOptions& o) {
   ro.settings = {{"steps", o.steps}, {"pretrain_steps", o.base.empty() ? o.pretrain_steps : 0},
                  {"pretrain_lr", o.pretrain_lr},
                  {"lr", o.lr}, {"qat_lr", qat_lrs}, {"batch", o.batch}, {"kd_alpha", o.kd_alpha}, {"qat_init", o.qat_init}, {"seed", o.seed},
+                 {"qat_seeds", o.qat_seeds},
                  {"base", base}, {"data", o.data}, {"eval_file", eval_file}};
   return WriteCompareReport(ro, results);
 }
@@ -293,6 +307,7 @@ absl::Status CompareCommand(int argc, char** argv) {
       ("ctx", "evaluation context (0: min(512, model context))", cxxopts::value(o.ctx)->default_value("0"))
       ("vocab", "tokenizer vocabulary size when DATA has none", cxxopts::value(o.vocab)->default_value("4096"))
       ("seed", "seed for training and bootstrap", cxxopts::value(o.seed)->default_value("1"))
+      ("qat-seeds", "QAT runs per recipe, seeds --seed.. (N > 1: the report adds the recovered fraction's mean and range; the extra runs are evaluated in qat-run only)", cxxopts::value(o.qat_seeds)->default_value("1"))
       ("bootstrap", "bootstrap resamples over evaluation chunks", cxxopts::value(o.bootstrap)->default_value("1000"))
       ("no-llamacpp", "skip the llama.cpp perplexity of GGUF files")
       ("qat-run", "path of the qat-run binary", cxxopts::value(o.qat_run))
@@ -320,6 +335,9 @@ absl::Status CompareCommand(int argc, char** argv) {
     if (!fs::exists(rp)) return absl::InvalidArgumentError(absl::StrCat("recipe file not found: ", rp));
   }
   if (o.steps <= 0 || o.batch <= 0) return absl::InvalidArgumentError("--steps and --batch must be positive");
+  if (o.qat_seeds < 1 || o.qat_seeds > 100) {
+    return absl::InvalidArgumentError(absl::StrCat("--qat-seeds must be in 1..100, got ", o.qat_seeds));
+  }
   if (o.qat_init != "fp" && o.qat_init != "base") {
     return absl::InvalidArgumentError(absl::StrCat("--qat-init must be fp or base, got '", o.qat_init, "'"));
   }

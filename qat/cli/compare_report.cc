@@ -67,18 +67,51 @@ Recovered ComputeRecovered(const VariantResult& fp, const VariantResult& ptq, co
   return r;
 }
 
+SeedSpread ComputeSeedSpread(const std::vector<double>& recovered) {
+  SeedSpread s;
+  double sum = 0;
+  for (double v : recovered) {
+    if (!std::isfinite(v)) continue;
+    s.min = s.n == 0 ? v : std::min(s.min, v);
+    s.max = s.n == 0 ? v : std::max(s.max, v);
+    sum += v;
+    ++s.n;
+  }
+  if (s.n > 0) s.mean = sum / s.n;
+  return s;
+}
+
 absl::Status WriteCompareReport(const ReportOptions& o, const std::vector<VariantResult>& results) {
   const VariantResult* fp = FindByName(results, "fp");
+  const bool multi_seed = std::any_of(results.begin(), results.end(), [](const VariantResult& v) { return v.seed != 0; });
   json variants = json::array();
-  std::string md =
-      "| variant | method | format | size (MiB) | PPL qat-run | PPL llama.cpp | Δ vs FP | recovered [95% CI] |\n"
-      "|---|---|---|---:|---:|---:|---:|---|\n";
+  std::string md = absl::StrCat(
+      "| variant | method | format | size (MiB) | PPL qat-run | PPL llama.cpp | Δ vs FP | recovered [95% CI] |",
+      multi_seed ? " recovered over seeds: mean [min, max] (n) |" : "", "\n",
+      "|---|---|---|---:|---:|---:|---:|---|", multi_seed ? "---|" : "", "\n");
   for (const VariantResult& v : results) {
+    if (v.seed != 0) continue;  // reported with its variant below
     Recovered rec;
+    const VariantResult* ptq = nullptr;
     if (v.method == "qat" && fp) {
-      const VariantResult* ptq = FindByName(results, "ptq-" + v.name.substr(4));
+      ptq = FindByName(results, "ptq-" + v.name.substr(4));
       if (ptq) rec = ComputeRecovered(*fp, *ptq, v, o.bootstrap, o.seed);
     }
+    // This variant's runs with other seeds.
+    json seeds = json::array();
+    std::vector<double> seed_rec;
+    if (v.method == "qat" && fp && ptq) {
+      seeds.push_back({{"seed", o.seed}, {"ppl_runtime", NumOrNull(v.ppl_runtime)}, {"recovered", NumOrNull(rec.value)}});
+      seed_rec.push_back(rec.value);
+      for (const VariantResult& s : results) {
+        if (s.seed == 0 || s.name != absl::StrCat(v.name, "-seed", s.seed)) continue;
+        const double r = (ptq->ppl_runtime - s.ppl_runtime) / (ptq->ppl_runtime - fp->ppl_runtime);
+        seeds.push_back({{"seed", s.seed}, {"file", s.file}, {"ppl_runtime", NumOrNull(s.ppl_runtime)},
+                         {"recovered", NumOrNull(r)}});
+        seed_rec.push_back(r);
+      }
+    }
+    const SeedSpread spread = ComputeSeedSpread(seed_rec);
     const double delta = fp ? v.ppl_runtime / fp->ppl_runtime - 1.0 : NAN;
     json j = {{"name", v.name}, {"recipe", v.recipe.empty() ? json(nullptr) : json(v.recipe)},
               {"method", v.method}, {"format", v.format}, {"file", v.file}, {"bytes", v.bytes},
@@ -87,19 +120,31 @@ absl::Status WriteCompareReport(const ReportOptions& o, const std::vector<Varian
               {"recovered", v.method == "qat" ? NumOrNull(rec.value) : json(nullptr)},
               {"recovered_ci95", v.method == "qat" && std::isfinite(rec.lo)
                                      ? json::array({rec.lo, rec.hi}) : json(nullptr)}};
+    if (v.method == "qat") {
+      j["seeds"] = seeds;
+      j["recovered_seeds"] = {{"n", spread.n}, {"mean", NumOrNull(spread.mean)}, {"min", NumOrNull(spread.min)},
+                              {"max", NumOrNull(spread.max)}};
+    }
     variants.push_back(j);
     std::string rec_s = v.method != "qat" ? "" :
         absl::StrCat(Fmt(100 * rec.value, "%.1f%%"),
                      std::isfinite(rec.lo) ? absl::StrFormat(" [%.1f%%, %.1f%%]", 100 * rec.lo, 100 * rec.hi) : "");
     absl::StrAppend(&md, "| ", v.name, " | ", v.method, " | ", v.format, " | ",
                     Fmt(v.bytes / 1048576.0, "%.2f"), " | ", Fmt(v.ppl_runtime), " | ",
-                    Fmt(v.ppl_llamacpp), " | ", Fmt(100 * delta, "%+.2f%%"), " | ", rec_s, " |\n");
+                    Fmt(v.ppl_llamacpp), " | ", Fmt(100 * delta, "%+.2f%%"), " | ", rec_s, " |");
+    if (multi_seed) {
+      absl::StrAppend(&md, " ", v.method != "qat" || spread.n == 0 ? "" :
+          absl::StrFormat("%.1f%% [%.1f%%, %.1f%%] (%d)", 100 * spread.mean, 100 * spread.min, 100 * spread.max,
+                          spread.n), " |");
+    }
+    absl::StrAppend(&md, "\n");
   }
   json runs = json::array();
   for (const auto& [name, path] : o.runs) runs.push_back({{"name", name}, {"metrics", path}});
   json doc = {{"variants", variants}, {"runs", runs}, {"settings", o.settings},
               {"recovered_definition", "(ppl_ptq - ppl_qat) / (ppl_ptq - ppl_fp), qat-run perplexity on the test split; "
-                                       "95% CI from a paired bootstrap over evaluation chunks"}};
+                                       "95% CI from a paired bootstrap over evaluation chunks; recovered_seeds: "
+                                       "mean and range over the QAT runs with different seeds (--qat-seeds)"}};
   RETURN_IF_ERROR(WriteFileAtomic(o.out_dir + "/results.json", doc.dump(2) + "\n"));
   RETURN_IF_ERROR(WriteFileAtomic(o.out_dir + "/results.md", md));
   std::fprintf(stderr, "\n%s\n", md.c_str());

@@ -22,7 +22,18 @@ struct VariantResult {
   int64_t tokens = 0;
   int ctx = 0;
   std::vector<double> chunk_nll;  // mean NLL of each evaluation chunk
+  // 0, or the seed of an extra QAT run of the variant named "qat-R" (its own
+  // name is "qat-R-seedS"): reported inside qat-R, not as a row of its own.
+  int seed = 0;
 };
+
+// The recovered fraction over a QAT variant's runs (its own and its extra
+// seeds'): point values only.
+struct SeedSpread {
+  int n = 0;
+  double mean = NAN, min = NAN, max = NAN;
+};
+SeedSpread ComputeSeedSpread(const std::vector<double>& recovered);
 
 struct Recovered {
   double value = NAN;            // (ppl_ptq - ppl_qat) / (ppl_ptq - ppl_fp)

@@ -8,6 +8,7 @@
 #include "export/gguf_export.h"
 #include "export/tensor_plan.h"
 #include "formats/gguf/gguf.h"
+#include "formats/quant/codecs.h"
 #include "formats/safetensors/safetensors.h"
 #include "formats/util/file_io.h"
 #include "gtest/gtest.h"
@@ -69,6 +70,37 @@ TEST_F(SafetensorsExportTest, WritesFakeQuantizedWeightsAndDropsQuantizerState) 
     EXPECT_EQ(std::memcmp(got->data(), want.data(), want.size() * sizeof(float)), 0);
   }
   EXPECT_EQ(dst->weights.tensors().size(), GgufTensorList(src->config).size());
+}
+
+// Learned q4_0 block scales: the float weights are the blocks the GGUF holds.
+TEST_F(SafetensorsExportTest, LearnedQ4_0ScalesAreApplied) {
+  testing::TinyModelOptions t;
+  t.recipe_json = testing::RecipeQ4_0Learned();
+  t.tokenizer_model = root_ + "/qat/tokenizer.model";
+  const std::string dir = root_ + "/q4l";
+  ASSERT_TRUE(testing::WriteTinyCheckpoint(dir, t).ok());
+  ASSERT_TRUE(testing::AddQuantState(dir, 4).ok());
+  SafetensorsExportOptions o;
+  o.model_dir = dir;
+  o.out = root_ + "/q4l-hf";
+  const absl::Status s = ExportSafetensors(o);
+  ASSERT_TRUE(s.ok()) << s;
+  const std::string g = ExportGgufOrDie(dir, root_ + "/q4l.gguf", "auto");
+  auto dst = OpenCheckpoint(o.out);
+  auto f = GgufFile::Open(g);
+  ASSERT_TRUE(dst.ok() && f.ok());
+  for (const char* name : {"model.layers.1.mlp.down_proj.weight", "model.embed_tokens.weight"}) {
+    SCOPED_TRACE(name);
+    const gguf::TensorInfo* ti =
+        f->FindTensor(std::string(name) == "model.embed_tokens.weight" ? "token_embd.weight" : "blk.1.ffn_down.weight");
+    ASSERT_NE(ti, nullptr);
+    ASSERT_EQ(ti->type, GgmlType::kQ4_0);
+    auto got = dst->weights.ReadFloat(name);
+    ASSERT_TRUE(got.ok());
+    std::vector<float> want(got->size());
+    DequantizeRow(GgmlType::kQ4_0, f->TensorData(*ti), want.data(), static_cast<int64_t>(want.size()));
+    EXPECT_EQ(std::memcmp(got->data(), want.data(), want.size() * sizeof(float)), 0);
+  }
 }
 
 // The block rules are idempotent: re-quantizing the fake-quantized F32

@@ -13,6 +13,12 @@ QATK_SKIP_SETUP=1 QATK_BUILD_DIR="$build" "$src/scripts/quickstart.sh" --fast --
 grep -q "base .*done (resumed)" "$out/resume.log" || fail "the base step was not resumed"
 grep -q "qat-mobile .*done (resumed)" "$out/resume.log" || fail "QAT mobile was not resumed"
 if grep -q "^\[compare\] qat-q4_0 .* train " "$out/resume.log"; then fail "QAT q4_0 ran again"; fi
+# The fast quickstart runs 2 QAT seeds: the second is a step of its own and
+# is reported inside its variant.
+grep -q "qat-q4_0-seed2 .*done (resumed)" "$out/resume.log" || fail "QAT q4_0 seed 2 was not resumed"
+grep -q '"recovered_seeds"' "$out/results.json" && grep -q 'qat-mobile-seed2.qmob' "$out/results.json" ||
+  fail "results.json lacks the second QAT seed"
+grep -q "recovered over seeds" "$out/results.md" || fail "results.md lacks the seed column"
 
 # A changed flag (--pretrain-steps): exit 1, naming the step and both argument lists.
 "$build/qat/qat" compare --config "$src/configs/models/tiny.json" --data "$src/data/brown" --out "$out" \

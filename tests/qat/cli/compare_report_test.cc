@@ -1,0 +1,104 @@
+// The compare report: the recovered fraction, its paired bootstrap interval,
+// and the spread over extra QAT seeds (--qat-seeds) in results.json / .md.
+#include "qat/cli/compare_report.h"
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "formats/util/file_io.h"
+#include "gtest/gtest.h"
+
+namespace qatk::cli {
+namespace {
+
+using json = nlohmann::json;
+
+// A variant whose chunk NLLs all equal log(ppl), so every bootstrap sample
+// gives the same recovered fraction.
+VariantResult Flat(const std::string& name, const std::string& method, double ppl, int seed = 0) {
+  VariantResult v;
+  v.name = name;
+  v.method = method;
+  v.format = "gguf";
+  v.file = name + ".gguf";
+  v.ppl_runtime = ppl;
+  v.chunk_nll.assign(20, std::log(ppl));
+  v.seed = seed;
+  return v;
+}
+
+TEST(CompareReportTest, RecoveredAndItsInterval) {
+  const VariantResult fp = Flat("fp", "fp", 100), ptq = Flat("ptq-x", "ptq", 110), qat = Flat("qat-x", "qat", 102);
+  const Recovered r = ComputeRecovered(fp, ptq, qat, 200, 1);
+  EXPECT_NEAR(r.value, 0.8, 1e-12);
+  EXPECT_NEAR(r.lo, 0.8, 1e-9);
+  EXPECT_NEAR(r.hi, 0.8, 1e-9);
+  VariantResult noisy = qat;
+  for (size_t i = 0; i < noisy.chunk_nll.size(); ++i) noisy.chunk_nll[i] += (i % 2 ? 0.01 : -0.01);
+  const Recovered n = ComputeRecovered(fp, ptq, noisy, 200, 1);
+  EXPECT_LT(n.lo, n.hi);
+  VariantResult short_nll = qat;
+  short_nll.chunk_nll.pop_back();
+  EXPECT_TRUE(std::isnan(ComputeRecovered(fp, ptq, short_nll, 200, 1).lo));
+}
+
+TEST(CompareReportTest, SeedSpreadSkipsNonFinite) {
+  const SeedSpread s = ComputeSeedSpread({0.7, NAN, 0.9, 0.8});
+  EXPECT_EQ(s.n, 3);
+  EXPECT_NEAR(s.mean, 0.8, 1e-12);
+  EXPECT_EQ(s.min, 0.7);
+  EXPECT_EQ(s.max, 0.9);
+  EXPECT_EQ(ComputeSeedSpread({}).n, 0);
+}
+
+TEST(CompareReportTest, ExtraSeedsAreReportedInsideTheirVariant) {
+  char tmpl[] = "/tmp/qatk_compare_report_XXXXXX";
+  const std::string dir = mkdtemp(tmpl);
+  const std::vector<VariantResult> results = {
+      Flat("fp", "fp", 100), Flat("ptq-x", "ptq", 110), Flat("qat-x", "qat", 102),
+      Flat("qat-x-seed2", "qat", 104, 2), Flat("qat-x-seed3", "qat", 101, 3)};
+  ReportOptions o;
+  o.out_dir = dir;
+  o.bootstrap = 50;
+  ASSERT_TRUE(WriteCompareReport(o, results).ok());
+  auto text = ReadFileToString(dir + "/results.json");
+  ASSERT_TRUE(text.ok());
+  const json j = json::parse(*text);
+  ASSERT_EQ(j["variants"].size(), 3u);  // the extra seeds are not rows
+  const json& q = j["variants"][2];
+  EXPECT_EQ(q["name"], "qat-x");
+  EXPECT_NEAR(q["recovered"].get<double>(), 0.8, 1e-12);
+  ASSERT_EQ(q["seeds"].size(), 3u);
+  EXPECT_EQ(q["seeds"][1]["seed"], 2);
+  EXPECT_NEAR(q["seeds"][1]["recovered"].get<double>(), 0.6, 1e-12);
+  EXPECT_EQ(q["recovered_seeds"]["n"], 3);
+  EXPECT_NEAR(q["recovered_seeds"]["mean"].get<double>(), (0.8 + 0.6 + 0.9) / 3, 1e-12);
+  EXPECT_NEAR(q["recovered_seeds"]["min"].get<double>(), 0.6, 1e-12);
+  EXPECT_NEAR(q["recovered_seeds"]["max"].get<double>(), 0.9, 1e-12);
+  auto md = ReadFileToString(dir + "/results.md");
+  ASSERT_TRUE(md.ok());
+  EXPECT_NE(md->find("recovered over seeds"), std::string::npos);
+  EXPECT_NE(md->find("76.7% [60.0%, 90.0%] (3)"), std::string::npos) << *md;
+  EXPECT_EQ(md->find("seed2"), std::string::npos);
+  std::system(("rm -rf " + dir).c_str());
+}
+
+TEST(CompareReportTest, OneSeedKeepsTheTableAsBefore) {
+  char tmpl[] = "/tmp/qatk_compare_report_XXXXXX";
+  const std::string dir = mkdtemp(tmpl);
+  ReportOptions o;
+  o.out_dir = dir;
+  o.bootstrap = 50;
+  ASSERT_TRUE(WriteCompareReport(o, {Flat("fp", "fp", 100), Flat("ptq-x", "ptq", 110), Flat("qat-x", "qat", 102)}).ok());
+  auto md = ReadFileToString(dir + "/results.md");
+  ASSERT_TRUE(md.ok());
+  EXPECT_EQ(md->find("over seeds"), std::string::npos);
+  auto text = ReadFileToString(dir + "/results.json");
+  ASSERT_TRUE(text.ok());
+  EXPECT_EQ(json::parse(*text)["variants"][2]["recovered_seeds"]["n"], 1);
+  std::system(("rm -rf " + dir).c_str());
+}
+
+}  // namespace
+}  // namespace qatk::cli
