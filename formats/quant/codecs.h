@@ -47,8 +47,8 @@ void Q4_0Codes(const float* x, uint8_t* q /*32*/, float* d_fp32);
 // q = clamp(trunc(x*id + 8.5f), 0, 15), and 0 where x*id + 8.5f is not
 // finite; stored d = fp16(d). With the d that Q4_0Codes derives, the codes
 // and bytes equal QuantizeBlockQ4_0's exactly (|x*id| <= 8 then, so the clamp
-// at 0 never acts). Any finite d is valid;
-// llama.cpp reads the block as it reads any Q4_0 block.
+// at 0 never acts). Any finite d is valid: llama.cpp reads the block as it
+// reads any Q4_0 block.
 void Q4_0CodesWithScale(const float* x, float d, uint8_t* q /*32*/);
 void QuantizeBlockQ4_0WithScale(const float* x, float d, BlockQ4_0* out);
 
