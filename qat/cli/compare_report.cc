@@ -101,11 +101,12 @@ absl::Status WriteCompareReport(const ReportOptions& o, const std::vector<Varian
     json seeds = json::array();
     std::vector<double> seed_rec;
     if (v.method == "qat" && fp && ptq) {
-      seeds.push_back({{"seed", o.seed}, {"ppl_runtime", NumOrNull(v.ppl_runtime)}, {"recovered", NumOrNull(rec.value)}});
+      seeds.push_back({{"seed", o.seed}, {"file", v.file}, {"ppl_runtime", NumOrNull(v.ppl_runtime)},
+                       {"recovered", NumOrNull(rec.value)}});
       seed_rec.push_back(rec.value);
       for (const VariantResult& s : results) {
         if (s.seed == 0 || s.name != absl::StrCat(v.name, "-seed", s.seed)) continue;
-        const double r = (ptq->ppl_runtime - s.ppl_runtime) / (ptq->ppl_runtime - fp->ppl_runtime);
+        const double r = ComputeRecovered(*fp, *ptq, s, /*resamples=*/0, 0).value;  // point value only
         seeds.push_back({{"seed", s.seed}, {"file", s.file}, {"ppl_runtime", NumOrNull(s.ppl_runtime)},
                          {"recovered", NumOrNull(r)}});
         seed_rec.push_back(r);
