@@ -85,7 +85,7 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(const Model& model, int
     s->embd_stage_.resize(B * E);
     s->logits_stage_.resize(size_t(B) * c.n_vocab);
   }
-  s->logits_host_ = s->logits_;
+  s->logits_host_ = o.host_memory() ? s->logits_ : s->logits_stage_.data();
   return s;
 }
 
@@ -131,13 +131,16 @@ void Session::EvalBatch(const int32_t* tokens, int n, bool all_logits) {
     }
   }
   if (embd != x_) ops_->Upload(embd, size_t(n) * E, x_);
-  for (int il = 0; il < c.n_layer; ++il) Layer(il, n);
   const int first = all_logits ? 0 : n - 1;
   const int m = n - first;
-  ops_->RmsNorm(x_ + size_t(first) * E, model_.output_norm.data(), m, E, c.rms_eps, xn_);
-  ops_->MatMul(model_.output, xn_, m, logits_);
   const size_t nl = size_t(m) * c.n_vocab;
-  if (c.final_softcap > 0) ops_->Softcap(logits_, int64_t(nl), c.final_softcap);
+  if (!ops_->BeginStep(n_past_, n)) {
+    for (int il = 0; il < c.n_layer; ++il) Layer(il, n);
+    ops_->RmsNorm(x_ + size_t(first) * E, model_.output_norm.data(), m, E, c.rms_eps, xn_);
+    ops_->MatMul(model_.output, xn_, m, logits_);
+    if (c.final_softcap > 0) ops_->Softcap(logits_, int64_t(nl), c.final_softcap);
+    ops_->EndStep();
+  }
   logits_host_ = ops_->ToHost(logits_, nl, logits_stage_.data());
   n_past_ += n;
 }

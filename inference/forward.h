@@ -62,6 +62,12 @@ class Ops {
   virtual void Add(float* x, const float* y, int64_t n) = 0;
   // x[n] = cap * tanh(x / cap).
   virtual void Softcap(float* x, int64_t n, float cap) = 0;
+  // One Eval batch of n tokens at positions pos0.. (embeddings already
+  // uploaded). A backend that recorded an earlier step of the same shape
+  // may replay it and return true: the caller then skips to the logits.
+  // Otherwise the caller issues the step's ops and then calls EndStep.
+  virtual bool BeginStep(int pos0, int n) { return false; }
+  virtual void EndStep() {}
   virtual void MatMul(const QMatrix& w, const float* x, int n, float* y) = 0;
   // y[n, dim] = x / sqrt(mean(x^2) + eps) * w (in place allowed).
   virtual void RmsNorm(const float* x, const float* w, int n, int dim, float eps, float* y) = 0;

@@ -56,8 +56,11 @@ if [[ "${1:-}" == "--prepare" ]]; then
   exit 0
 fi
 
+# $OUT keeps the summary and a few logs (the device tool returns <= 8 files);
+# step scratch goes to $work.
 out="${OUT:-$here/gpu-check-out}"
-mkdir -p "$out"
+work="${TMPDIR:-/tmp}/qatk-gpu-check"
+mkdir -p "$out" "$work"
 export LD_LIBRARY_PATH="$bin_dir/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 run="$bin_dir/qat-run"
 md="$out/gpu_check.md"
@@ -94,11 +97,11 @@ for m in fp.gguf ptq-q4_0.gguf qat-q4_0.gguf qat-mobile.qmob; do
   f="$bin_dir/models/$m"
   [[ -f "$f" ]] || continue
   cpu=$("$run" perplexity --model "$f" --file "$bin_dir/models/test.txt" --ctx 256 --threads "$threads" --json 2>/dev/null | tail -1)
-  gpu=$("$run" perplexity --model "$f" --file "$bin_dir/models/test.txt" --ctx 256 --device cuda --json 2>"$out/ppl_$m.err" | tail -1)
+  gpu=$("$run" perplexity --model "$f" --file "$bin_dir/models/test.txt" --ctx 256 --device cuda --json 2>"$work/ppl_$m.err" | tail -1)
   pc=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["ppl"])' "$cpu" 2>/dev/null)
   pg=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["ppl"])' "$gpu" 2>/dev/null)
   if [[ -z "$pc" || -z "$pg" ]]; then
-    fail "perplexity $m"; cat "$out/ppl_$m.err"
+    fail "perplexity $m"; cat "$work/ppl_$m.err"
     echo "| $m | ${pc:-error} | ${pg:-error} | |" >>"$md"
     continue
   fi
@@ -119,25 +122,35 @@ if "$bin_dir/synth_gguf" "$big" --config "$bin_dir/models/1b.json" --type q4_0 -
     echo "| device | prefill 512 tok/s | decode tok/s | copy bandwidth GB/s | decode bound tok/s | decode / bound |"
     echo "|---|---:|---:|---:|---:|---:|"
   } >>"$md"
-  if "$run" bench --model "$big" --device cuda --prompt-tokens 512 --gen-tokens 256 --reps 3 --read-bw --json >"$out/bench_1b_cuda.json" 2>"$out/bench_1b_cuda.err"; then
-    cat "$out/bench_1b_cuda.err"
-    python3 - "$out/bench_1b_cuda.json" >>"$md" <<'EOF'
+  if "$run" bench --model "$big" --device cuda --prompt-tokens 512 --gen-tokens 256 --reps 3 --read-bw --json >"$work/bench_1b_cuda.json" 2>"$work/bench_1b_cuda.err"; then
+    cat "$work/bench_1b_cuda.err"
+    python3 - "$work/bench_1b_cuda.json" >>"$md" <<'EOF'
 import json, sys
 b = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
 print(f"| cuda | {b['prefill_tps']:.0f} | {b['decode_tps']:.1f} | {b['read_gbps']:.0f} | {b['bw_limit_tps']:.0f} | {100*b['bw_fraction']:.0f}% |")
 EOF
   else
-    fail "bench 1B cuda"; cat "$out/bench_1b_cuda.err"
+    fail "bench 1B cuda"; cat "$work/bench_1b_cuda.err"
   fi
-  if "$run" bench --model "$big" --threads "$threads" --prompt-tokens 64 --gen-tokens 16 --reps 1 --read-bw --json >"$out/bench_1b_cpu.json" 2>"$out/bench_1b_cpu.err"; then
-    cat "$out/bench_1b_cpu.err"
-    python3 - "$out/bench_1b_cpu.json" "$threads" >>"$md" <<'EOF'
+  if QATK_CUDA_GRAPHS=0 "$run" bench --model "$big" --device cuda --prompt-tokens 512 --gen-tokens 256 --reps 3 --read-bw --json >"$work/bench_1b_cuda_nograph.json" 2>"$work/bench_1b_cuda_nograph.err"; then
+    cat "$work/bench_1b_cuda_nograph.err"
+    python3 - "$work/bench_1b_cuda_nograph.json" >>"$md" <<'EOF'
+import json, sys
+b = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+print(f"| cuda, no graphs (QATK_CUDA_GRAPHS=0) | {b['prefill_tps']:.0f} | {b['decode_tps']:.1f} | {b['read_gbps']:.0f} | {b['bw_limit_tps']:.0f} | {100*b['bw_fraction']:.0f}% |")
+EOF
+  else
+    fail "bench 1B cuda without graphs"; cat "$work/bench_1b_cuda_nograph.err"
+  fi
+  if "$run" bench --model "$big" --threads "$threads" --prompt-tokens 64 --gen-tokens 16 --reps 1 --read-bw --json >"$work/bench_1b_cpu.json" 2>"$work/bench_1b_cpu.err"; then
+    cat "$work/bench_1b_cpu.err"
+    python3 - "$work/bench_1b_cpu.json" "$threads" >>"$md" <<'EOF'
 import json, sys
 b = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
 print(f"| cpu, {sys.argv[2]} threads (prefill 64) | {b['prefill_tps']:.0f} | {b['decode_tps']:.1f} | {b['read_gbps']:.0f} (read) | {b['bw_limit_tps']:.0f} | {100*b['bw_fraction']:.0f}% |")
 EOF
   else
-    fail "bench 1B cpu"; cat "$out/bench_1b_cpu.err"
+    fail "bench 1B cpu"; cat "$work/bench_1b_cpu.err"
   fi
   rm -f "$big"
 else
@@ -145,15 +158,15 @@ else
 fi
 
 step "4. MatMul kernels: GB/s on the 1B shapes"
-if "$bin_dir/cuda_kernel_bench" --json "$out/kernels.json" | tee "$out/kernels.md"; then
-  { echo; echo "## MatMul kernels (cuda_kernel_bench)"; echo; cat "$out/kernels.md"; } >>"$md"
+if "$bin_dir/cuda_kernel_bench" --json "$out/kernels.json" | tee "$work/kernels.md"; then
+  { echo; echo "## MatMul kernels (cuda_kernel_bench)"; echo; cat "$work/kernels.md"; } >>"$md"
 else
   fail "cuda_kernel_bench"
 fi
 
 if [[ -x "$here/scripts/gpu_train_check.sh" ]]; then
   step "5. QAT training on CUDA vs CPU"
-  if "$here/scripts/gpu_train_check.sh" 2>&1 | tee "$out/train_check.log"; then
+  if "$here/scripts/gpu_train_check.sh" 2>&1 | tee "$work/train_check.log"; then
     [[ -f "$out/train_check.md" ]] && { echo; cat "$out/train_check.md"; } >>"$md"
   else
     fail "gpu_train_check"
@@ -161,6 +174,7 @@ if [[ -x "$here/scripts/gpu_train_check.sh" ]]; then
   fi
 fi
 
+cat "$work"/bench_1b_*.json >"$out/bench_1b.jsonl" 2>/dev/null
 step "summary ($md)"
 cat "$md"
 if ((${#failed[@]})); then

@@ -322,27 +322,36 @@ __global__ void MatVecIntKernel(DevMatrix w, const int8_t* aq, const float* ad, 
   int iacc[kMaxDecodeTokens];
 #pragma unroll
   for (int t = 0; t < kMaxDecodeTokens; ++t) acc[t] = 0.0f, iacc[t] = 0;
-  for (int64_t kb = lane; kb < nb; kb += kWarp) {
-    int q[8];
-    float dw;
-    DecodeInt32<T>(w, r, kb, q, &dw);
+  // Two blocks per lane per step, both loaded before any math: twice the
+  // bytes in flight per warp (rows of 2048 Q4_0 columns are 2 steps).
+  for (int64_t kb0 = lane; kb0 < nb; kb0 += 2 * kWarp) {
+    int q[2][8];
+    float dw[2];
+    const bool second = kb0 + kWarp < nb;
+    DecodeInt32<T>(w, r, kb0, q[0], &dw[0]);
+    if (second) DecodeInt32<T>(w, r, kb0 + kWarp, q[1], &dw[1]);
 #pragma unroll
-    for (int t = 0; t < kMaxDecodeTokens; ++t) {
-      if (t >= n) break;
-      const int4* a = reinterpret_cast<const int4*>(aq + t * a_stride + kb * 32);
-      const int4 a0 = a[0], a1 = a[1];
-      int s = __dp4a(q[0], a0.x, 0);
-      s = __dp4a(q[1], a0.y, s);
-      s = __dp4a(q[2], a0.z, s);
-      s = __dp4a(q[3], a0.w, s);
-      s = __dp4a(q[4], a1.x, s);
-      s = __dp4a(q[5], a1.y, s);
-      s = __dp4a(q[6], a1.z, s);
-      s = __dp4a(q[7], a1.w, s);
-      if constexpr (kIntAcc) {
-        iacc[t] += s;
-      } else {
-        acc[t] += static_cast<float>(s) * (dw * ad[t * (a_stride / 32) + kb]);
+    for (int u = 0; u < 2; ++u) {
+      if (u == 1 && !second) break;
+      const int64_t kb = kb0 + u * kWarp;
+#pragma unroll
+      for (int t = 0; t < kMaxDecodeTokens; ++t) {
+        if (t >= n) break;
+        const int4* a = reinterpret_cast<const int4*>(aq + t * a_stride + kb * 32);
+        const int4 a0 = a[0], a1 = a[1];
+        int s = __dp4a(q[u][0], a0.x, 0);
+        s = __dp4a(q[u][1], a0.y, s);
+        s = __dp4a(q[u][2], a0.z, s);
+        s = __dp4a(q[u][3], a0.w, s);
+        s = __dp4a(q[u][4], a1.x, s);
+        s = __dp4a(q[u][5], a1.y, s);
+        s = __dp4a(q[u][6], a1.z, s);
+        s = __dp4a(q[u][7], a1.w, s);
+        if constexpr (kIntAcc) {
+          iacc[t] += s;
+        } else {
+          acc[t] += static_cast<float>(s) * (dw[u] * ad[t * (a_stride / 32) + kb]);
+        }
       }
     }
   }
@@ -543,7 +552,8 @@ __global__ void RmsNormKernel(const float* x, const float* w, int dim, float eps
   for (int i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = xr[i] * s * w[i];
 }
 
-__global__ void RopeKernel(float* x, int T, int n_heads, int D, int pos0, float base, bool neox) {
+__global__ void RopeKernel(float* x, int T, int n_heads, int D, const int* pos, float base, bool neox) {
+  const int pos0 = *pos;
   const int half = D / 2;
   const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= int64_t(T) * half * n_heads) return;
@@ -588,9 +598,10 @@ struct KvLayout {
   bool even = false;
 };
 
-// Row t of x [T, row_elems] into the cache at position pos0 + t. One warp
+// Row t of x [T, row_elems] into the cache at position *pos + t. One warp
 // per 32 elements (the Q8_0 block of kQ8_0).
-__global__ void StoreKvKernel(const float* x, int T, int pos0, KvLayout c, uint8_t* cache) {
+__global__ void StoreKvKernel(const float* x, int T, const int* pos, KvLayout c, uint8_t* cache) {
+  const int pos0 = *pos;
   const int64_t blk = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
   const int lane = threadIdx.x % kWarp;
   const int64_t blocks_per_row = (c.row_elems + 31) / 32;
@@ -648,12 +659,12 @@ constexpr int kMaxHeadDimPerLane = 8;  // head_dim <= 256
 // each warp walks every kAttnWarps-th cached position with an online
 // softmax; the warps' partial results are merged at the end.
 __global__ void __launch_bounds__(kAttnWarps * kWarp)
-    AttentionKernel(const float* q, int T, int H, int group, int D, int pos0, int window,
+    AttentionKernel(const float* q, int T, int H, int group, int D, const int* pos, int window,
                     float attn_scale, KvLayout kc, KvLayout vc, const uint8_t* kcache,
                     const uint8_t* vcache, float* out) {
   const int t = blockIdx.x / H, h = blockIdx.x % H, kvh = h / group;
   const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
-  const int p = pos0 + t;
+  const int p = *pos + t;
   const int lo = window > 0 ? max(0, p - window + 1) : 0;
   const float* qh = q + (int64_t(t) * H + h) * D;
   float qv[kMaxHeadDimPerLane], o[kMaxHeadDimPerLane];
@@ -714,6 +725,7 @@ struct ActScratch {
   int8_t* q = nullptr;
   float* d = nullptr;
   size_t q_bytes = 0, d_count = 0;
+  int generation = 0;  // bumped when the buffers move (recorded steps are then stale)
   ~ActScratch() {
     cudaFree(q);
     cudaFree(d);
@@ -723,70 +735,74 @@ struct ActScratch {
       QATK_CUDA_CHECK(cudaFree(q));
       QATK_CUDA_CHECK(cudaMalloc(&q, qb));
       q_bytes = qb;
+      ++generation;
     }
     if (dc > d_count) {
       QATK_CUDA_CHECK(cudaFree(d));
       QATK_CUDA_CHECK(cudaMalloc(&d, std::max<size_t>(dc, 1) * sizeof(float)));
       d_count = dc;
+      ++generation;
     }
   }
 };
 
 template <WType T, bool kIntAcc>
 void LaunchInt(const DevMatrix& w, const int8_t* aq, const float* ad, int64_t a_stride, int n,
-               float* y) {
+               float* y, cudaStream_t st) {
   if (n <= kMaxDecodeTokens) {
-    MatVecIntKernel<T, kIntAcc><<<Blocks(w.rows * kWarp, 128), 128>>>(w, aq, ad, a_stride, n, y, w.rows);
+    MatVecIntKernel<T, kIntAcc><<<Blocks(w.rows * kWarp, 128), 128, 0, st>>>(w, aq, ad, a_stride, n,
+                                                                             y, w.rows);
   } else {
     const dim3 grid(Blocks(w.rows, kTile), Blocks(n, kTile));
-    MatMulIntTileKernel<T, kIntAcc><<<grid, 256>>>(w, aq, ad, a_stride, n, y, w.rows);
+    MatMulIntTileKernel<T, kIntAcc><<<grid, 256, 0, st>>>(w, aq, ad, a_stride, n, y, w.rows);
   }
   QATK_CUDA_LAUNCHED();
 }
 
 template <WType T>
-void LaunchFloat(const DevMatrix& w, const float* x, int n, float* y) {
+void LaunchFloat(const DevMatrix& w, const float* x, int n, float* y, cudaStream_t st) {
   if (n <= kMaxDecodeTokens) {
-    MatVecFloatKernel<T><<<Blocks(w.rows * kWarp, 128), 128>>>(w, x, n, y, w.rows);
+    MatVecFloatKernel<T><<<Blocks(w.rows * kWarp, 128), 128, 0, st>>>(w, x, n, y, w.rows);
   } else {
     const dim3 grid(Blocks(w.rows, kTile), Blocks(n, kTile));
-    MatMulFloatTileKernel<T><<<grid, 256>>>(w, x, n, y, w.rows);
+    MatMulFloatTileKernel<T><<<grid, 256, 0, st>>>(w, x, n, y, w.rows);
   }
   QATK_CUDA_LAUNCHED();
 }
 
 // y [n, rows] = x [n, cols] W^T, all pointers on the device.
-void DeviceMatMul(const DevMatrix& w, const float* x, int n, float* y, ActScratch& s) {
+void DeviceMatMul(const DevMatrix& w, const float* x, int n, float* y, ActScratch& s,
+                  cudaStream_t st) {
   if (IsQ8ActType(w.type)) {
     const int64_t nblk = int64_t(n) * (w.cols / 32);
     s.Reserve(size_t(n) * w.cols, size_t(nblk));
-    QuantizeQ8Kernel<<<Blocks(nblk * kWarp, 256), 256>>>(x, w.cols, nblk, s.q, s.d);
+    QuantizeQ8Kernel<<<Blocks(nblk * kWarp, 256), 256, 0, st>>>(x, w.cols, nblk, s.q, s.d);
     QATK_CUDA_LAUNCHED();
     switch (w.type) {
-      case WType::kQ8_0: LaunchInt<WType::kQ8_0, false>(w, s.q, s.d, w.cols, n, y); return;
-      case WType::kQ4_0: LaunchInt<WType::kQ4_0, false>(w, s.q, s.d, w.cols, n, y); return;
-      default: LaunchInt<WType::kQ2_0, false>(w, s.q, s.d, w.cols, n, y); return;
+      case WType::kQ8_0: LaunchInt<WType::kQ8_0, false>(w, s.q, s.d, w.cols, n, y, st); return;
+      case WType::kQ4_0: LaunchInt<WType::kQ4_0, false>(w, s.q, s.d, w.cols, n, y, st); return;
+      default: LaunchInt<WType::kQ2_0, false>(w, s.q, s.d, w.cols, n, y, st); return;
     }
   }
   if (IsIntChannel(w.type) && w.act_scale > 0.0f) {
     const int64_t stride = (w.cols + 31) / 32 * 32;
     s.Reserve(size_t(n) * stride, 1);
-    QuantizeStaticKernel<<<Blocks(n * stride, 256), 256>>>(x, w.cols, stride, n, 1.0f / w.act_scale,
-                                                           w.act_lo, w.act_hi, w.act_even, s.q);
+    QuantizeStaticKernel<<<Blocks(n * stride, 256), 256, 0, st>>>(
+        x, w.cols, stride, n, 1.0f / w.act_scale, w.act_lo, w.act_hi, w.act_even, s.q);
     QATK_CUDA_LAUNCHED();
     switch (w.type) {
-      case WType::kInt8Channel: LaunchInt<WType::kInt8Channel, true>(w, s.q, s.d, stride, n, y); return;
-      case WType::kInt4Channel: LaunchInt<WType::kInt4Channel, true>(w, s.q, s.d, stride, n, y); return;
-      default: LaunchInt<WType::kInt2Channel, true>(w, s.q, s.d, stride, n, y); return;
+      case WType::kInt8Channel: LaunchInt<WType::kInt8Channel, true>(w, s.q, s.d, stride, n, y, st); return;
+      case WType::kInt4Channel: LaunchInt<WType::kInt4Channel, true>(w, s.q, s.d, stride, n, y, st); return;
+      default: LaunchInt<WType::kInt2Channel, true>(w, s.q, s.d, stride, n, y, st); return;
     }
   }
   switch (w.type) {
-    case WType::kF32: LaunchFloat<WType::kF32>(w, x, n, y); return;
-    case WType::kF16: LaunchFloat<WType::kF16>(w, x, n, y); return;
-    case WType::kBF16: LaunchFloat<WType::kBF16>(w, x, n, y); return;
-    case WType::kInt8Channel: LaunchFloat<WType::kInt8Channel>(w, x, n, y); return;
-    case WType::kInt4Channel: LaunchFloat<WType::kInt4Channel>(w, x, n, y); return;
-    default: LaunchFloat<WType::kInt2Channel>(w, x, n, y); return;
+    case WType::kF32: LaunchFloat<WType::kF32>(w, x, n, y, st); return;
+    case WType::kF16: LaunchFloat<WType::kF16>(w, x, n, y, st); return;
+    case WType::kBF16: LaunchFloat<WType::kBF16>(w, x, n, y, st); return;
+    case WType::kInt8Channel: LaunchFloat<WType::kInt8Channel>(w, x, n, y, st); return;
+    case WType::kInt4Channel: LaunchFloat<WType::kInt4Channel>(w, x, n, y, st); return;
+    default: LaunchFloat<WType::kInt2Channel>(w, x, n, y, st); return;
   }
 }
 
@@ -808,21 +824,38 @@ class CudaOps final : public Ops {
       v_scale_ = kv.v_scale;
     }
     n_ctx_ = kv.n_ctx;
+    const char* g = std::getenv("QATK_CUDA_GRAPHS");
+    graphs_ = !(g != nullptr && std::string(g) == "0");
   }
 
   ~CudaOps() override {
+    if (exec_ != nullptr) cudaGraphExecDestroy(exec_);
+    if (stream_ != nullptr) cudaStreamDestroy(stream_);
+    cudaFreeHost(pos_host_);
     for (void* p : allocs_) cudaFree(p);
   }
 
-  absl::Status Init() {
+  // max_cols: the widest activation row a MatMul will see (scratch is sized
+  // once so that recorded steps keep valid addresses).
+  absl::Status Init(int max_batch, int64_t max_cols) {
+    QATK_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    QATK_CUDA_RETURN_IF_ERROR(cudaMallocHost(&pos_host_, sizeof(int)));
+    void* p = nullptr;
+    QATK_CUDA_RETURN_IF_ERROR(cudaMalloc(&p, sizeof(int)));
+    allocs_.push_back(p);
+    pos_dev_ = static_cast<int*>(p);
+    QATK_CUDA_RETURN_IF_ERROR(cudaMemset(pos_dev_, 0, sizeof(int)));
     for (int il = 0; il < c_.n_layer; ++il) {
       for (auto* cache : {&kcache_, &vcache_}) {
-        void* p = nullptr;
         QATK_CUDA_RETURN_IF_ERROR(cudaMalloc(&p, kv_.row_bytes * n_ctx_));
         QATK_CUDA_RETURN_IF_ERROR(cudaMemset(p, 0, kv_.row_bytes * n_ctx_));
         allocs_.push_back(p);
         cache->push_back(static_cast<uint8_t*>(p));
       }
+    }
+    if (max_cols > 0) {
+      const int64_t padded = (max_cols + 31) / 32 * 32;
+      scratch_.Reserve(size_t(max_batch) * padded, size_t(max_batch) * padded / 32);
     }
     return absl::OkStatus();
   }
@@ -835,20 +868,52 @@ class CudaOps final : public Ops {
     return static_cast<float*>(p);
   }
   void Upload(const float* host, size_t n, float* dst) override {
-    QATK_CUDA_CHECK(cudaMemcpy(dst, host, n * sizeof(float), cudaMemcpyHostToDevice));
+    // Pageable source: returns once the bytes are staged, in stream order.
+    QATK_CUDA_CHECK(cudaMemcpyAsync(dst, host, n * sizeof(float), cudaMemcpyHostToDevice, stream_));
   }
   const float* ToHost(const float* src, size_t n, float* staging) override {
-    QATK_CUDA_CHECK(cudaMemcpy(staging, src, n * sizeof(float), cudaMemcpyDeviceToHost));
+    QATK_CUDA_CHECK(cudaMemcpyAsync(staging, src, n * sizeof(float), cudaMemcpyDeviceToHost, stream_));
+    QATK_CUDA_CHECK(cudaStreamSynchronize(stream_));
     return staging;
   }
   bool host_memory() const override { return false; }
 
+  // Single-token steps are recorded once as a CUDA graph and replayed: one
+  // launch per token instead of ~30 per layer. The position is the only
+  // thing that changes between steps, and the kernels read it from device
+  // memory (pos_dev_), written before the replay.
+  bool BeginStep(int pos0, int n) override {
+    SetPos(pos0);
+    if (!graphs_ || n != 1) return false;
+    if (exec_ != nullptr && graph_generation_ != scratch_.generation) {
+      QATK_CUDA_CHECK(cudaGraphExecDestroy(exec_));
+      exec_ = nullptr;
+    }
+    if (exec_ != nullptr) {
+      QATK_CUDA_CHECK(cudaGraphLaunch(exec_, stream_));
+      return true;
+    }
+    QATK_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    capturing_ = true;
+    return false;
+  }
+  void EndStep() override {
+    if (!capturing_) return;
+    capturing_ = false;
+    cudaGraph_t graph = nullptr;
+    QATK_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+    QATK_CUDA_CHECK(cudaGraphInstantiate(&exec_, graph, 0));
+    graph_generation_ = scratch_.generation;
+    QATK_CUDA_CHECK(cudaGraphDestroy(graph));
+    QATK_CUDA_CHECK(cudaGraphLaunch(exec_, stream_));
+  }
+
   void Add(float* x, const float* y, int64_t n) override {
-    AddKernel<<<Blocks(n, 256), 256>>>(x, y, n);
+    AddKernel<<<Blocks(n, 256), 256, 0, stream_>>>(x, y, n);
     QATK_CUDA_LAUNCHED();
   }
   void Softcap(float* x, int64_t n, float cap) override {
-    SoftcapKernel<<<Blocks(n, 256), 256>>>(x, n, cap);
+    SoftcapKernel<<<Blocks(n, 256), 256, 0, stream_>>>(x, n, cap);
     QATK_CUDA_LAUNCHED();
   }
 
@@ -858,22 +923,24 @@ class CudaOps final : public Ops {
       std::fprintf(stderr, "CUDA backend: %s\n", std::string(d.status().message()).c_str());
       std::abort();
     }
-    DeviceMatMul(**d, x, n, y, scratch_);
+    DeviceMatMul(**d, x, n, y, scratch_, stream_);
   }
 
   void RmsNorm(const float* x, const float* w, int n, int dim, float eps, float* y) override {
-    RmsNormKernel<<<n, 256>>>(x, DeviceVector(w, dim), dim, eps, y);
+    RmsNormKernel<<<n, 256, 0, stream_>>>(x, DeviceVector(w, dim), dim, eps, y);
     QATK_CUDA_LAUNCHED();
   }
 
   void Rope(float* x, int T, int n_heads, int D, int pos0, float base, bool neox) override {
-    RopeKernel<<<Blocks(int64_t(T) * n_heads * (D / 2), 256), 256>>>(x, T, n_heads, D, pos0, base,
-                                                                     neox);
+    SetPos(pos0);
+    RopeKernel<<<Blocks(int64_t(T) * n_heads * (D / 2), 256), 256, 0, stream_>>>(
+        x, T, n_heads, D, pos_dev_, base, neox);
     QATK_CUDA_LAUNCHED();
   }
 
   void Attention(const float* q, const float* k, const float* v, int T, int pos0, int layer,
                  int window, KvCache&, float* out) override {
+    SetPos(pos0);
     KvLayout kc = kv_, vc = kv_;
     if (kv_.type == KvType::kInt8) {
       kc.scale = k_scale_[layer];
@@ -882,22 +949,32 @@ class CudaOps final : public Ops {
       vc.inv = vc.scale != 0.0f ? 1.0f / vc.scale : 0.0f;
     }
     const int64_t blocks = int64_t(T) * ((kv_.row_elems + 31) / 32);
-    StoreKvKernel<<<Blocks(blocks * kWarp, 256), 256>>>(k, T, pos0, kc, kcache_[layer]);
+    StoreKvKernel<<<Blocks(blocks * kWarp, 256), 256, 0, stream_>>>(k, T, pos_dev_, kc, kcache_[layer]);
     QATK_CUDA_LAUNCHED();
-    StoreKvKernel<<<Blocks(blocks * kWarp, 256), 256>>>(v, T, pos0, vc, vcache_[layer]);
+    StoreKvKernel<<<Blocks(blocks * kWarp, 256), 256, 0, stream_>>>(v, T, pos_dev_, vc, vcache_[layer]);
     QATK_CUDA_LAUNCHED();
-    AttentionKernel<<<T * c_.n_head, kAttnWarps * kWarp>>>(
-        q, T, c_.n_head, c_.n_head / c_.n_head_kv, c_.head_dim, pos0, window, c_.attn_scale, kc,
-        vc, kcache_[layer], vcache_[layer], out);
+    AttentionKernel<<<T * c_.n_head, kAttnWarps * kWarp, 0, stream_>>>(
+        q, T, c_.n_head, c_.n_head / c_.n_head_kv, c_.head_dim, pos_dev_, window, c_.attn_scale,
+        kc, vc, kcache_[layer], vcache_[layer], out);
     QATK_CUDA_LAUNCHED();
   }
 
   void GatedAct(float* g, const float* u, int64_t n, bool gelu) override {
-    GatedActKernel<<<Blocks(n, 256), 256>>>(g, u, n, gelu);
+    GatedActKernel<<<Blocks(n, 256), 256, 0, stream_>>>(g, u, n, gelu);
     QATK_CUDA_LAUNCHED();
   }
 
  private:
+  // The device copy of the position the kernels read. Outside a recording
+  // only: the pinned source is rewritten after the stream has drained.
+  void SetPos(int pos0) {
+    if (pos0 == pos_) return;
+    QATK_CUDA_CHECK(cudaStreamSynchronize(stream_));
+    *pos_host_ = pos0;
+    QATK_CUDA_CHECK(cudaMemcpyAsync(pos_dev_, pos_host_, sizeof(int), cudaMemcpyHostToDevice, stream_));
+    pos_ = pos0;
+  }
+
   const float* DeviceVector(const float* host, int n) {
     auto d = weights_->Vector(host, n);
     if (!d.ok()) {
@@ -915,6 +992,14 @@ class CudaOps final : public Ops {
   std::vector<uint8_t*> kcache_, vcache_;
   std::vector<void*> allocs_;
   ActScratch scratch_;
+  cudaStream_t stream_ = nullptr;
+  int* pos_host_ = nullptr;  // pinned
+  int* pos_dev_ = nullptr;
+  int pos_ = 0;              // value last written to pos_dev_ (memset 0)
+  bool graphs_ = true;
+  bool capturing_ = false;
+  cudaGraphExec_t exec_ = nullptr;
+  int graph_generation_ = 0;
 };
 
 absl::Status UploadModel(const Model& m, DeviceWeights& dw) {
@@ -985,9 +1070,13 @@ absl::StatusOr<std::unique_ptr<Ops>> MakeCudaOps(const Model* model, const Model
   } else {
     weights = std::make_shared<DeviceWeights>();
   }
-  (void)max_batch;
+  int64_t max_cols = 0;
+  if (model != nullptr) {
+    max_cols = std::max<int64_t>({config.n_embd, int64_t(config.n_head) * config.head_dim,
+                                  config.n_ff});
+  }
   auto ops = std::make_unique<CudaOps>(config, kv, std::move(weights));
-  if (auto s = ops->Init(); !s.ok()) return s;
+  if (auto s = ops->Init(std::max(1, max_batch), max_cols); !s.ok()) return s;
   return std::unique_ptr<Ops>(std::move(ops));
 }
 
@@ -1042,14 +1131,14 @@ absl::StatusOr<CudaMatMulTiming> CudaTimeMatMul(const std::vector<QMatrix>& ws, 
   QATK_CUDA_RETURN_IF_ERROR(cudaMalloc(&y, size_t(n) * max_rows * sizeof(float)));
   QATK_CUDA_RETURN_IF_ERROR(cudaMemcpy(x, hx.data(), hx.size() * sizeof(float), cudaMemcpyHostToDevice));
   ActScratch scratch;
-  for (const DevMatrix* m : mats) DeviceMatMul(*m, x, n, y, scratch);  // warm-up
+  for (const DevMatrix* m : mats) DeviceMatMul(*m, x, n, y, scratch, 0);  // warm-up
   cudaEvent_t e0, e1;
   cudaEventCreate(&e0);
   cudaEventCreate(&e1);
   std::vector<double> per;
   for (int rep = 0; rep < reps; ++rep) {
     cudaEventRecord(e0);
-    for (const DevMatrix* m : mats) DeviceMatMul(*m, x, n, y, scratch);
+    for (const DevMatrix* m : mats) DeviceMatMul(*m, x, n, y, scratch, 0);
     cudaEventRecord(e1);
     cudaEventSynchronize(e1);
     float ms = 0;

@@ -6,6 +6,7 @@
 #include "inference/cuda/cuda_ops.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 #include <string>
@@ -342,8 +343,13 @@ TEST(CudaOpsTest, AttentionMatchesTheCpuForEveryKvType) {
 
 // --- Whole sessions. -------------------------------------------------------
 
-TEST(CudaOpsTest, SessionLogitsMatchTheCpu) {
+// Graphs on: the first single-token step is recorded, later ones replayed
+// with a new position each time. Off: every step issues its kernels.
+class CudaSessionTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(CudaSessionTest, SessionLogitsMatchTheCpu) {
   SKIP_WITHOUT_GPU();
+  setenv("QATK_CUDA_GRAPHS", GetParam(), 1);
   for (const std::string arch : {"llama", "gemma3"}) {
     const std::string path = testing::WriteTinyModel(arch);
     auto cpu_model = LoadModel(path);
@@ -366,7 +372,7 @@ TEST(CudaOpsTest, SessionLogitsMatchTheCpu) {
       for (float v : la) scale = std::max(scale, double(std::fabs(v)));
       ASSERT_GT(scale, 1e-3);
       ExpectClose(lb, la, 1e-3, scale, absl::StrCat(arch, " prefill kv ", int(kv)));
-      for (int32_t t : {4, 200, 31}) {
+      for (int32_t t : {4, 200, 31, 7, 150}) {
         ASSERT_TRUE((*a)->Eval(&t, 1, false).ok());
         ASSERT_TRUE((*b)->Eval(&t, 1, false).ok());
         ExpectClose(std::vector<float>((*b)->logits(), (*b)->logits() + V),
@@ -376,6 +382,8 @@ TEST(CudaOpsTest, SessionLogitsMatchTheCpu) {
     }
   }
 }
+
+INSTANTIATE_TEST_SUITE_P(Graphs, CudaSessionTest, ::testing::Values("1", "0"));
 
 }  // namespace
 }  // namespace qatk::inference
