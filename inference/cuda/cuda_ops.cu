@@ -49,11 +49,20 @@ constexpr int kWarp = 32;
 // ---------------------------------------------------------------------------
 // Weights on the device.
 
+// Q8_0 / Q4_0 / Q2_0 are split at upload into the block codes and the
+// block scales, so that a lane reads one 32-element unit's codes with one
+// aligned vector load (the file's 34- and 18-byte blocks are only 2-byte
+// aligned):
+//   data    [rows][cols / 32][U] code bytes of each 32 elements, as in the
+//           file (U = 32 Q8_0, 16 Q4_0, 8 Q2_0: one half of a 64-block)
+//   scales  [rows][blocks] fp16 block scales (Q2_0: one per 64 elements)
+// Other types keep the file's layout in `data`.
 struct DevMatrix {
   WType type = WType::kF32;
   int64_t rows = 0, cols = 0;
   size_t row_bytes = 0;
-  const uint8_t* data = nullptr;     // device, file layout
+  const uint8_t* data = nullptr;     // device (split codes for the Q8 act types, see above)
+  const uint16_t* scales = nullptr;  // device fp16 block scales (Q8_0 / Q4_0 / Q2_0)
   const float* row_scales = nullptr; // device (int channel types)
   float act_scale = 0.0f;            // > 0: int8 activations (int channel types)
   int act_lo = 0, act_hi = 0;        // code range of the activation quantizer
@@ -108,9 +117,34 @@ class DeviceWeights {
     d.row_bytes = w.row_bytes;
     void* p = nullptr;
     const size_t bytes = static_cast<size_t>(w.rows) * w.row_bytes;
-    QATK_CUDA_RETURN_IF_ERROR(cudaMalloc(&p, std::max<size_t>(bytes, 16)));
-    allocs_.push_back(p);
-    QATK_CUDA_RETURN_IF_ERROR(cudaMemcpy(p, w.data, bytes, cudaMemcpyHostToDevice));
+    if (IsQ8ActType(w.type)) {
+      // Split codes and scales (see DevMatrix).
+      const bool q2 = w.type == WType::kQ2_0;
+      const size_t block_bytes = q2 ? sizeof(BlockQ2_0) : w.type == WType::kQ4_0 ? sizeof(BlockQ4_0)
+                                                                               : sizeof(BlockQ8_0);
+      const int64_t blocks = w.cols / (q2 ? 64 : 32);
+      const size_t code_bytes = block_bytes - 2;
+      std::vector<uint8_t> codes(size_t(w.rows) * blocks * code_bytes);
+      std::vector<uint16_t> sc(size_t(w.rows) * blocks);
+      const uint8_t* src = static_cast<const uint8_t*>(w.data);
+      for (int64_t i = 0; i < w.rows * blocks; ++i) {
+        const uint8_t* b = src + (i / blocks) * w.row_bytes + (i % blocks) * block_bytes;
+        std::memcpy(&sc[i], b, 2);
+        std::memcpy(&codes[i * code_bytes], b + 2, code_bytes);
+      }
+      void* ps = nullptr;
+      QATK_CUDA_RETURN_IF_ERROR(cudaMalloc(&p, std::max<size_t>(codes.size(), 16)));
+      allocs_.push_back(p);
+      QATK_CUDA_RETURN_IF_ERROR(cudaMalloc(&ps, std::max<size_t>(sc.size() * 2, 16)));
+      allocs_.push_back(ps);
+      QATK_CUDA_RETURN_IF_ERROR(cudaMemcpy(p, codes.data(), codes.size(), cudaMemcpyHostToDevice));
+      QATK_CUDA_RETURN_IF_ERROR(cudaMemcpy(ps, sc.data(), sc.size() * 2, cudaMemcpyHostToDevice));
+      d.scales = static_cast<const uint16_t*>(ps);
+    } else {
+      QATK_CUDA_RETURN_IF_ERROR(cudaMalloc(&p, std::max<size_t>(bytes, 16)));
+      allocs_.push_back(p);
+      QATK_CUDA_RETURN_IF_ERROR(cudaMemcpy(p, w.data, bytes, cudaMemcpyHostToDevice));
+    }
     d.data = static_cast<const uint8_t*>(p);
     if (IsIntChannel(w.type)) {
       void* s = nullptr;
@@ -166,10 +200,6 @@ __device__ __forceinline__ float HalfBits(uint16_t h) { return __half2float(__us
 __device__ __forceinline__ uint16_t Load16(const uint8_t* p) {
   return *reinterpret_cast<const uint16_t*>(p);  // every block field is 2-byte aligned
 }
-// Bytes p[0..3] as one int (p 2-byte aligned).
-__device__ __forceinline__ uint32_t Load32From16(const uint8_t* p) {
-  return uint32_t(Load16(p)) | (uint32_t(Load16(p + 2)) << 16);
-}
 // Four 2-bit codes of one byte as int8x4 of (code - 1).
 __device__ __forceinline__ int Expand2Bit(uint32_t b) {
   const uint32_t e = (b & 3u) | ((b >> 2) & 3u) << 8 | ((b >> 4) & 3u) << 16 | ((b >> 6) & 3u) << 24;
@@ -196,32 +226,32 @@ __device__ __forceinline__ int IntCodeAt(WType t, const uint8_t* row, int64_t k)
 template <WType T>
 __device__ __forceinline__ void DecodeInt32(const DevMatrix& w, int64_t r, int64_t kb, int q[8],
                                             float* scale) {
-  const uint8_t* row = w.data + r * w.row_bytes;
+  const int64_t units = w.cols / 32;  // 32-element units per row (GGUF types)
   if constexpr (T == WType::kQ8_0) {
-    const uint8_t* b = row + kb * sizeof(BlockQ8_0);
-    *scale = HalfBits(Load16(b));
-#pragma unroll
-    for (int i = 0; i < 8; ++i) q[i] = static_cast<int>(Load32From16(b + 2 + 4 * i));
+    const int4* c = reinterpret_cast<const int4*>(w.data + (r * units + kb) * 32);
+    const int4 a = c[0], b = c[1];
+    q[0] = a.x, q[1] = a.y, q[2] = a.z, q[3] = a.w, q[4] = b.x, q[5] = b.y, q[6] = b.z, q[7] = b.w;
+    *scale = HalfBits(w.scales[r * units + kb]);
   } else if constexpr (T == WType::kQ4_0) {
-    const uint8_t* b = row + kb * sizeof(BlockQ4_0);
-    *scale = HalfBits(Load16(b));
+    const int4 v = *reinterpret_cast<const int4*>(w.data + (r * units + kb) * 16);
+    const uint32_t vv[4] = {uint32_t(v.x), uint32_t(v.y), uint32_t(v.z), uint32_t(v.w)};
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      const uint32_t v = Load32From16(b + 2 + 4 * i);
-      q[i] = static_cast<int>(__vsubss4(v & 0x0F0F0F0Fu, 0x08080808u));
-      q[4 + i] = static_cast<int>(__vsubss4((v >> 4) & 0x0F0F0F0Fu, 0x08080808u));
+      q[i] = static_cast<int>(__vsubss4(vv[i] & 0x0F0F0F0Fu, 0x08080808u));
+      q[4 + i] = static_cast<int>(__vsubss4((vv[i] >> 4) & 0x0F0F0F0Fu, 0x08080808u));
     }
+    *scale = HalfBits(w.scales[r * units + kb]);
   } else if constexpr (T == WType::kQ2_0) {
-    const uint8_t* b = row + (kb / 2) * sizeof(BlockQ2_0);
-    *scale = HalfBits(Load16(b));
-    const uint8_t* qs = b + 2 + 8 * (kb % 2);
+    const int2 v = *reinterpret_cast<const int2*>(w.data + (r * units + kb) * 8);
+    const uint32_t vv[2] = {uint32_t(v.x), uint32_t(v.y)};
 #pragma unroll
-    for (int i = 0; i < 4; ++i) {
-      const uint32_t v = Load16(qs + 2 * i);
-      q[2 * i] = Expand2Bit(v & 0xffu);
-      q[2 * i + 1] = Expand2Bit(v >> 8);
+    for (int i = 0; i < 2; ++i) {
+#pragma unroll
+      for (int j = 0; j < 4; ++j) q[4 * i + j] = Expand2Bit((vv[i] >> (8 * j)) & 0xffu);
     }
+    *scale = HalfBits(w.scales[r * (units / 2) + kb / 2]);
   } else {
+    const uint8_t* row = w.data + r * w.row_bytes;
     *scale = 1.0f;
     const int64_t k0 = kb * 32;
     if (k0 + 32 <= w.cols) {
@@ -655,17 +685,25 @@ __device__ __forceinline__ float KvAt(const KvLayout& c, const uint8_t* row, int
 constexpr int kAttnWarps = 4;
 constexpr int kMaxHeadDimPerLane = 8;  // head_dim <= 256
 
-// out [T, H*D] for token t = blockIdx.x / H, query head h = blockIdx.x % H:
-// each warp walks every kAttnWarps-th cached position with an online
-// softmax; the warps' partial results are merged at the end.
+// Attention of token t = blockIdx.x / H, query head h = blockIdx.x % H
+// over its cached positions lo..p, split in gridDim.y equal ranges (split
+// s = blockIdx.y; the ranges follow the position read from device memory,
+// so a recorded step stays right as the context grows). Each warp walks
+// every kAttnWarps-th position of its range with an online softmax and the
+// warps are merged. One split: out [T, H*D] directly. Several: the range's
+// (max, sum, unnormalized output) go to part [T*H, splits, D + 2] for
+// AttentionCombineKernel.
 __global__ void __launch_bounds__(kAttnWarps * kWarp)
     AttentionKernel(const float* q, int T, int H, int group, int D, const int* pos, int window,
                     float attn_scale, KvLayout kc, KvLayout vc, const uint8_t* kcache,
-                    const uint8_t* vcache, float* out) {
+                    const uint8_t* vcache, float* part, float* out) {
   const int t = blockIdx.x / H, h = blockIdx.x % H, kvh = h / group;
+  const int split = blockIdx.y, n_split = gridDim.y;
   const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
   const int p = *pos + t;
   const int lo = window > 0 ? max(0, p - window + 1) : 0;
+  const int len = (p - lo + n_split) / n_split;  // ceil((p - lo + 1) / n_split)
+  const int j0 = lo + split * len, j1 = min(p, j0 + len - 1);
   const float* qh = q + (int64_t(t) * H + h) * D;
   float qv[kMaxHeadDimPerLane], o[kMaxHeadDimPerLane];
   const int per_lane = (D + kWarp - 1) / kWarp;
@@ -676,7 +714,7 @@ __global__ void __launch_bounds__(kAttnWarps * kWarp)
     o[i] = 0.0f;
   }
   float m = -INFINITY, l = 0.0f;
-  for (int j = lo + warp; j <= p; j += kAttnWarps) {
+  for (int j = j0 + warp; j <= j1; j += kAttnWarps) {
     const uint8_t* krow = kcache + int64_t(j) * kc.row_bytes;
     float s = 0.0f;
 #pragma unroll
@@ -706,14 +744,46 @@ __global__ void __launch_bounds__(kAttnWarps * kWarp)
   for (int w = 0; w < kAttnWarps; ++w) mm = fmaxf(mm, sm[w]);
   float denom = 0.0f;
   for (int w = 0; w < kAttnWarps; ++w) denom += sm[w] == -INFINITY ? 0.0f : sl[w] * expf(sm[w] - mm);
+  const int64_t th = int64_t(t) * H + h;
+  float* pr = part + (th * n_split + split) * (D + 2);
+  if (n_split > 1 && threadIdx.x == 0) pr[0] = mm, pr[1] = denom;
   for (int e = threadIdx.x; e < D; e += blockDim.x) {
     float num = 0.0f;
     for (int w = 0; w < kAttnWarps; ++w) {
       if (sm[w] != -INFINITY) num += so[w][e] * expf(sm[w] - mm);
     }
-    out[(int64_t(t) * H + h) * D + e] = num / denom;
+    if (n_split > 1) {
+      pr[2 + e] = num;
+    } else {
+      out[th * D + e] = num / denom;
+    }
   }
 }
+
+// out [T, H*D] from the splits' partial results (block per token and head).
+__global__ void AttentionCombineKernel(const float* part, int n_split, int D, float* out) {
+  const int64_t th = blockIdx.x;
+  const float* pr = part + th * n_split * (D + 2);
+  float mm = -INFINITY;
+  for (int s = 0; s < n_split; ++s) mm = fmaxf(mm, pr[s * (D + 2)]);
+  float denom = 0.0f;
+  for (int s = 0; s < n_split; ++s) {
+    const float ms = pr[s * (D + 2)];
+    if (ms != -INFINITY) denom += pr[s * (D + 2) + 1] * expf(ms - mm);
+  }
+  for (int e = threadIdx.x; e < D; e += blockDim.x) {
+    float num = 0.0f;
+    for (int s = 0; s < n_split; ++s) {
+      const float ms = pr[s * (D + 2)];
+      if (ms != -INFINITY) num += pr[s * (D + 2) + 2 + e] * expf(ms - mm);
+    }
+    out[th * D + e] = num / denom;
+  }
+}
+
+// Blocks of (token, head) pairs below which attention splits the positions.
+constexpr int kAttnTargetBlocks = 512;
+constexpr int kAttnMinSplitLen = 16;
 
 int Blocks(int64_t n, int threads) { return static_cast<int>((n + threads - 1) / threads); }
 
@@ -770,14 +840,29 @@ void LaunchFloat(const DevMatrix& w, const float* x, int n, float* y, cudaStream
   QATK_CUDA_LAUNCHED();
 }
 
-// y [n, rows] = x [n, cols] W^T, all pointers on the device.
-void DeviceMatMul(const DevMatrix& w, const float* x, int n, float* y, ActScratch& s,
-                  cudaStream_t st) {
+// Activations of the int paths, prepared in s: Q8_0 blocks (Q8_0/Q4_0/Q2_0)
+// or static int8 codes (int channel types with an activation scale). No-op
+// for the float path.
+void PrepareActivations(const DevMatrix& w, const float* x, int n, ActScratch& s, cudaStream_t st) {
   if (IsQ8ActType(w.type)) {
     const int64_t nblk = int64_t(n) * (w.cols / 32);
     s.Reserve(size_t(n) * w.cols, size_t(nblk));
     QuantizeQ8Kernel<<<Blocks(nblk * kWarp, 256), 256, 0, st>>>(x, w.cols, nblk, s.q, s.d);
     QATK_CUDA_LAUNCHED();
+  } else if (IsIntChannel(w.type) && w.act_scale > 0.0f) {
+    const int64_t stride = (w.cols + 31) / 32 * 32;
+    s.Reserve(size_t(n) * stride, 1);
+    QuantizeStaticKernel<<<Blocks(n * stride, 256), 256, 0, st>>>(
+        x, w.cols, stride, n, 1.0f / w.act_scale, w.act_lo, w.act_hi, w.act_even, s.q);
+    QATK_CUDA_LAUNCHED();
+  }
+}
+
+// The product itself, reading what PrepareActivations left in s (int
+// paths) or x (float path).
+void LaunchMatMul(const DevMatrix& w, const float* x, int n, float* y, const ActScratch& s,
+                  cudaStream_t st) {
+  if (IsQ8ActType(w.type)) {
     switch (w.type) {
       case WType::kQ8_0: LaunchInt<WType::kQ8_0, false>(w, s.q, s.d, w.cols, n, y, st); return;
       case WType::kQ4_0: LaunchInt<WType::kQ4_0, false>(w, s.q, s.d, w.cols, n, y, st); return;
@@ -786,10 +871,6 @@ void DeviceMatMul(const DevMatrix& w, const float* x, int n, float* y, ActScratc
   }
   if (IsIntChannel(w.type) && w.act_scale > 0.0f) {
     const int64_t stride = (w.cols + 31) / 32 * 32;
-    s.Reserve(size_t(n) * stride, 1);
-    QuantizeStaticKernel<<<Blocks(n * stride, 256), 256, 0, st>>>(
-        x, w.cols, stride, n, 1.0f / w.act_scale, w.act_lo, w.act_hi, w.act_even, s.q);
-    QATK_CUDA_LAUNCHED();
     switch (w.type) {
       case WType::kInt8Channel: LaunchInt<WType::kInt8Channel, true>(w, s.q, s.d, stride, n, y, st); return;
       case WType::kInt4Channel: LaunchInt<WType::kInt4Channel, true>(w, s.q, s.d, stride, n, y, st); return;
@@ -804,6 +885,13 @@ void DeviceMatMul(const DevMatrix& w, const float* x, int n, float* y, ActScratc
     case WType::kInt4Channel: LaunchFloat<WType::kInt4Channel>(w, x, n, y, st); return;
     default: LaunchFloat<WType::kInt2Channel>(w, x, n, y, st); return;
   }
+}
+
+// y [n, rows] = x [n, cols] W^T, all pointers on the device.
+void DeviceMatMul(const DevMatrix& w, const float* x, int n, float* y, ActScratch& s,
+                  cudaStream_t st) {
+  PrepareActivations(w, x, n, s, st);
+  LaunchMatMul(w, x, n, y, s, st);
 }
 
 // ---------------------------------------------------------------------------
@@ -853,6 +941,11 @@ class CudaOps final : public Ops {
         cache->push_back(static_cast<uint8_t*>(p));
       }
     }
+    // Partial attention results: < 2 * kAttnTargetBlocks (token, head, split) triples.
+    QATK_CUDA_RETURN_IF_ERROR(
+        cudaMalloc(&p, size_t(2 * kAttnTargetBlocks) * (c_.head_dim + 2) * sizeof(float)));
+    allocs_.push_back(p);
+    attn_part_ = static_cast<float*>(p);
     if (max_cols > 0) {
       const int64_t padded = (max_cols + 31) / 32 * 32;
       scratch_.Reserve(size_t(max_batch) * padded, size_t(max_batch) * padded / 32);
@@ -953,10 +1046,24 @@ class CudaOps final : public Ops {
     QATK_CUDA_LAUNCHED();
     StoreKvKernel<<<Blocks(blocks * kWarp, 256), 256, 0, stream_>>>(v, T, pos_dev_, vc, vcache_[layer]);
     QATK_CUDA_LAUNCHED();
-    AttentionKernel<<<T * c_.n_head, kAttnWarps * kWarp, 0, stream_>>>(
+    // Split the positions when there are too few (token, head) blocks to
+    // fill the GPU (decode): by the most positions this cache can hold, so
+    // a recorded step keeps enough splits as the context grows.
+    const int th = T * c_.n_head;
+    const int max_pos = window > 0 ? std::min(window, n_ctx_) : n_ctx_;
+    int n_split = 1;
+    if (th < kAttnTargetBlocks) {
+      n_split = std::min((kAttnTargetBlocks + th - 1) / th,
+                         std::max(1, max_pos / kAttnMinSplitLen));
+    }
+    AttentionKernel<<<dim3(th, n_split), kAttnWarps * kWarp, 0, stream_>>>(
         q, T, c_.n_head, c_.n_head / c_.n_head_kv, c_.head_dim, pos_dev_, window, c_.attn_scale,
-        kc, vc, kcache_[layer], vcache_[layer], out);
+        kc, vc, kcache_[layer], vcache_[layer], attn_part_, out);
     QATK_CUDA_LAUNCHED();
+    if (n_split > 1) {
+      AttentionCombineKernel<<<th, 128, 0, stream_>>>(attn_part_, n_split, c_.head_dim, out);
+      QATK_CUDA_LAUNCHED();
+    }
   }
 
   void GatedAct(float* g, const float* u, int64_t n, bool gelu) override {
@@ -992,6 +1099,7 @@ class CudaOps final : public Ops {
   std::vector<uint8_t*> kcache_, vcache_;
   std::vector<void*> allocs_;
   ActScratch scratch_;
+  float* attn_part_ = nullptr;
   cudaStream_t stream_ = nullptr;
   int* pos_host_ = nullptr;  // pinned
   int* pos_dev_ = nullptr;
@@ -1107,39 +1215,60 @@ absl::StatusOr<double> CudaCopyBandwidth(size_t bytes) {
   return best;
 }
 
-absl::StatusOr<CudaMatMulTiming> CudaTimeMatMul(const std::vector<QMatrix>& ws, int n, int reps) {
+absl::StatusOr<CudaMatMulTiming> CudaTimeMatMul(const std::vector<QMatrix>& ws, int n, int reps,
+                                                bool include_prepare) {
   if (auto s = CudaAvailable(); !s.ok()) return s;
   if (ws.empty() || n < 1 || reps < 1) return absl::InvalidArgumentError("CudaTimeMatMul: empty set");
+  for (const QMatrix& w : ws) {
+    if (w.type != ws[0].type || w.cols != ws[0].cols) {
+      return absl::InvalidArgumentError("CudaTimeMatMul: one type and column count per set");
+    }
+  }
   DeviceWeights dw;
   std::vector<const DevMatrix*> mats;
-  int64_t max_cols = 0, max_rows = 0;
+  int64_t max_rows = 0;
   double bytes = 0;
   for (const QMatrix& w : ws) {
     auto d = dw.Upload(w, "bench matrix");
     if (!d.ok()) return d.status();
     mats.push_back(*d);
-    max_cols = std::max(max_cols, w.cols);
     max_rows = std::max(max_rows, w.rows);
     bytes += double(w.rows) * w.row_bytes;
   }
-  std::vector<float> hx(size_t(n) * max_cols);
+  const int64_t cols = ws[0].cols;
+  std::vector<float> hx(size_t(n) * cols);
   std::mt19937 rng(7);
   std::normal_distribution<float> nd(0.0f, 1.0f);
   for (float& v : hx) v = nd(rng);
   float *x = nullptr, *y = nullptr;
+  cudaStream_t st = nullptr;
+  QATK_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
   QATK_CUDA_RETURN_IF_ERROR(cudaMalloc(&x, hx.size() * sizeof(float)));
   QATK_CUDA_RETURN_IF_ERROR(cudaMalloc(&y, size_t(n) * max_rows * sizeof(float)));
   QATK_CUDA_RETURN_IF_ERROR(cudaMemcpy(x, hx.data(), hx.size() * sizeof(float), cudaMemcpyHostToDevice));
   ActScratch scratch;
-  for (const DevMatrix* m : mats) DeviceMatMul(*m, x, n, y, scratch, 0);  // warm-up
+  PrepareActivations(*mats[0], x, n, scratch, st);  // sizes the scratch before recording
+  QATK_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(st));
+  // One graph over the whole set: the GPU runs the products back to back,
+  // without the host's launch cost between them.
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  QATK_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+  for (const DevMatrix* m : mats) {
+    if (include_prepare) PrepareActivations(*m, x, n, scratch, st);
+    LaunchMatMul(*m, x, n, y, scratch, st);
+  }
+  QATK_CUDA_RETURN_IF_ERROR(cudaStreamEndCapture(st, &graph));
+  QATK_CUDA_RETURN_IF_ERROR(cudaGraphInstantiate(&exec, graph, 0));
+  QATK_CUDA_RETURN_IF_ERROR(cudaGraphLaunch(exec, st));  // warm-up
   cudaEvent_t e0, e1;
   cudaEventCreate(&e0);
   cudaEventCreate(&e1);
   std::vector<double> per;
   for (int rep = 0; rep < reps; ++rep) {
-    cudaEventRecord(e0);
-    for (const DevMatrix* m : mats) DeviceMatMul(*m, x, n, y, scratch, 0);
-    cudaEventRecord(e1);
+    cudaEventRecord(e0, st);
+    cudaGraphLaunch(exec, st);
+    cudaEventRecord(e1, st);
     cudaEventSynchronize(e1);
     float ms = 0;
     cudaEventElapsedTime(&ms, e0, e1);
@@ -1147,6 +1276,9 @@ absl::StatusOr<CudaMatMulTiming> CudaTimeMatMul(const std::vector<QMatrix>& ws, 
   }
   cudaEventDestroy(e0);
   cudaEventDestroy(e1);
+  cudaGraphExecDestroy(exec);
+  cudaGraphDestroy(graph);
+  cudaStreamDestroy(st);
   cudaFree(x);
   cudaFree(y);
   QATK_CUDA_RETURN_IF_ERROR(cudaGetLastError());

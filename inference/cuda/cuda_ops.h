@@ -1,8 +1,10 @@
 // The CUDA backend of the runtime (issue #8): Ops on one GPU.
 //
-// Weights: each QMatrix (and norm vector) is copied to device memory once,
-// in the file's layout, on first use; a model's copies live with the model
-// (Model::device_weights) and are shared by its sessions. The KV cache and
+// Weights: each QMatrix (and norm vector) is copied to device memory once;
+// a model's copies are made when its first session starts, live with the
+// model (Model::device_weights) and are shared by its sessions. Q8_0, Q4_0
+// and Q2_0 blocks are split into codes and fp16 scales on the way (aligned
+// vector loads; same values); other types keep the file's layout. The KV cache and
 // the activations stay on the device; per token only the embedding rows go
 // up and the logits come down.
 //
@@ -61,10 +63,15 @@ struct CudaMatMulTiming {
   double seconds = 0;       // per product, median of the timed reps
   double weight_bytes = 0;  // bytes of weights read per product
 };
-// Times MatMul of each matrix of `ws` in turn (so the set can exceed the L2
-// cache) with n tokens of random activations; `reps` passes over the set.
-// Returns the per-product time averaged over the set.
-absl::StatusOr<CudaMatMulTiming> CudaTimeMatMul(const std::vector<QMatrix>& ws, int n, int reps);
+// Times MatMul of each matrix of `ws` (one type and column count) in turn,
+// so the set can exceed the L2 cache, with n tokens of random activations:
+// the products are recorded as one CUDA graph and replayed `reps` times
+// (no host launch cost between them). include_prepare: each product also
+// quantizes its activations (as in the forward pass); else they are
+// prepared once and only the product kernels are timed. Returns the
+// per-product time (median over reps, averaged over the set).
+absl::StatusOr<CudaMatMulTiming> CudaTimeMatMul(const std::vector<QMatrix>& ws, int n, int reps,
+                                                bool include_prepare);
 
 }  // namespace qatk::inference
 

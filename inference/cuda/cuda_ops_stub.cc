@@ -18,7 +18,7 @@ absl::StatusOr<std::unique_ptr<Ops>> MakeCudaOps(const Model*, const ModelConfig
   return NotBuilt();
 }
 absl::StatusOr<double> CudaCopyBandwidth(size_t) { return NotBuilt(); }
-absl::StatusOr<CudaMatMulTiming> CudaTimeMatMul(const std::vector<QMatrix>&, int, int) {
+absl::StatusOr<CudaMatMulTiming> CudaTimeMatMul(const std::vector<QMatrix>&, int, int, bool) {
   return NotBuilt();
 }
 

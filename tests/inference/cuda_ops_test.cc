@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <cstdio>
 #include <cstring>
 #include <random>
 #include <string>
@@ -82,6 +83,29 @@ float* Put(Ops& o, const std::vector<float>& v) {
   float* d = o.Alloc(v.size());
   o.Upload(v.data(), v.size(), d);
   return d;
+}
+
+// Logits of two implementations that quantize activations to Q8_0 blocks
+// (the GGUF types) can differ by one code where a value sits on a rounding
+// boundary; one code moves a logit by up to max|w| * d (~1e-2 here). So:
+// almost all elements within tol * (|b| + scale), none beyond 0.05 * scale,
+// and the mean error below tol * scale. A wrong kernel fails all three.
+void ExpectLogitsClose(const std::vector<float>& a, const std::vector<float>& b, double tol,
+                       double scale, const std::string& what) {
+  ASSERT_EQ(a.size(), b.size()) << what;
+  size_t loose = 0;
+  double max_err = 0, sum_err = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double e = std::fabs(double(a[i]) - b[i]);
+    max_err = std::max(max_err, e);
+    sum_err += e;
+    loose += !(e <= tol * (std::fabs(b[i]) + scale));
+  }
+  std::printf("%s: max |err| %.3g, mean %.3g, %zu of %zu beyond %.0e (scale %.3g)\n", what.c_str(),
+              max_err, sum_err / a.size(), loose, a.size(), tol, scale);
+  EXPECT_LE(loose, a.size() / 50) << what;
+  EXPECT_LE(max_err, 0.05 * scale) << what;
+  EXPECT_LE(sum_err / a.size(), tol * scale) << what;
 }
 
 // |a - b| <= tol * (|b| + scale) elementwise.
@@ -168,7 +192,23 @@ TestMatrix IntMatrix(std::mt19937& rng, WType type, int64_t rows, int64_t cols, 
   return t;
 }
 
-// y = x W^T by the CPU scalar reference kernel and by CUDA.
+// Row r of w as fp32 (int channel types: code * row scale).
+std::vector<float> DequantRow(const QMatrix& w, int64_t r) {
+  std::vector<float> out(w.cols);
+  const int per = CodesPerByte(w.type);
+  if (per > 0) {
+    for (int64_t k = 0; k < w.cols; ++k) out[k] = CodeAt(w.type, w.Row(r), k) * w.row_scales[r];
+  } else {
+    DequantizeMatrixRow(w, r, out.data());
+  }
+  return out;
+}
+
+// y = x W^T by the CPU scalar reference kernel and by CUDA. tol == 0: equal
+// bit for bit. Else |cuda - cpu| <= tol * sum_k |w_rk x_tk|: both sum the
+// same products (the same int sums per block for quantized activations) in
+// a different order, so they differ by a few ulps of the magnitude sum; a
+// wrong element or block moves y by about |w x| per element.
 void CompareMatMul(const QMatrix& w, int n, std::mt19937& rng, double tol, const std::string& what) {
   const std::vector<float> x = RandomVector(rng, size_t(n) * w.cols);
   ThreadPool pool(2);
@@ -181,14 +221,22 @@ void CompareMatMul(const QMatrix& w, int n, std::mt19937& rng, double tol, const
   float* dy = (*ops)->Alloc(size_t(n) * w.rows);
   (*ops)->MatMul(w, dx, n, dy);
   const std::vector<float> got = Read(**ops, dy, size_t(n) * w.rows);
-  double scale = 0;
-  for (float v : ref) scale = std::max(scale, double(std::fabs(v)));
-  if (tol == 0) {
-    for (size_t i = 0; i < got.size(); ++i) {
-      ASSERT_EQ(got[i], ref[i]) << what << " n=" << n << " [" << i << "]";
+  int bad = 0;
+  for (int64_t r = 0; r < w.rows; ++r) {
+    const std::vector<float> wr = DequantRow(w, r);
+    for (int t = 0; t < n; ++t) {
+      const size_t i = size_t(t) * w.rows + r;
+      if (tol == 0) {
+        ASSERT_EQ(got[i], ref[i]) << what << " n=" << n << " row " << r << " token " << t;
+        continue;
+      }
+      double mag = 0;
+      for (int64_t k = 0; k < w.cols; ++k) mag += std::fabs(double(wr[k]) * x[size_t(t) * w.cols + k]);
+      if (!(std::fabs(double(got[i]) - ref[i]) <= tol * mag) && ++bad <= 5) {
+        ADD_FAILURE() << what << " n=" << n << " row " << r << " token " << t << ": cuda " << got[i]
+                      << " cpu " << ref[i] << " (sum |w x| " << mag << ")";
+      }
     }
-  } else {
-    ExpectClose(got, ref, tol, 1e-2 * scale, absl::StrCat(what, " n=", n));
   }
 }
 
@@ -204,7 +252,7 @@ TEST(CudaOpsTest, GgufTypesMatchTheReferenceKernel) {
     for (int n : kTokenCounts) {
       // Same Q8_0 activation codes, same int sums per block; only the fp32
       // summation order across blocks differs.
-      CompareMatMul(t.m, n, rng, 1e-5, Traits(type).name);
+      CompareMatMul(t.m, n, rng, 4e-6, Traits(type).name);
     }
   }
 }
@@ -219,7 +267,7 @@ TEST(CudaOpsTest, IntChannelTypesMatchTheReferenceKernel) {
       TestMatrix a = IntMatrix(rng, type, 70, cols, 0.05f);
       for (int n : kTokenCounts) CompareMatMul(a.m, n, rng, 0, absl::StrCat(WTypeName(type), " act"));
       TestMatrix b = IntMatrix(rng, type, 70, cols, 0.0f);  // weight-only: fp32 activations
-      for (int n : kTokenCounts) CompareMatMul(b.m, n, rng, 1e-5, WTypeName(type));
+      for (int n : kTokenCounts) CompareMatMul(b.m, n, rng, 4e-6, WTypeName(type));
     }
   }
 }
@@ -320,7 +368,7 @@ TEST(CudaOpsTest, AttentionMatchesTheCpuForEveryKvType) {
   const int H = c.n_head, D = c.head_dim, kvw = c.n_head_kv * D;
   for (KvType kv : {KvType::kF32, KvType::kF16, KvType::kInt8, KvType::kQ8_0}) {
     for (int window : {0, 4}) {
-      OpsPair p = MakePair(c, kv, 32, pool);
+      OpsPair p = MakePair(c, kv, 128, pool);  // up to 8 position splits, some empty
       ASSERT_NE(p.gpu, nullptr);
       std::mt19937 rng(5);
       // A 9-token prefill, then 3 single-token steps, in layer 1.
@@ -371,13 +419,13 @@ TEST_P(CudaSessionTest, SessionLogitsMatchTheCpu) {
       double scale = 0;
       for (float v : la) scale = std::max(scale, double(std::fabs(v)));
       ASSERT_GT(scale, 1e-3);
-      ExpectClose(lb, la, 1e-3, scale, absl::StrCat(arch, " prefill kv ", int(kv)));
+      ExpectLogitsClose(lb, la, 1e-3, scale, absl::StrCat(arch, " prefill kv ", int(kv)));
       for (int32_t t : {4, 200, 31, 7, 150}) {
         ASSERT_TRUE((*a)->Eval(&t, 1, false).ok());
         ASSERT_TRUE((*b)->Eval(&t, 1, false).ok());
-        ExpectClose(std::vector<float>((*b)->logits(), (*b)->logits() + V),
-                    std::vector<float>((*a)->logits(), (*a)->logits() + V), 1e-3, scale,
-                    absl::StrCat(arch, " decode kv ", int(kv)));
+        ExpectLogitsClose(std::vector<float>((*b)->logits(), (*b)->logits() + V),
+                          std::vector<float>((*a)->logits(), (*a)->logits() + V), 1e-3, scale,
+                          absl::StrCat(arch, " decode kv ", int(kv), " token ", t));
       }
     }
   }
