@@ -430,7 +430,8 @@ class FakeQuantCudaTest : public FakeQuantTest {
   }
 };
 
-torch::Tensor Cuda(const torch::Tensor& t) { return t.to(torch::kCUDA); }
+// A CUDA copy, a leaf (t must not require grad, or the copy would not be one).
+torch::Tensor Cuda(const torch::Tensor& t) { return t.detach().to(torch::kCUDA); }
 
 // |got - want| <= 1e-5 * abs_terms + 1e-7 elementwise; abs_terms: the sum of
 // the absolute terms behind each element (shape of want).
@@ -494,7 +495,7 @@ TEST_F(FakeQuantCudaTest, Q4_0LearnedScalesMatchCpu) {
   const torch::Tensor r = torch::randn({8, 128});
   torch::Tensor gx[2], gd[2], y[2];
   for (int cuda = 0; cuda < 2; ++cuda) {
-    auto dev = [&](const torch::Tensor& t) { return cuda ? Cuda(t) : t; };
+    auto dev = [&](const torch::Tensor& t) { return cuda ? Cuda(t) : t.detach().clone(); };  // leaves
     torch::Tensor x = dev(x0).requires_grad_(true), d = dev(d0).requires_grad_(true);
     y[cuda] = FakeQuantQ4_0Lsq(x, d, 0.5);
     (y[cuda] * dev(r)).sum().backward();
@@ -562,7 +563,7 @@ TEST_F(FakeQuantCudaTest, StaticActivationsMatchCpu) {
       const torch::Tensor r = torch::randn({2, 5, 64});
       torch::Tensor y[2], gx[2], yl[2], gxl[2], gsl[2];
       for (int cuda = 0; cuda < 2; ++cuda) {
-        auto dev = [&](const torch::Tensor& t) { return cuda ? Cuda(t) : t; };
+        auto dev = [&](const torch::Tensor& t) { return cuda ? Cuda(t) : t.detach().clone(); };  // leaves
         torch::Tensor x = dev(x0).requires_grad_(true);
         y[cuda] = FakeQuantFixedScale(x, dev(s0), spec);
         (y[cuda] * dev(r)).sum().backward();
@@ -601,7 +602,7 @@ TEST_F(FakeQuantCudaTest, LsqGradientsMatchCpuKernel) {
         const double g = 1.0 / std::sqrt(static_cast<double>(x0.numel()) * spec.Qp());
         torch::Tensor y[2], gx[2], gs[2];
         for (int cuda = 0; cuda < 2; ++cuda) {
-          auto dev = [&](const torch::Tensor& t) { return cuda ? Cuda(t) : t; };
+          auto dev = [&](const torch::Tensor& t) { return cuda ? Cuda(t) : t.detach().clone(); };  // leaves
           torch::Tensor x = dev(x0).requires_grad_(true), s = dev(s0).requires_grad_(true);
           y[cuda] = FakeQuantLsq(x, StoreScaleSte(s, spec), spec, g);
           (y[cuda] * dev(r)).sum().backward();
