@@ -110,6 +110,9 @@ fi
 nvcc="$(command -v nvcc || { [[ -x /usr/local/cuda/bin/nvcc ]] && echo /usr/local/cuda/bin/nvcc; } || true)"
 cc_cap="$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader 2>/dev/null | head -1 | tr -d ' ')"
 gpu_line="$(nvidia-smi -L 2>/dev/null | head -1)"
+# A GPU is visible: then CUDA tests that skip, or a qat that sees no CUDA
+# device, are failures (e.g. libtorch_cuda not linked), not skips.
+gpu_visible=0; [[ -n "$gpu_line" || "$gpu_name" != none ]] && gpu_visible=1
 generator="Ninja"; command -v ninja >/dev/null || generator="Unix Makefiles"
 cat <<EOF
 host         $(nproc) cores, $(. /etc/os-release 2>/dev/null; echo "${PRETTY_NAME:-unknown OS}")
@@ -178,8 +181,12 @@ for t in fake_quant_test qat_trainer_test; do
     run_step "4/6 $t" "$logs/$t.log" "$build_dir/tests/$t"
     summary="$(gtest_summary "$logs/$t.log")"
     echo "$t: $summary"
-    grep -E '^\[  (FAILED|SKIPPED) \] [A-Za-z]' "$logs/$t.log" | sort -u | sed 's/^/    /'
+    grep -E '^\[  (FAILED|SKIPPED) \] [A-Za-z0-9_./]+$' "$logs/$t.log" | sort -u | sed 's/^/    /'
     printf '%s\t%s\n' "$t" "$summary" >> "$logs/tests.tsv"
+    if [[ $gpu_visible -eq 1 ]] && grep -q "no CUDA device" "$logs/$t.log"; then
+      echo "FAILED: a GPU is visible but $t skipped its CUDA tests (this build's LibTorch sees no CUDA device)"
+      record "4/6 $t: CUDA tests ran" FAILED 0 "skipped with a GPU visible"; failed=1
+    fi
   else
     skip_step "4/6 $t" "build failed"
   fi
@@ -205,7 +212,7 @@ for recipe in q4_0 mobile; do
       t0=$SECONDS
       if train "$recipe" cuda > "$log" 2>&1; then
         echo "ok ($((SECONDS - t0))s; log $log)"; record "$name" ok $((SECONDS - t0))
-      elif grep -q "no CUDA device" "$log"; then
+      elif grep -q "no CUDA device" "$log" && [[ $gpu_visible -eq 0 ]]; then
         echo "cuda: not available, skipped ($(grep -m1 'no CUDA device' "$log"))"
         record "$name" skipped 0 "cuda: not available"
       else
@@ -263,9 +270,9 @@ for recipe in ("q4_0", "mobile"):
         if m is None:
             md.append(f"| {recipe} | {dev} | (no run) |||||||")
             continue
-        first = [fmt(m["loss"][i]) if i < len(m["loss"]) else "–" for i in range(5)]
+        first = [fmt(m["loss"][i], "%.6g") if i < len(m["loss"]) else "–" for i in range(5)]
         md.append(f"| {recipe} | {dev} | " + " | ".join(first) +
-                  f" | {fmt(m['loss'][-1] if m['loss'] else None)} | {fmt(m['valid_ppl'], '%.3f')} | "
+                  f" | {fmt(m['loss'][-1] if m['loss'] else None, '%.6g')} | {fmt(m['valid_ppl'], '%.3f')} | "
                   f"{fmt(m['median_step_s'], '%.4f')} |")
     c, g = r["cpu"], r["cuda"]
     if c and g and c["loss"] and g["loss"]:
