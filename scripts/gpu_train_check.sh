@@ -146,12 +146,19 @@ configure() {
            /lib/cmake/cxxopts /usr/local/lib/cmake/absl /usr/local/lib/cmake/GTest; do
     ignore+="${ignore:+;}$d"
   done
+  # Newer LibTorch headers stop below C++20 (#error on __cplusplus).
+  local std_args=() inc h
+  inc="$(dirname "$(dirname "$(dirname "$torch_dir")")")/include"
+  for h in "$inc/ATen/ATen.h" "$inc/torch/csrc/api/include/torch/all.h"; do
+    if [[ -f "$h" ]] && grep -q '202002L' "$h"; then std_args=(-DCMAKE_CXX_STANDARD=20); fi
+  done
+  [[ ${#std_args[@]} -eq 0 ]] || echo "torch headers require C++20: ${std_args[*]}"
   local launcher=()
   command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
   PKG_CONFIG_LIBDIR="$kit/prefix/lib/pkgconfig" PKG_CONFIG_PATH="" \
   cmake -S "$here" -B "$build_dir" -G "$generator" -DCMAKE_BUILD_TYPE=Release "${launcher[@]}" \
     -DCMAKE_PREFIX_PATH="$kit/prefix" -DCMAKE_IGNORE_PATH="$ignore" -DTorch_DIR="$torch_dir" \
-    -DQATK_BUILD_QAT=ON -DQATK_BUILD_TESTS=ON -DQATK_BUILD_BENCHMARKS=OFF -DQATK_CUDA=OFF "${cuda_args[@]}" &&
+    -DQATK_BUILD_QAT=ON -DQATK_BUILD_TESTS=ON -DQATK_BUILD_BENCHMARKS=OFF -DQATK_CUDA=OFF "${cuda_args[@]}" "${std_args[@]}" &&
   grep -E '^(absl|GTest|cxxopts|nlohmann_json|Torch)_DIR:|^pkgcfg_lib_SENTENCEPIECE_sentencepiece:' "$build_dir/CMakeCache.txt"
 }
 configured=0
