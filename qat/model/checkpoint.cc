@@ -108,11 +108,12 @@ absl::StatusOr<Checkpoint> LoadCheckpoint(const std::string& dir) {
   return c;
 }
 
-absl::Status LoadOptimizer(const std::string& dir, torch::optim::Optimizer& optimizer) {
+absl::Status LoadOptimizer(const std::string& dir, torch::optim::Optimizer& optimizer,
+                           const torch::Device& device) {
   const std::string path = dir + "/optimizer.pt";
   if (!Exists(path)) return absl::NotFoundError(absl::StrCat(path, " is missing (needed for --resume)"));
   try {
-    torch::load(optimizer, path);
+    torch::load(optimizer, path, device);
   } catch (const std::exception& e) {
     return absl::DataLossError(absl::StrCat(path, ": cannot load optimizer state: ", e.what()));
   }

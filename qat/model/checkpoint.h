@@ -57,8 +57,11 @@ struct CheckpointWrite {
 };
 absl::Status SaveCheckpoint(const std::string& dir, const CheckpointWrite& w);
 
-// Loads optimizer.pt of `dir` into `optimizer` (kNotFound / kDataLoss).
-absl::Status LoadOptimizer(const std::string& dir, torch::optim::Optimizer& optimizer);
+// Loads optimizer.pt of `dir` into `optimizer` (kNotFound / kDataLoss), its
+// state tensors onto `device` (the parameters' device: a run saved on CUDA
+// resumes on CPU and back).
+absl::Status LoadOptimizer(const std::string& dir, torch::optim::Optimizer& optimizer,
+                           const torch::Device& device = torch::kCPU);
 
 }  // namespace qatk::qat
 

@@ -62,6 +62,12 @@ Tensor RoundHalfAway(const Tensor& v) {
 
 Tensor ToFp16AndBack(const Tensor& d) { return d.to(torch::kHalf).to(torch::kFloat); }
 
+// a / b, correctly rounded on every device like the codecs' x / b: CUDA
+// turns a division by a CPU scalar (a number, or a 0-dim CPU tensor) into
+// a * (1/b), which can differ in the last bit. A 0-dim divisor on a's own
+// device keeps it a true division (CPU divides exactly either way).
+Tensor DivExact(const Tensor& a, double b) { return a / torch::full({}, b, a.options()); }
+
 // x [..., C] -> [N, C/block, block] (a view when x is contiguous).
 Tensor Blocks(const Tensor& x, int block) {
   QATK_CHECK(x.dim() >= 1 && x.size(-1) % block == 0, "last dim is not a multiple of the block size");
@@ -73,7 +79,7 @@ Tensor Blocks(const Tensor& x, int block) {
 std::pair<Tensor, Tensor> Q4_0CodesFloat(const Tensor& xb) {
   const Tensor idx = xb.abs().argmax(-1, /*keepdim=*/true);  // first index on ties
   const Tensor mx = xb.gather(-1, idx);                      // signed extremum
-  const Tensor d = mx / -8.0;
+  const Tensor d = mx / -8.0;  // exact on every device: 1/-8 is a power of two
   const Tensor id = SafeReciprocal(d);
   const Tensor t = ((xb * id) + 8.5).trunc().clamp_max(15.0);
   return {t, d};
@@ -374,7 +380,7 @@ Tensor Q8_0Dequantized(const Tensor& x) {
   torch::NoGradGuard no_grad;
   if (UseCpuKernel(x)) return BlockDequantizedCpu(BlockCodec::kQ8_0, Blocks(x, kQK8_0)).reshape(x.sizes());
   const Tensor xb = Blocks(x, kQK8_0);
-  const Tensor d = xb.abs().amax(-1, /*keepdim=*/true) / 127.0;
+  const Tensor d = DivExact(xb.abs().amax(-1, /*keepdim=*/true), 127.0);
   const Tensor q = RoundHalfAway(xb * SafeReciprocal(d));
   return (q * ToFp16AndBack(d)).reshape(x.sizes());
 }
@@ -389,7 +395,7 @@ Tensor Q8_0ActDequantized(const Tensor& x) {
   const Tensor id = torch::where(amax != 0, torch::full_like(amax, 127.0) / amax, torch::zeros_like(amax));
   // Non-finite x*id (127/amax overflowed) saturates to -128, as on x86.
   const Tensor q = torch::nan_to_num((xb * id).round(), -128.0, -128.0, -128.0) + 0.0;
-  return (q * ToFp16AndBack(amax / 127.0)).reshape(x.sizes());
+  return (q * ToFp16AndBack(DivExact(amax, 127.0))).reshape(x.sizes());
 }
 
 Tensor Q2_0Dequantized(const Tensor& x) {
@@ -435,7 +441,7 @@ Tensor StoreScaleSte(const Tensor& s, const QuantSpec& spec) {
 
 Tensor AbsmaxScales(const Tensor& x, const QuantSpec& spec) {
   torch::NoGradGuard no_grad;
-  return StoreScaleTensor(x.abs().amax(-1, /*keepdim=*/true) / static_cast<double>(spec.Qp()), spec);
+  return StoreScaleTensor(DivExact(x.abs().amax(-1, /*keepdim=*/true), static_cast<double>(spec.Qp())), spec);
 }
 
 Tensor MseScales(const Tensor& w, const QuantSpec& spec) {

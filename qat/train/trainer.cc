@@ -255,6 +255,28 @@ absl::Status Evaluate(Run& r, int64_t max_chunks) {
   return absl::OkStatus();
 }
 
+// "cpu", "cuda" or "cuda:N"; CUDA only where this LibTorch has it and sees a GPU.
+absl::StatusOr<torch::Device> ParseDevice(const std::string& name) {
+  std::optional<torch::Device> d;
+  try {
+    d.emplace(name);
+  } catch (const std::exception&) {
+    return absl::InvalidArgumentError(absl::StrCat("--device '", name, "': use cpu or cuda"));
+  }
+  if (!d->is_cpu() && !d->is_cuda()) {
+    return absl::InvalidArgumentError(absl::StrCat("--device '", name, "': use cpu or cuda"));
+  }
+  if (d->is_cuda() && !torch::cuda::is_available()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "--device ", name, ": no CUDA device (this LibTorch has no CUDA, or no GPU is visible)"));
+  }
+  if (d->is_cuda() && d->has_index() && d->index() >= static_cast<int64_t>(torch::cuda::device_count())) {
+    return absl::InvalidArgumentError(absl::StrCat("--device ", name, ": only ", torch::cuda::device_count(),
+                                                   " CUDA devices"));
+  }
+  return *d;
+}
+
 absl::Status Prepare(Run& r) {
   TrainOptions& o = r.o;
   if (o.config.empty() == o.init.empty() && !(o.resume && Exists(o.out + "/trainer_state.json"))) {
@@ -263,7 +285,7 @@ absl::Status Prepare(Run& r) {
   if (o.batch <= 0 || o.steps <= 0 || o.grad_accum <= 0) {
     return absl::InvalidArgumentError("--batch, --steps and --grad-accum must be > 0");
   }
-  r.device = torch::Device(o.device);
+  ASSIGN_OR_RETURN(r.device, ParseDevice(o.device));
   RETURN_IF_ERROR(BuildModel(r));
   RETURN_IF_ERROR(LoadTokenizer(r));
   if (o.seq == 0) o.seq = std::min<int64_t>(256, r.config.max_position_embeddings);
@@ -290,7 +312,7 @@ absl::Status Prepare(Run& r) {
   r.model->to(r.device);
   r.model->train();
   BuildOptimizer(r);
-  if (o.resume && r.step > 0) RETURN_IF_ERROR(LoadOptimizer(o.out, *r.optimizer));
+  if (o.resume && r.step > 0) RETURN_IF_ERROR(LoadOptimizer(o.out, *r.optimizer, r.device));
   if (r.calibrate) Calibrate(r);
   return absl::OkStatus();
 }
@@ -311,6 +333,7 @@ absl::Status Train(const TrainOptions& options) {
   const auto t0 = Clock::now();
   const int64_t first_step = r.step;
   while (r.step < o.steps) {
+    const auto step_t0 = Clock::now();
     SetLr(r, LrAt(o, r.step));
     double grad_norm = 0;
     const double loss = TrainStep(r, sampler, &grad_norm);
@@ -321,12 +344,13 @@ absl::Status Train(const TrainOptions& options) {
                           : std::string("No checkpoint was written."),
           " Try a lower --lr or stronger --clip."));
     }
+    const double step_s = std::chrono::duration<double>(Clock::now() - step_t0).count();
     ++r.step;
     r.sampler_pos = sampler.position();
     const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
     const double tok_s = (r.step - first_step) * o.batch * o.seq * o.grad_accum / std::max(secs, 1e-9);
     LogMetrics(r, {{"step", r.step}, {"loss", loss}, {"lr", LrAt(o, r.step - 1)}, {"grad_norm", grad_norm},
-                   {"tok_s", tok_s}});
+                   {"tok_s", tok_s}, {"step_s", step_s}});
     Progress(r, loss, tok_s, secs / (r.step - first_step) * (o.steps - r.step));
     const bool stop = g_stop.load() || (o.stop_after > 0 && r.step == o.stop_after);
     if ((o.eval_every > 0 && r.step % o.eval_every == 0) || r.step == o.steps) {

@@ -414,5 +414,214 @@ TEST_F(FakeQuantTest, StoreScaleSteRoundsForwardPassesGradient) {
   EXPECT_TRUE(torch::equal(s.grad(), torch::tensor({2.0f, 3.0f})));
 }
 
+// ---- CUDA: the ATen composition on the GPU ---------------------------------
+// Forwards equal the reference codecs bit for bit (the CUDA kernels do the
+// same single-rounded float ops; divisions by constants are true divisions,
+// see DivExact in fake_quant.cc). Gradients: dL/dx is a mask times dL/dy,
+// exact; dL/ds sums over the elements sharing a scale, in an order that
+// differs between devices (and the fused CPU kernel sums in double): within
+// 1e-5 of the sum of the absolute terms, the scale of a float sum's rounding
+// error. Skipped without a CUDA device.
+class FakeQuantCudaTest : public FakeQuantTest {
+ protected:
+  void SetUp() override {
+    FakeQuantTest::SetUp();
+    if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device (LibTorch without CUDA, or no GPU)";
+  }
+};
+
+// A CUDA copy, a leaf (t must not require grad, or the copy would not be one).
+torch::Tensor Cuda(const torch::Tensor& t) { return t.detach().to(torch::kCUDA); }
+
+// |got - want| <= 1e-5 * abs_terms + 1e-7 elementwise; abs_terms: the sum of
+// the absolute terms behind each element (shape of want).
+void ExpectCloseGrad(const torch::Tensor& got, const torch::Tensor& want, const torch::Tensor& abs_terms) {
+  const torch::Tensor g = got.detach().to(torch::kCPU), w = want.detach().to(torch::kCPU);
+  ASSERT_EQ(g.sizes(), w.sizes());
+  const torch::Tensor excess = (g - w).abs() - (abs_terms.reshape(w.sizes()) * 1e-5 + 1e-7);
+  EXPECT_LE(excess.max().item<double>(), 0.0) << "got\n" << g << "\nwant\n" << w;
+}
+
+TEST_F(FakeQuantCudaTest, BlockFormatsMatchReferenceBitForBit) {
+  for (int seed = 0; seed < 60; ++seed) {
+    const torch::Tensor x = EdgeCaseWeights(seed, 5, 128);
+    const torch::Tensor xc = Cuda(x);
+    SCOPED_TRACE(seed);
+    EXPECT_TRUE(Q4_0Dequantized(xc).is_cuda());
+    EXPECT_BITWISE_EQ(Q4_0Dequantized(xc), ReferenceBlock(GgmlType::kQ4_0, x));
+    EXPECT_BITWISE_EQ(Q8_0Dequantized(xc), ReferenceBlock(GgmlType::kQ8_0, x));
+    EXPECT_BITWISE_EQ(Q2_0Dequantized(xc), ReferenceBlock(GgmlType::kQ2_0, x));
+    EXPECT_BITWISE_EQ(Q8_0ActDequantized(xc), ReferenceQ8_0Act(x));
+    auto [codes, d] = Q4_0CodesTensor(xc);
+    auto [codes_cpu, d_cpu] = Q4_0CodesTensor(x);
+    EXPECT_TRUE(torch::equal(codes.cpu(), codes_cpu));
+    EXPECT_BITWISE_EQ(d, d_cpu);
+  }
+  // Ties to even in the activation rule; a block whose 127/amax overflows;
+  // a negative value rounding to code 0 (+0).
+  torch::Tensor y = torch::zeros({3, 32});
+  y[0].fill_(1e-40f);
+  y[1][0] = 127.0f;
+  y[1][1] = -0.25f;
+  y[2][0] = 127.0f;
+  y[2][1] = 2.5f;
+  y[2][2] = -3.5f;
+  EXPECT_BITWISE_EQ(Q8_0ActDequantized(Cuda(y)), ReferenceQ8_0Act(y));
+}
+
+TEST_F(FakeQuantCudaTest, BlockOpsAreSteOnCuda) {
+  torch::Tensor x = Cuda(EdgeCaseWeights(4, 4, 64)).requires_grad_(true);
+  for (auto fn : {&FakeQuantQ4_0, &FakeQuantQ8_0, &FakeQuantQ2_0, &FakeQuantQ8_0Act}) {
+    x.mutable_grad() = torch::Tensor();
+    const torch::Tensor y = fn(x);
+    const torch::Tensor r = torch::randn_like(y);
+    (y * r).sum().backward();
+    EXPECT_TRUE(torch::equal(x.grad(), r));
+  }
+}
+
+TEST_F(FakeQuantCudaTest, Q4_0LearnedScalesMatchCpu) {
+  for (int seed = 0; seed < 12; ++seed) {
+    SCOPED_TRACE(seed);
+    const torch::Tensor x = EdgeCaseWeights(seed, 3, 64);
+    torch::Tensor d = Q4_0CodesTensor(x).second * torch::tensor({0.6f, 1.7f}).reshape({1, 2});
+    d[1][0] = -d[1][0];
+    d[2][1] = 0.0f;
+    EXPECT_BITWISE_EQ(Q4_0DequantizedWithScale(Cuda(x), Cuda(d)), Q4_0DequantizedWithScale(x, d));
+  }
+  torch::manual_seed(5);
+  const torch::Tensor x0 = torch::randn({8, 128});
+  const torch::Tensor d0 = Q4_0CodesTensor(x0).second * 0.7f;  // the extremes clip
+  const torch::Tensor r = torch::randn({8, 128});
+  torch::Tensor gx[2], gd[2], y[2];
+  for (int cuda = 0; cuda < 2; ++cuda) {
+    auto dev = [&](const torch::Tensor& t) { return cuda ? Cuda(t) : t.detach().clone(); };  // leaves
+    torch::Tensor x = dev(x0).requires_grad_(true), d = dev(d0).requires_grad_(true);
+    y[cuda] = FakeQuantQ4_0Lsq(x, d, 0.5);
+    (y[cuda] * dev(r)).sum().backward();
+    gx[cuda] = x.grad();
+    gd[cuda] = d.grad();
+  }
+  EXPECT_BITWISE_EQ(y[1], y[0]);
+  EXPECT_TRUE(torch::equal(gx[1].cpu(), gx[0]));
+  ExpectCloseGrad(gd[1], gd[0], r.abs().reshape({8, 4, 32}).sum(-1) * (0.5 * 8.0));
+}
+
+TEST_F(FakeQuantCudaTest, IntPerChannelMatchesReferenceBitForBit) {
+  int seed = 100;
+  for (int bits : {2, 3, 4, 8}) {
+    for (bool narrow : {false, true}) {
+      for (Rounding rd : {Rounding::kHalfAwayFromZero, Rounding::kHalfEven}) {
+        for (ScaleType st : {ScaleType::kF16, ScaleType::kF32}) {
+          const QuantSpec spec = IntSpec(bits, narrow, rd, st);
+          const torch::Tensor w = EdgeCaseWeights(seed++, 6, 96);
+          SCOPED_TRACE(DescribeQuantSpec(spec) + " seed " + std::to_string(seed));
+          EXPECT_BITWISE_EQ(FakeQuantWeightNoState(Cuda(w), spec), ReferenceInt(spec, w));
+          EXPECT_BITWISE_EQ(AbsmaxScales(Cuda(w), spec), AbsmaxScales(w, spec));
+          const QuantSpec mse = IntSpec(bits, narrow, rd, st, ScaleRule::kMse);
+          const torch::Tensor s = MseScales(Cuda(w), mse);
+          EXPECT_TRUE(s.is_cuda());
+          EXPECT_BITWISE_EQ(FakeQuantFixedScale(Cuda(w), s, mse), ReferenceInt(mse, w));
+          const QuantSpec lsq = IntSpec(bits, narrow, rd, st, ScaleRule::kLearned);
+          const torch::Tensor sl = (s * 1.37).requires_grad_(true);
+          const torch::Tensor sv = sl.detach().cpu().reshape(-1).contiguous();
+          EXPECT_BITWISE_EQ(FakeQuantLsq(Cuda(w), StoreScaleSte(sl, lsq), lsq, 0.1),
+                            ReferenceInt(lsq, w, std::vector<float>(sv.data_ptr<float>(),
+                                                                    sv.data_ptr<float>() + sv.numel())));
+        }
+      }
+    }
+  }
+}
+
+TEST_F(FakeQuantCudaTest, DynamicActivationsMatchReference) {
+  QuantSpec tok;
+  tok.scheme = QuantScheme::kIntToken;
+  tok.bits = 8;
+  tok.scale_type = ScaleType::kF32;
+  QuantSpec act;
+  act.scheme = QuantScheme::kQ8_0Act;
+  for (int seed = 0; seed < 12; ++seed) {
+    const torch::Tensor x = EdgeCaseWeights(seed, 6, 64);
+    EXPECT_BITWISE_EQ(FakeQuantDynamic(Cuda(x).reshape({2, 3, 64}), tok).reshape({6, 64}),
+                      ReferenceInt(IntSpec(8, false, Rounding::kHalfAwayFromZero, ScaleType::kF32), x));
+    EXPECT_BITWISE_EQ(FakeQuantDynamic(Cuda(x), act), ReferenceQ8_0Act(x));
+  }
+}
+
+// Static per-tensor activations (linear inputs, KV cache: int_tensor with a
+// [1] scale), calibrated (fixed scale, clip mask) and learned (LSQ).
+TEST_F(FakeQuantCudaTest, StaticActivationsMatchCpu) {
+  for (int bits : {8, 4}) {
+    for (Rounding rd : {Rounding::kHalfAwayFromZero, Rounding::kHalfEven}) {
+      SCOPED_TRACE(::testing::Message() << bits << " bits, half_even " << (rd == Rounding::kHalfEven));
+      QuantSpec spec = IntSpec(bits, false, rd, ScaleType::kF32, ScaleRule::kCalibrated);
+      spec.scheme = QuantScheme::kIntTensor;
+      torch::manual_seed(bits);
+      const torch::Tensor x0 = torch::randn({2, 5, 64}) * 3;  // [B, T, C]
+      const torch::Tensor s0 = torch::full({1}, 3.0f * 2.5f / static_cast<float>(spec.Qp()));  // clips the tails
+      const torch::Tensor r = torch::randn({2, 5, 64});
+      torch::Tensor y[2], gx[2], yl[2], gxl[2], gsl[2];
+      for (int cuda = 0; cuda < 2; ++cuda) {
+        auto dev = [&](const torch::Tensor& t) { return cuda ? Cuda(t) : t.detach().clone(); };  // leaves
+        torch::Tensor x = dev(x0).requires_grad_(true);
+        y[cuda] = FakeQuantFixedScale(x, dev(s0), spec);
+        (y[cuda] * dev(r)).sum().backward();
+        gx[cuda] = x.grad();
+        QuantSpec learned = spec;
+        learned.scale_rule = ScaleRule::kLearned;
+        torch::Tensor xl = dev(x0).requires_grad_(true), sl = dev(s0).requires_grad_(true);
+        yl[cuda] = FakeQuantLsq(xl, StoreScaleSte(sl, learned), learned, 1.0 / std::sqrt(64.0 * spec.Qp()));
+        (yl[cuda] * dev(r)).sum().backward();
+        gxl[cuda] = xl.grad();
+        gsl[cuda] = sl.grad();
+      }
+      ASSERT_GT((gx[0] == 0).sum().item<int64_t>(), 0);  // the test covers clipping
+      EXPECT_BITWISE_EQ(y[1], y[0]);
+      EXPECT_TRUE(torch::equal(gx[1].cpu(), gx[0]));
+      EXPECT_BITWISE_EQ(yl[1], yl[0]);
+      EXPECT_TRUE(torch::equal(gxl[1].cpu(), gxl[0]));
+      ExpectCloseGrad(gsl[1], gsl[0], r.abs().sum().reshape({1}) * (spec.Qn() / std::sqrt(64.0 * spec.Qp())));
+    }
+  }
+}
+
+// Per-channel LSQ (the mobile recipe's int4 / int2 weights) against the fused
+// CPU backward: dL/dx exact, dL/ds up to summation order.
+TEST_F(FakeQuantCudaTest, LsqGradientsMatchCpuKernel) {
+  for (int bits : {2, 4, 8}) {
+    for (Rounding rd : {Rounding::kHalfAwayFromZero, Rounding::kHalfEven}) {
+      for (bool per_row : {true, false}) {
+        SCOPED_TRACE(::testing::Message() << bits << " bits, half_even " << (rd == Rounding::kHalfEven)
+                                          << " per_row " << per_row);
+        const QuantSpec spec = IntSpec(bits, false, rd, ScaleType::kF16, ScaleRule::kLearned);
+        torch::manual_seed(bits * 4 + per_row);
+        const torch::Tensor x0 = torch::randn({16, 96});
+        const torch::Tensor s0 = per_row ? MseScales(x0, spec) * 0.8f : torch::full({1}, 0.5f / spec.Qp());
+        const torch::Tensor r = torch::randn({16, 96});
+        const double g = 1.0 / std::sqrt(static_cast<double>(x0.numel()) * spec.Qp());
+        torch::Tensor y[2], gx[2], gs[2];
+        for (int cuda = 0; cuda < 2; ++cuda) {
+          auto dev = [&](const torch::Tensor& t) { return cuda ? Cuda(t) : t.detach().clone(); };  // leaves
+          torch::Tensor x = dev(x0).requires_grad_(true), s = dev(s0).requires_grad_(true);
+          y[cuda] = FakeQuantLsq(x, StoreScaleSte(s, spec), spec, g);
+          (y[cuda] * dev(r)).sum().backward();
+          gx[cuda] = x.grad();
+          gs[cuda] = s.grad();
+        }
+        EXPECT_BITWISE_EQ(y[1], y[0]);
+        EXPECT_TRUE(torch::equal(gx[1].cpu(), gx[0]));
+        ExpectCloseGrad(gs[1], gs[0], r.abs().sum_to_size(s0.sizes()) * (g * spec.Qn()));
+      }
+    }
+  }
+}
+
+TEST_F(FakeQuantCudaTest, StoreScaleRoundsLikeCpu) {
+  const QuantSpec spec = IntSpec(4, false, Rounding::kHalfEven, ScaleType::kF16);
+  const torch::Tensor s = torch::tensor({0.1f, 1e6f, -1e6f, 3e-8f, 6.1e-5f, 65519.0f, 65520.0f});
+  EXPECT_BITWISE_EQ(StoreScaleTensor(Cuda(s), spec), StoreScaleTensor(s, spec));
+}
+
 }  // namespace
 }  // namespace qatk::qat
