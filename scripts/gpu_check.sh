@@ -14,7 +14,8 @@
 #       3. a random ~1B Q4_0 model: prefill and decode tok/s against the
 #          bound set by the measured device-to-device copy bandwidth;
 #       4. GB/s of every MatMul kernel on the 1B shapes (cuda_kernel_bench);
-#       5. scripts/gpu_train_check.sh when present (QAT on CUDA vs CPU);
+#       5. scripts/gpu_train_check.sh (QAT on CUDA vs CPU; needs .gpukit
+#          from scripts/gpu_kit.sh carried too);
 #       and writes a summary to $OUT (or gpu-check-out/): gpu_check.md, *.json.
 # Each step reports its own failure and the later ones still run; the exit
 # code is non-zero if any step failed.
@@ -165,13 +166,17 @@ else
 fi
 
 if [[ -x "$here/scripts/gpu_train_check.sh" ]]; then
-  step "5. QAT training on CUDA vs CPU"
-  if "$here/scripts/gpu_train_check.sh" 2>&1 | tee "$work/train_check.log"; then
-    [[ -f "$out/train_check.md" ]] && { echo; cat "$out/train_check.md"; } >>"$md"
-  else
-    fail "gpu_train_check"
-    [[ -f "$out/train_check.md" ]] && { echo; cat "$out/train_check.md"; } >>"$md"
-  fi
+  step "5. QAT training on CUDA vs CPU (scripts/gpu_train_check.sh)"
+  # Its table and JSON come back; its logs as one archive (the tool returns <= 8 files).
+  train_out="$work/train"
+  mkdir -p "$train_out"
+  OUT="$train_out" "$here/scripts/gpu_train_check.sh" 2>&1 | tee "$work/train_check.log"
+  train_rc=${PIPESTATUS[0]}
+  ((train_rc == 0)) || fail "gpu_train_check"
+  cp "$train_out"/gpu_train_check.md "$train_out"/gpu_train_check.json "$out/" 2>/dev/null
+  cp "$work/train_check.log" "$train_out/"
+  tar -czf "$out/train_logs.tgz" -C "$train_out" . 2>/dev/null
+  [[ -f "$train_out/gpu_train_check.md" ]] && { echo; cat "$train_out/gpu_train_check.md"; } >>"$md"
 fi
 
 cat "$work"/bench_1b_*.json >"$out/bench_1b.jsonl" 2>/dev/null
