@@ -5,6 +5,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "formats/quant/types.h"
+#include "formats/util/status_macros.h"
+#include "inference/cuda/cuda_ops.h"
 
 namespace qatk::inference {
 
@@ -17,12 +19,21 @@ absl::StatusOr<KvType> KvTypeFromName(const std::string& name) {
       absl::StrCat("--kv-type '", name, "': expected one of f32, f16, int8, q8_0"));
 }
 
+absl::StatusOr<Backend> BackendFromName(const std::string& name) {
+  if (name == "cpu") return Backend::kCpu;
+  if (name == "cuda") return Backend::kCuda;
+  return absl::InvalidArgumentError(absl::StrCat("--device '", name, "': expected cpu or cuda"));
+}
+
+const char* BackendName(Backend b) { return b == Backend::kCuda ? "cuda" : "cpu"; }
+
 absl::StatusOr<std::unique_ptr<Session>> Session::Create(const Model& model, int n_ctx,
                                                          KvType kv_type, ThreadPool& pool,
-                                                         int max_batch) {
+                                                         int max_batch, Backend backend) {
   const ModelConfig& c = model.config;
   if (n_ctx <= 0) return absl::InvalidArgumentError(absl::StrCat("context ", n_ctx, " must be > 0"));
   std::unique_ptr<Session> s(new Session(model, pool));
+  s->backend_ = backend;
   KvCache& kv = s->cache_;
   kv.type = kv_type;
   kv.n_ctx = n_ctx;
@@ -50,21 +61,31 @@ absl::StatusOr<std::unique_ptr<Session>> Session::Create(const Model& model, int
     }
     kv.int8_spec = model.layers.empty() ? DefaultKvSpec() : model.layers[0].kv_spec;
   }
-  kv.k.assign(c.n_layer, std::vector<uint8_t>(kv.row_bytes * n_ctx));
-  kv.v.assign(c.n_layer, std::vector<uint8_t>(kv.row_bytes * n_ctx));
   const int B = s->max_batch_ = std::max(1, std::min(max_batch, n_ctx));
+  if (backend == Backend::kCpu) {
+    kv.k.assign(c.n_layer, std::vector<uint8_t>(kv.row_bytes * n_ctx));
+    kv.v.assign(c.n_layer, std::vector<uint8_t>(kv.row_bytes * n_ctx));
+    s->ops_ = MakeCpuOps(c, n_ctx, pool);
+  } else {
+    ASSIGN_OR_RETURN(s->ops_, MakeCudaOps(&model, c, kv, B));
+  }
+  Ops& o = *s->ops_;
   const size_t E = c.n_embd, qd = size_t(c.n_head) * c.head_dim;
-  s->x_.resize(B * E);
-  s->xn_.resize(B * E);
-  s->tmp_.resize(B * E);
-  s->q_.resize(B * qd);
-  s->att_.resize(B * qd);
-  s->k_.resize(B * kv.row_elems);
-  s->v_.resize(B * kv.row_elems);
-  s->g_.resize(size_t(B) * c.n_ff);
-  s->u_.resize(size_t(B) * c.n_ff);
-  s->logits_.resize(size_t(B) * c.n_vocab);
-  s->ops_ = MakeCpuOps(c, n_ctx, pool);
+  s->x_ = o.Alloc(B * E);
+  s->xn_ = o.Alloc(B * E);
+  s->tmp_ = o.Alloc(B * E);
+  s->q_ = o.Alloc(B * qd);
+  s->att_ = o.Alloc(B * qd);
+  s->k_ = o.Alloc(B * kv.row_elems);
+  s->v_ = o.Alloc(B * kv.row_elems);
+  s->g_ = o.Alloc(size_t(B) * c.n_ff);
+  s->u_ = o.Alloc(size_t(B) * c.n_ff);
+  s->logits_ = o.Alloc(size_t(B) * c.n_vocab);
+  if (!o.host_memory()) {
+    s->embd_stage_.resize(B * E);
+    s->logits_stage_.resize(size_t(B) * c.n_vocab);
+  }
+  s->logits_host_ = o.host_memory() ? s->logits_ : s->logits_stage_.data();
   return s;
 }
 
@@ -73,52 +94,54 @@ void Session::Layer(int il, int n) {
   const LayerWeights& L = model_.layers[il];
   Ops& o = *ops_;
   const int E = c.n_embd, D = c.head_dim, H = c.n_head, Hk = c.n_head_kv;
-  o.RmsNorm(x_.data(), L.attn_norm.data(), n, E, c.rms_eps, xn_.data());
-  o.MatMul(L.wq, xn_.data(), n, q_.data());
-  o.MatMul(L.wk, xn_.data(), n, k_.data());
-  o.MatMul(L.wv, xn_.data(), n, v_.data());
+  o.RmsNorm(x_, L.attn_norm.data(), n, E, c.rms_eps, xn_);
+  o.MatMul(L.wq, xn_, n, q_);
+  o.MatMul(L.wk, xn_, n, k_);
+  o.MatMul(L.wv, xn_, n, v_);
   if (c.qk_norm) {
-    o.RmsNorm(q_.data(), L.q_norm.data(), n * H, D, c.rms_eps, q_.data());
-    o.RmsNorm(k_.data(), L.k_norm.data(), n * Hk, D, c.rms_eps, k_.data());
+    o.RmsNorm(q_, L.q_norm.data(), n * H, D, c.rms_eps, q_);
+    o.RmsNorm(k_, L.k_norm.data(), n * Hk, D, c.rms_eps, k_);
   }
   const bool sliding = c.IsSlidingLayer(il);
   const float base = sliding ? c.rope_base_swa : c.rope_base;
-  o.Rope(q_.data(), n, H, D, n_past_, base, c.rope_neox);
-  o.Rope(k_.data(), n, Hk, D, n_past_, base, c.rope_neox);
-  o.Attention(q_.data(), k_.data(), v_.data(), n, n_past_, il, sliding ? c.sliding_window : 0,
-              cache_, att_.data());
-  o.MatMul(L.wo, att_.data(), n, tmp_.data());
-  if (c.post_norms) o.RmsNorm(tmp_.data(), L.post_attn_norm.data(), n, E, c.rms_eps, tmp_.data());
-  for (size_t i = 0; i < size_t(n) * E; ++i) x_[i] += tmp_[i];
-  o.RmsNorm(x_.data(), L.ffn_norm.data(), n, E, c.rms_eps, xn_.data());
-  o.MatMul(L.gate, xn_.data(), n, g_.data());
-  o.MatMul(L.up, xn_.data(), n, u_.data());
-  o.GatedAct(g_.data(), u_.data(), int64_t(n) * c.n_ff, c.gelu);
-  o.MatMul(L.down, g_.data(), n, tmp_.data());
-  if (c.post_norms) o.RmsNorm(tmp_.data(), L.post_ffw_norm.data(), n, E, c.rms_eps, tmp_.data());
-  for (size_t i = 0; i < size_t(n) * E; ++i) x_[i] += tmp_[i];
+  o.Rope(q_, n, H, D, n_past_, base, c.rope_neox);
+  o.Rope(k_, n, Hk, D, n_past_, base, c.rope_neox);
+  o.Attention(q_, k_, v_, n, n_past_, il, sliding ? c.sliding_window : 0, cache_, att_);
+  o.MatMul(L.wo, att_, n, tmp_);
+  if (c.post_norms) o.RmsNorm(tmp_, L.post_attn_norm.data(), n, E, c.rms_eps, tmp_);
+  o.Add(x_, tmp_, int64_t(n) * E);
+  o.RmsNorm(x_, L.ffn_norm.data(), n, E, c.rms_eps, xn_);
+  o.MatMul(L.gate, xn_, n, g_);
+  o.MatMul(L.up, xn_, n, u_);
+  o.GatedAct(g_, u_, int64_t(n) * c.n_ff, c.gelu);
+  o.MatMul(L.down, g_, n, tmp_);
+  if (c.post_norms) o.RmsNorm(tmp_, L.post_ffw_norm.data(), n, E, c.rms_eps, tmp_);
+  o.Add(x_, tmp_, int64_t(n) * E);
 }
 
-void Session::EvalBatch(const int32_t* tokens, int n, bool all_logits, float* logits) {
+void Session::EvalBatch(const int32_t* tokens, int n, bool all_logits) {
   const ModelConfig& c = model_.config;
   const int E = c.n_embd;
+  float* embd = ops_->host_memory() ? x_ : embd_stage_.data();
   for (int t = 0; t < n; ++t) {
-    float* xr = x_.data() + size_t(t) * E;
+    float* xr = embd + size_t(t) * E;
     DequantizeMatrixRow(model_.tok_embd, tokens[t], xr);
     if (c.embed_scale != 1.0f) {
       for (int i = 0; i < E; ++i) xr[i] *= c.embed_scale;
     }
   }
-  for (int il = 0; il < c.n_layer; ++il) Layer(il, n);
+  if (embd != x_) ops_->Upload(embd, size_t(n) * E, x_);
   const int first = all_logits ? 0 : n - 1;
   const int m = n - first;
-  ops_->RmsNorm(x_.data() + size_t(first) * E, model_.output_norm.data(), m, E, c.rms_eps,
-                xn_.data());
-  ops_->MatMul(model_.output, xn_.data(), m, logits);
-  if (c.final_softcap > 0) {
-    const float cap = c.final_softcap;
-    for (size_t i = 0; i < size_t(m) * c.n_vocab; ++i) logits[i] = cap * std::tanh(logits[i] / cap);
+  const size_t nl = size_t(m) * c.n_vocab;
+  if (!ops_->BeginStep(n_past_, n)) {
+    for (int il = 0; il < c.n_layer; ++il) Layer(il, n);
+    ops_->RmsNorm(x_ + size_t(first) * E, model_.output_norm.data(), m, E, c.rms_eps, xn_);
+    ops_->MatMul(model_.output, xn_, m, logits_);
+    if (c.final_softcap > 0) ops_->Softcap(logits_, int64_t(nl), c.final_softcap);
+    ops_->EndStep();
   }
+  logits_host_ = ops_->ToHost(logits_, nl, logits_stage_.data());
   n_past_ += n;
 }
 
@@ -139,7 +162,7 @@ absl::Status Session::Eval(const int32_t* tokens, int n, bool all_logits) {
   }
   for (int b = 0; b < n; b += max_batch_) {
     const int m = std::min(max_batch_, n - b);
-    EvalBatch(tokens + b, m, all_logits, logits_.data());
+    EvalBatch(tokens + b, m, all_logits);
   }
   return absl::OkStatus();
 }

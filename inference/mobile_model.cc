@@ -188,7 +188,8 @@ absl::StatusOr<QMatrix> MobileMatrix(const MobileFile& f, const TensorInfo& t,
   return m;
 }
 
-absl::StatusOr<std::unique_ptr<Model>> LoadMobileModel(const std::string& path) {
+absl::StatusOr<std::unique_ptr<Model>> LoadMobileModel(const std::string& path,
+                                                       const LoadOptions& options) {
   RegisterIntKernels();
   auto storage = std::make_shared<MobileStorage>();
   ASSIGN_OR_RETURN(storage->file, MobileFile::Open(path));
@@ -227,7 +228,7 @@ absl::StatusOr<std::unique_ptr<Model>> LoadMobileModel(const std::string& path) 
   for (int il = 0; il < c.n_layer; ++il) RETURN_IF_ERROR(ld.Layer(il, &m->layers[il]));
   m->file_bytes = f.file_size();
   m->storage = storage;
-  RepackForKernels(m.get());
+  if (options.repack) RepackForKernels(m.get());
   return m;
 }
 

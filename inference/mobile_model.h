@@ -27,7 +27,8 @@ namespace qatk::inference {
 // kNotFound for a missing tensor, kInvalidArgument for a shape mismatch or
 // config/tokenizer disagreement, kUnimplemented for an unsupported dtype in
 // a slot (e.g. INT4 embeddings); errors name the path and tensor.
-absl::StatusOr<std::unique_ptr<Model>> LoadMobileModel(const std::string& path);
+absl::StatusOr<std::unique_ptr<Model>> LoadMobileModel(const std::string& path,
+                                                       const LoadOptions& options = {});
 
 // The weight view of one mobile tensor [rows, cols] (exposed for tests and
 // tools). `scales` receives widened f16 scales when needed and must outlive

@@ -192,7 +192,8 @@ void DequantizeMatrixRow(const QMatrix& m, int64_t r, float* out) {
   }
 }
 
-absl::StatusOr<std::unique_ptr<Model>> LoadGgufModel(const std::string& path) {
+absl::StatusOr<std::unique_ptr<Model>> LoadGgufModel(const std::string& path,
+                                                     const LoadOptions& options) {
   ASSIGN_OR_RETURN(GgufFile file, GgufFile::Open(path));
   auto owned = std::make_shared<GgufFile>(std::move(file));
   const GgufFile& f = *owned;
@@ -214,14 +215,19 @@ absl::StatusOr<std::unique_ptr<Model>> LoadGgufModel(const std::string& path) {
   for (const auto& t : f.tensors()) bytes += t.nbytes;
   m->file_bytes = bytes;
   m->storage = owned;
-  RepackForKernels(m.get());
+  if (options.repack) RepackForKernels(m.get());
   return m;
 }
 
-absl::StatusOr<std::unique_ptr<Model>> LoadModel(const std::string& path) {
+absl::StatusOr<std::unique_ptr<Model>> LoadModel(const std::string& path,
+                                                 const LoadOptions& options) {
   ASSIGN_OR_RETURN(MappedFile probe, MappedFile::Open(path));
-  if (probe.size() >= 4 && std::memcmp(probe.data(), "GGUF", 4) == 0) return LoadGgufModel(path);
-  if (probe.size() >= 4 && std::memcmp(probe.data(), "QMOB", 4) == 0) return LoadMobileModel(path);
+  if (probe.size() >= 4 && std::memcmp(probe.data(), "GGUF", 4) == 0) {
+    return LoadGgufModel(path, options);
+  }
+  if (probe.size() >= 4 && std::memcmp(probe.data(), "QMOB", 4) == 0) {
+    return LoadMobileModel(path, options);
+  }
   return absl::InvalidArgumentError(
       absl::StrCat("'", path, "' is neither a GGUF nor a qatkit mobile file (bad magic at offset 0)"));
 }

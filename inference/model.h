@@ -76,11 +76,22 @@ struct Model {
   uint64_t file_bytes = 0;
   std::shared_ptr<void> storage;  // keeps the mapping alive
   std::shared_ptr<void> repacked; // weights rearranged at load (repack.h)
+  // A GPU backend's copy of the weights, made by its first session and
+  // shared by later ones (inference/cuda/cuda_ops.h).
+  mutable std::shared_ptr<void> device_weights;
 };
 
-// Opens a GGUF model (magic "GGUF"); other formats: kUnimplemented.
-absl::StatusOr<std::unique_ptr<Model>> LoadModel(const std::string& path);
-absl::StatusOr<std::unique_ptr<Model>> LoadGgufModel(const std::string& path);
+struct LoadOptions {
+  // Rearrange weights for the CPU SIMD kernels (repack.h). The CUDA backend
+  // reads the file's layouts: load with repack = false for it.
+  bool repack = true;
+};
+
+// Opens a GGUF (magic "GGUF") or qatkit mobile (magic "QMOB") model.
+absl::StatusOr<std::unique_ptr<Model>> LoadModel(const std::string& path,
+                                                 const LoadOptions& options = {});
+absl::StatusOr<std::unique_ptr<Model>> LoadGgufModel(const std::string& path,
+                                                     const LoadOptions& options = {});
 
 // Row r of an embedding matrix as fp32 (GGUF types and kInt8Channel).
 void DequantizeMatrixRow(const QMatrix& m, int64_t r, float* out /*[cols]*/);

@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <list>
 
 #include "formats/quant/codecs.h"
 #include "formats/quant/fp16.h"
@@ -59,6 +60,24 @@ class CpuOps final : public Ops {
     group_ = c.n_head / c.n_head_kv;
     per_thread_ = static_cast<size_t>(group_) * n_ctx + c.head_dim + group_ * c.head_dim;
     scratch_.resize(per_thread_ * pool.size());
+  }
+
+  float* Alloc(size_t n) override {
+    buffers_.emplace_back(n);
+    return buffers_.back().data();
+  }
+  void Upload(const float* host, size_t n, float* dst) override {
+    if (dst != host) std::memcpy(dst, host, n * sizeof(float));
+  }
+  const float* ToHost(const float* src, size_t, float*) override { return src; }
+  bool host_memory() const override { return true; }
+
+  void Add(float* x, const float* y, int64_t n) override {
+    for (int64_t i = 0; i < n; ++i) x[i] += y[i];
+  }
+
+  void Softcap(float* x, int64_t n, float cap) override {
+    for (int64_t i = 0; i < n; ++i) x[i] = cap * std::tanh(x[i] / cap);
   }
 
   void MatMul(const QMatrix& w, const float* x, int n, float* y) override {
@@ -165,6 +184,7 @@ class CpuOps final : public Ops {
   int group_ = 1;
   size_t per_thread_ = 0;
   std::vector<float> scratch_;
+  std::list<std::vector<float>> buffers_;  // Alloc'd activations (stable addresses)
 };
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include "formats/util/status_macros.h"
 #include "inference/cli/commands.h"
 #include "inference/cli/run_common.h"
+#include "inference/cuda/cuda_ops.h"
 #include "nlohmann/json.hpp"
 
 namespace qatk::cli {
@@ -72,7 +73,8 @@ absl::Status BenchCommand(int argc, char** argv) {
       "gen-tokens", "decode tokens", cxxopts::value<int>()->default_value("128"))(
       "reps", "repetitions (median reported)", cxxopts::value<int>()->default_value("3"))(
       "read-bw",
-      "also measure streaming read bandwidth (1 GiB, --threads) and the decode bound")(
+      "also measure memory bandwidth and the decode bound it sets (CPU: streaming read of "
+      "1 GiB with --threads; CUDA: device-to-device copy of 1 GiB)")(
       "json", "one JSON object on stdout");
   ASSIGN_OR_RETURN(cxxopts::ParseResult r, ParseRunFlags(opts, argc, argv));
   RETURN_IF_ERROR(RequireFlag(r, "model", "bench"));
@@ -84,7 +86,8 @@ absl::Status BenchCommand(int argc, char** argv) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "--prompt-tokens + --gen-tokens = %d exceed the context %d", np + ng, l.n_ctx));
   }
-  ASSIGN_OR_RETURN(auto s, inference::Session::Create(*l.model, np + ng, l.kv_type, *l.pool, np));
+  ASSIGN_OR_RETURN(auto s, inference::Session::Create(*l.model, np + ng, l.kv_type, *l.pool, np,
+                                                      l.backend));
   std::mt19937 rng(1);
   std::vector<int32_t> prompt(np);
   for (int32_t& t : prompt) t = static_cast<int32_t>(rng() % l.model->config.n_vocab);
@@ -114,16 +117,24 @@ absl::Status BenchCommand(int argc, char** argv) {
                       {"gen_tokens", ng}, {"threads", l.pool->size()}};
   const uint64_t wbytes = WeightBytesPerToken(*l.model);
   out["weight_bytes_per_token"] = wbytes;
+  out["device"] = l.backend == inference::Backend::kCuda ? inference::CudaDeviceDescription() : "cpu";
   if (r.count("read-bw")) {
-    const double bw = ReadBandwidth(*l.pool);
+    // The GPU's bound: a device-to-device copy of 1 GiB (bytes read + written).
+    double bw = 0;
+    if (l.backend == inference::Backend::kCuda) {
+      ASSIGN_OR_RETURN(bw, inference::CudaCopyBandwidth(size_t(1) << 30));
+    } else {
+      bw = ReadBandwidth(*l.pool);
+    }
     const double limit = bw / wbytes;
     out["read_gbps"] = bw / 1e9;
     out["bw_limit_tps"] = limit;
     out["bw_fraction"] = dec_tps / limit;
     std::cerr << absl::StrFormat(
-        "read bandwidth %.2f GB/s | %.1f MB of weights per token -> bound %.2f tok/s | decode "
+        "%s bandwidth %.2f GB/s | %.1f MB of weights per token -> bound %.2f tok/s | decode "
         "at %.0f%% of it\n",
-        bw / 1e9, wbytes / 1e6, limit, 100 * dec_tps / limit);
+        l.backend == inference::Backend::kCuda ? "device copy" : "read", bw / 1e9, wbytes / 1e6,
+        limit, 100 * dec_tps / limit);
   }
   if (r.count("json")) std::cout << out.dump() << std::endl;
   return absl::OkStatus();

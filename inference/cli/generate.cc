@@ -33,7 +33,8 @@ absl::Status GenerateCommand(int argc, char** argv) {
   std::vector<int32_t> ids = tok.Encode(r["prompt"].as<std::string>(), /*add_bos=*/true);
   if (ids.empty()) return absl::InvalidArgumentError("empty prompt");
   const int n_gen = r["n"].as<int>();
-  ASSIGN_OR_RETURN(auto session, inference::Session::Create(*l.model, l.n_ctx, l.kv_type, *l.pool));
+  ASSIGN_OR_RETURN(auto session, inference::Session::Create(*l.model, l.n_ctx, l.kv_type, *l.pool,
+                                                            512, l.backend));
   inference::SamplingParams sp{r["temp"].as<float>(), r["top-k"].as<int>(),
                                r["top-p"].as<float>(), r["seed"].as<uint64_t>()};
   inference::Sampler sampler(sp, l.model->config.n_vocab);

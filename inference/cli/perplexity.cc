@@ -25,7 +25,7 @@ absl::Status PerplexityCommand(int argc, char** argv) {
   const inference::Tokenizer tok(l.model->vocab);
   const std::vector<int32_t> ids = tok.Encode(text, /*add_bos=*/true);
   ASSIGN_OR_RETURN(auto session, inference::Session::Create(*l.model, l.n_ctx, l.kv_type, *l.pool,
-                                                            l.n_ctx));
+                                                            l.n_ctx, l.backend));
   ASSIGN_OR_RETURN(inference::PerplexityResult p,
                    inference::Perplexity(*session, ids, l.n_ctx, l.model->vocab.add_bos,
                                          l.model->vocab.bos));

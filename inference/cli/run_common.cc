@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "formats/util/cli_flags.h"
 #include "formats/util/status_macros.h"
+#include "inference/cuda/cuda_ops.h"
 
 namespace qatk::cli {
 
@@ -25,7 +26,9 @@ void AddModelFlags(cxxopts::Options& opts, int default_ctx) {
       "ctx", "context length (clamped to the model's)",
       cxxopts::value<int>()->default_value(std::to_string(default_ctx)))(
       "kv-type", "KV cache type: f32, f16, int8, q8_0",
-      cxxopts::value<std::string>()->default_value("f16"));
+      cxxopts::value<std::string>()->default_value("f16"))(
+      "device", "cpu, or cuda (GPU; needs a build with -DQATK_CUDA=ON)",
+      cxxopts::value<std::string>()->default_value("cpu"));
 }
 
 absl::StatusOr<Loaded> LoadFromFlags(const cxxopts::ParseResult& r) {
@@ -33,7 +36,15 @@ absl::StatusOr<Loaded> LoadFromFlags(const cxxopts::ParseResult& r) {
   ASSIGN_OR_RETURN(l.kv_type, inference::KvTypeFromName(r["kv-type"].as<std::string>()));
   const int threads = r["threads"].as<int>();
   if (threads < 1 || threads > 1024) return absl::InvalidArgumentError("--threads must be in [1, 1024]");
-  ASSIGN_OR_RETURN(l.model, inference::LoadModel(r["model"].as<std::string>()));
+  ASSIGN_OR_RETURN(l.backend, inference::BackendFromName(r["device"].as<std::string>()));
+  if (l.backend == inference::Backend::kCuda) {
+    if (absl::Status s = inference::CudaAvailable(); !s.ok()) {
+      return absl::Status(s.code(), absl::StrCat("--device cuda: ", s.message()));
+    }
+  }
+  inference::LoadOptions load;
+  load.repack = l.backend == inference::Backend::kCpu;  // the GPU reads the file's layouts
+  ASSIGN_OR_RETURN(l.model, inference::LoadModel(r["model"].as<std::string>(), load));
   const int ctx = r["ctx"].as<int>();
   if (ctx < 1) return absl::InvalidArgumentError("--ctx must be >= 1");
   l.n_ctx = l.model->config.n_ctx_train > 0 ? std::min(ctx, l.model->config.n_ctx_train) : ctx;

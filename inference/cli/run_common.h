@@ -16,13 +16,14 @@ namespace qatk::cli {
 
 absl::StatusOr<cxxopts::ParseResult> ParseRunFlags(cxxopts::Options& opts, int argc, char** argv);
 absl::Status RequireFlag(const cxxopts::ParseResult& r, const char* flag, const char* command);
-// Adds --model, --threads, --ctx (default `default_ctx`), --kv-type.
+// Adds --model, --threads, --ctx (default `default_ctx`), --kv-type, --device.
 void AddModelFlags(cxxopts::Options& opts, int default_ctx);
 
 struct Loaded {
   std::unique_ptr<inference::Model> model;
   std::unique_ptr<inference::ThreadPool> pool;
   inference::KvType kv_type = inference::KvType::kF16;
+  inference::Backend backend = inference::Backend::kCpu;
   int n_ctx = 0;  // --ctx clamped to the model's training context
 };
 absl::StatusOr<Loaded> LoadFromFlags(const cxxopts::ParseResult& r);
