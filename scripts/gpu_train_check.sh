@@ -11,8 +11,12 @@
 #   5 train         `qat train` from the kit's FP checkpoint, KD from it, per
 #                   recipe (q4_0, mobile): --device cpu (all cores), then cuda
 #   6 report        losses of steps 1-5 and the last, their largest relative
-#                   difference, median step time CPU vs CUDA: a markdown table
-#                   on stdout; $OUT/gpu_train_check.{json,md} when OUT is set
+#                   difference (a failure above 1e-3 in steps 1-5), median
+#                   step time CPU vs CUDA: a markdown table
+#                   on stdout; train_check.{md,json} in $OUT (else in the
+#                   build dir), plus train_check_failures.txt (the failed
+#                   steps' log tails) when a step failed: at most 3 files, as
+#                   $OUT is shared with scripts/gpu_check.sh
 # A failed step is reported and the steps that do not need it still run; the
 # exit code is 1 when any step failed.
 #
@@ -56,6 +60,7 @@ mkdir -p "$out_dir"
 status_file="$logs/steps.tsv"
 : > "$status_file"
 failed=0
+failed_logs=()
 
 banner() { printf '\n==== [train-check] %s ====\n' "$*"; }
 # record NAME STATUS SECONDS [NOTE]
@@ -75,7 +80,7 @@ run_step() {
     echo "FAILED (exit $rc after ${dt}s); last lines of $log:"
     tail -n 40 "$log" | sed 's/^/    /'
     record "$name" FAILED "$dt" "exit $rc"
-    failed=1
+    failed=1; failed_logs+=("$log")
   fi
   return $rc
 }
@@ -192,7 +197,7 @@ for t in fake_quant_test qat_trainer_test; do
     printf '%s\t%s\n' "$t" "$summary" >> "$logs/tests.tsv"
     if [[ $gpu_visible -eq 1 ]] && grep -q "no CUDA device" "$logs/$t.log"; then
       echo "FAILED: a GPU is visible but $t skipped its CUDA tests (this build's LibTorch sees no CUDA device)"
-      record "4/6 $t: CUDA tests ran" FAILED 0 "skipped with a GPU visible"; failed=1
+      record "4/6 $t: CUDA tests ran" FAILED 0 "skipped with a GPU visible"; failed=1; failed_logs+=("$logs/$t.log")
     fi
   else
     skip_step "4/6 $t" "build failed"
@@ -224,7 +229,7 @@ for recipe in q4_0 mobile; do
         record "$name" skipped 0 "cuda: not available"
       else
         echo "FAILED after $((SECONDS - t0))s; last lines of $log:"; tail -n 40 "$log" | sed 's/^/    /'
-        record "$name" FAILED $((SECONDS - t0)); failed=1
+        record "$name" FAILED $((SECONDS - t0)); failed=1; failed_logs+=("$log")
       fi
     else
       run_step "$name" "$log" train "$recipe" cpu
@@ -299,13 +304,20 @@ md += [f"| {s['step']} | {s['status']} | {s['seconds']} | {s['note']} |" for s i
 md += [f"", *[f"- {t}: {s}" for t, s in report["tests"].items()]]
 text = "\n".join(md) + "\n"
 print(text)
-with open(os.path.join(out_dir, "gpu_train_check.md"), "w") as f:
-    f.write(text)
-with open(os.path.join(out_dir, "gpu_train_check.json"), "w") as f:
+with open(os.path.join(out_dir, "train_check.md"), "w") as f:
+    f.write("## QAT training on CUDA vs CPU (scripts/gpu_train_check.sh)\n\n" + text)
+with open(os.path.join(out_dir, "train_check.json"), "w") as f:
     json.dump(report, f, indent=1)
-print(f"wrote {out_dir}/gpu_train_check.json and .md")
+print(f"wrote {out_dir}/train_check.md and .json")
+differs = [r for r, v in report["recipes"].items() if not v.get("compare", {}).get("first5_within_1e-3", True)]
+if differs:
+    print(f"FAILED: CUDA losses differ from CPU by more than 1e-3 (relative) in steps 1-5 for {', '.join(differs)}")
+    sys.exit(3)
 PY
-if [[ -n "${OUT:-}" ]]; then  # the logs come back too (a failed build is read from them)
-  mkdir -p "$OUT/gpu_train_check_logs" && cp "$logs"/*.log "$logs"/*.tsv "$OUT/gpu_train_check_logs/" 2>/dev/null
+if [[ ${#failed_logs[@]} -gt 0 ]]; then  # what failed comes back in one file
+  for f in "${failed_logs[@]}"; do
+    printf '\n===== %s (last 80 lines) =====\n' "$f"; tail -n 80 "$f"
+  done > "$out_dir/train_check_failures.txt" 2>&1
+  echo "log tails of the failed steps: $out_dir/train_check_failures.txt"
 fi
 exit $failed
