@@ -173,10 +173,10 @@ if [[ -x "$here/scripts/gpu_train_check.sh" ]]; then
   OUT="$train_out" "$here/scripts/gpu_train_check.sh" 2>&1 | tee "$work/train_check.log"
   train_rc=${PIPESTATUS[0]}
   ((train_rc == 0)) || fail "gpu_train_check"
-  cp "$train_out"/gpu_train_check.md "$train_out"/gpu_train_check.json "$out/" 2>/dev/null
-  cp "$work/train_check.log" "$train_out/"
-  tar -czf "$out/train_logs.tgz" -C "$train_out" . 2>/dev/null
-  [[ -f "$train_out/gpu_train_check.md" ]] && { echo; cat "$train_out/gpu_train_check.md"; } >>"$md"
+  cp "$train_out"/train_check* "$out/" 2>/dev/null
+  cp "$work/train_check.log" "$here/build-gpu-torch/gpu_train_check/" 2>/dev/null
+  tar -czf "$out/train_logs.tgz" -C "$here/build-gpu-torch" gpu_train_check 2>/dev/null
+  [[ -f "$train_out/train_check.md" ]] && { echo; cat "$train_out/train_check.md"; } >>"$md"
 fi
 
 cat "$work"/bench_1b_*.json >"$out/bench_1b.jsonl" 2>/dev/null
