@@ -8,10 +8,12 @@
 #   3 build         qat, fake_quant_test, qat_trainer_test
 #   4 tests         fake_quant_test, qat_trainer_test (their CUDA tests run
 #                   here; on a machine without CUDA they skip)
-#   5 train         `qat train` from the kit's FP checkpoint, KD from it, per
-#                   recipe (q4_0, mobile): --device cpu (all cores), then cuda
-#   6 report        losses of steps 1-5 and the last, their largest relative
-#                   difference (a failure above 1e-3 in steps 1-5), median
+#   5 train         `qat train` from the kit's FP checkpoint: fp (plain
+#                   fine-tuning), then q4_0 and mobile (QAT, KD from fp):
+#                   --device cpu (all cores), then cuda
+#   6 report        losses of steps 1-5 and the last, their relative
+#                   differences (bounds in the report step: fp 1e-4; q4_0 and
+#                   mobile 2e-3 at step 1, 2e-2 over steps 1-5), median
 #                   step time CPU vs CUDA: a markdown table
 #                   on stdout; train_check.{md,json} in $OUT (else in the
 #                   build dir), plus train_check_failures.txt (the failed
@@ -190,7 +192,24 @@ gtest_summary() {  # LOG: "N passed, N failed, N skipped"
 }
 for t in fake_quant_test qat_trainer_test; do
   if [[ $built -eq 1 ]]; then
-    run_step "4/6 $t" "$logs/$t.log" "$build_dir/tests/$t"
+    trc=0
+    run_step "4/6 $t" "$logs/$t.log" "$build_dir/tests/$t" || trc=$?
+    if ((trc >= 128)); then
+      # A crash: the backtrace of the test that crashed (cuda-gdb also
+      # debugs host code), then the other tests without it.
+      crashed="$(grep -E '^\[ RUN      \]' "$logs/$t.log" | tail -1 | awk '{print $NF}')"
+      echo "crashed in $crashed: backtrace in $logs/$t.crash.log"
+      if command -v cuda-gdb >/dev/null; then
+        timeout 120 cuda-gdb -q -batch -ex run -ex bt -ex quit --args "$build_dir/tests/$t" \
+          --gtest_filter="$crashed" > "$logs/$t.crash.log" 2>&1
+        grep -E '^#[0-9]+ ' "$logs/$t.crash.log" | head -25 | sed 's/^/    /'
+        failed_logs+=("$logs/$t.crash.log")
+      fi
+      "$build_dir/tests/$t" --gtest_filter="-$crashed" > "$logs/$t.rest.log" 2>&1
+      echo "without $crashed: $(gtest_summary "$logs/$t.rest.log")"
+      grep -E '^\[  (FAILED|SKIPPED) \] [A-Za-z0-9_./]+$' "$logs/$t.rest.log" | sort -u | sed 's/^/    /'
+      cat "$logs/$t.rest.log" >> "$logs/$t.log"
+    fi
     summary="$(gtest_summary "$logs/$t.log")"
     echo "$t: $summary"
     grep -E '^\[  (FAILED|SKIPPED) \] [A-Za-z0-9_./]+$' "$logs/$t.log" | sort -u | sed 's/^/    /'
@@ -205,15 +224,17 @@ for t in fake_quant_test qat_trainer_test; do
 done
 
 # ---- 5 training runs ----------------------------------------------------------
-train() {  # RECIPE DEVICE
+train() {  # RECIPE DEVICE (RECIPE fp: plain fine-tuning, no fake quant, no teacher)
   local out="$runs/$1-$2"
   rm -rf "$out"
   local thr=(); [[ "$2" == cpu ]] && thr=(--threads "$threads")
-  "$qat_bin" train --data "$kit/data/brown-small" --init "$kit/data/fp" --teacher "$kit/data/fp" --kd-alpha 1 \
-    --recipe "$here/configs/recipes/$1.json" --out "$out" --steps "$steps" --batch 8 --seq 256 --lr 1e-4 \
+  local qat=(--teacher "$kit/data/fp" --kd-alpha 1 --recipe "$here/configs/recipes/$1.json")
+  [[ "$1" == fp ]] && qat=()
+  "$qat_bin" train --data "$kit/data/brown-small" --init "$kit/data/fp" "${qat[@]}" \
+    --out "$out" --steps "$steps" --batch 8 --seq 256 --lr 1e-4 \
     --warmup 4 --seed 1 --eval-chunks 4 --no-progress --device "$2" "${thr[@]}"
 }
-for recipe in q4_0 mobile; do
+for recipe in fp q4_0 mobile; do
   for dev in cpu cuda; do
     name="5/6 train $recipe on $dev ($steps steps)"
     if [[ $built -ne 1 ]]; then skip_step "$name" "build failed"; continue; fi
@@ -272,9 +293,19 @@ md = [f"QAT on CUDA vs CPU: {steps} steps, batch 8 x 256, KD from the FP checkpo
       f"GPU {gpu}; CPU runs with {threads} threads.", "",
       "| recipe | device | loss 1 | 2 | 3 | 4 | 5 | last | valid ppl | median step (s) |",
       "|---|---|---|---|---|---|---|---|---|---|"]
-cmp_md = ["", "| recipe | max rel. diff, steps 1-5 | rel. diff, last step | CPU step (s) | CUDA step (s) | CPU / CUDA |",
-          "|---|---|---|---|---|---|"]
-for recipe in ("q4_0", "mobile"):
+cmp_md = ["", "| recipe | rel. diff, step 1 | max rel. diff, steps 1-5 | bounds (step 1 / steps 1-5) | rel. diff, last step | CPU step (s) | CUDA step (s) | CPU / CUDA |",
+          "|---|---|---|---|---|---|---|---|"]
+# Agreement bounds (relative loss difference CUDA vs CPU):
+#  fp: steps 1-5 <= 1e-4 (float rounding of the sums only);
+#  q4_0 / mobile: step 1 <= 2e-3 and steps 1-5 <= 2e-2. The fake-quant
+#  ops are bit-exact on both devices (fake_quant_test), but (a) the KD loss
+#  is a small difference of two cross-entropies (~0.008 vs ~4.5 for q4_0),
+#  so the matmuls' float differences show up ~500x larger relative to it,
+#  and (b) quantized activations flip a code where a value sits on a
+#  rounding boundary, and training carries the flips on.
+def bounds(recipe):
+    return (1e-4, 1e-4) if recipe == "fp" else (2e-3, 2e-2)
+for recipe in ("fp", "q4_0", "mobile"):
     r = {dev: metrics(recipe, dev) for dev in ("cpu", "cuda")}
     report["recipes"][recipe] = dict(r)
     for dev in ("cpu", "cuda"):
@@ -289,15 +320,19 @@ for recipe in ("q4_0", "mobile"):
     c, g = r["cpu"], r["cuda"]
     if c and g and c["loss"] and g["loss"]:
         n = min(5, len(c["loss"]), len(g["loss"]))
+        step1 = rel(g["loss"][0], c["loss"][0])
         first5 = max(rel(g["loss"][i], c["loss"][i]) for i in range(n))
         last = rel(g["loss"][-1], c["loss"][-1])
+        b1, b5 = bounds(recipe)
+        ok = step1 <= b1 and first5 <= b5
         speed = c["median_step_s"] / g["median_step_s"] if c["median_step_s"] and g["median_step_s"] else None
-        report["recipes"][recipe]["compare"] = {"max_rel_diff_steps_1_5": first5, "rel_diff_last": last,
-                                                "cpu_over_cuda_step_time": speed, "first5_within_1e-3": first5 <= 1e-3}
-        cmp_md.append(f"| {recipe} | {first5:.2e} {'ok' if first5 <= 1e-3 else 'DIFFERS'} | {last:.2e} | "
-                      f"{fmt(c['median_step_s'])} | {fmt(g['median_step_s'])} | {fmt(speed, '%.1fx')} |")
+        report["recipes"][recipe]["compare"] = {"rel_diff_step_1": step1, "max_rel_diff_steps_1_5": first5,
+                                                "rel_diff_last": last, "bounds": [b1, b5],
+                                                "cpu_over_cuda_step_time": speed, "within_bounds": ok}
+        cmp_md.append(f"| {recipe} | {step1:.2e} | {first5:.2e} | {b1:.0e} / {b5:.0e} {'ok' if ok else 'DIFFERS'} | "
+                      f"{last:.2e} | {fmt(c['median_step_s'])} | {fmt(g['median_step_s'])} | {fmt(speed, '%.1fx')} |")
     else:
-        cmp_md.append(f"| {recipe} | – | – | {fmt(c and c['median_step_s'])} | {fmt(g and g['median_step_s'])} | – |")
+        cmp_md.append(f"| {recipe} | – | – | – | – | {fmt(c and c['median_step_s'])} | {fmt(g and g['median_step_s'])} | – |")
 md += cmp_md
 md += ["", "| step | status | seconds | note |", "|---|---|---|---|"]
 md += [f"| {s['step']} | {s['status']} | {s['seconds']} | {s['note']} |" for s in report["steps_status"]]
@@ -309,9 +344,9 @@ with open(os.path.join(out_dir, "train_check.md"), "w") as f:
 with open(os.path.join(out_dir, "train_check.json"), "w") as f:
     json.dump(report, f, indent=1)
 print(f"wrote {out_dir}/train_check.md and .json")
-differs = [r for r, v in report["recipes"].items() if not v.get("compare", {}).get("first5_within_1e-3", True)]
+differs = [r for r, v in report["recipes"].items() if not v.get("compare", {}).get("within_bounds", True)]
 if differs:
-    print(f"FAILED: CUDA losses differ from CPU by more than 1e-3 (relative) in steps 1-5 for {', '.join(differs)}")
+    print(f"FAILED: CUDA losses differ from CPU beyond the bounds in steps 1-5 for {', '.join(differs)}")
     sys.exit(3)
 PY
 if [[ ${#failed_logs[@]} -gt 0 ]]; then  # what failed comes back in one file

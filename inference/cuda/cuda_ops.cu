@@ -341,17 +341,20 @@ constexpr int kMaxDecodeTokens = 8;
 // Int path. Q8_0/Q4_0/Q2_0: per-block int sums times d_w * d_a, fp32 across
 // blocks. Int channel with a static activation scale (kIntAcc): one int32
 // per row, times act_scale * row_scale.
-template <WType T, bool kIntAcc>
-__global__ void MatVecIntKernel(DevMatrix w, const int8_t* aq, const float* ad, int64_t a_stride,
-                                int n, float* y, int64_t y_stride) {
+// NT: accumulators per lane (1 for single-token decode: fewer registers,
+// more warps in flight; kMaxDecodeTokens otherwise).
+template <WType T, bool kIntAcc, int NT>
+__global__ void __launch_bounds__(128) MatVecIntKernel(DevMatrix w, const int8_t* aq, const float* ad,
+                                                       int64_t a_stride, int n, float* y,
+                                                       int64_t y_stride) {
   const int64_t r = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
   const int lane = threadIdx.x % kWarp;
   if (r >= w.rows) return;
   const int64_t nb = (w.cols + 31) / 32;
-  float acc[kMaxDecodeTokens];
-  int iacc[kMaxDecodeTokens];
+  float acc[NT];
+  int iacc[NT];
 #pragma unroll
-  for (int t = 0; t < kMaxDecodeTokens; ++t) acc[t] = 0.0f, iacc[t] = 0;
+  for (int t = 0; t < NT; ++t) acc[t] = 0.0f, iacc[t] = 0;
   // Two blocks per lane per step, both loaded before any math: twice the
   // bytes in flight per warp (rows of 2048 Q4_0 columns are 2 steps).
   for (int64_t kb0 = lane; kb0 < nb; kb0 += 2 * kWarp) {
@@ -365,7 +368,7 @@ __global__ void MatVecIntKernel(DevMatrix w, const int8_t* aq, const float* ad, 
       if (u == 1 && !second) break;
       const int64_t kb = kb0 + u * kWarp;
 #pragma unroll
-      for (int t = 0; t < kMaxDecodeTokens; ++t) {
+      for (int t = 0; t < NT; ++t) {
         if (t >= n) break;
         const int4* a = reinterpret_cast<const int4*>(aq + t * a_stride + kb * 32);
         const int4 a0 = a[0], a1 = a[1];
@@ -386,7 +389,7 @@ __global__ void MatVecIntKernel(DevMatrix w, const int8_t* aq, const float* ad, 
     }
   }
 #pragma unroll
-  for (int t = 0; t < kMaxDecodeTokens; ++t) {
+  for (int t = 0; t < NT; ++t) {
     if (t >= n) break;
     float v;
     if constexpr (kIntAcc) {
@@ -400,25 +403,26 @@ __global__ void MatVecIntKernel(DevMatrix w, const int8_t* aq, const float* ad, 
 
 // Float path: fp32 activations [n, cols] times F32/F16/BF16 values or
 // weight-only int codes (then times the row scale).
-template <WType T>
-__global__ void MatVecFloatKernel(DevMatrix w, const float* x, int n, float* y, int64_t y_stride) {
+template <WType T, int NT>
+__global__ void __launch_bounds__(128) MatVecFloatKernel(DevMatrix w, const float* x, int n, float* y,
+                                                         int64_t y_stride) {
   const int64_t r = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp;
   const int lane = threadIdx.x % kWarp;
   if (r >= w.rows) return;
-  float acc[kMaxDecodeTokens];
+  float acc[NT];
 #pragma unroll
-  for (int t = 0; t < kMaxDecodeTokens; ++t) acc[t] = 0.0f;
+  for (int t = 0; t < NT; ++t) acc[t] = 0.0f;
   for (int64_t k = lane; k < w.cols; k += kWarp) {
     const float v = FloatAt<T>(w, r, k);
 #pragma unroll
-    for (int t = 0; t < kMaxDecodeTokens; ++t) {
+    for (int t = 0; t < NT; ++t) {
       if (t >= n) break;
       acc[t] += v * x[t * w.cols + k];
     }
   }
   const float rs = IsIntChannel(T) ? w.row_scales[r] : 1.0f;
 #pragma unroll
-  for (int t = 0; t < kMaxDecodeTokens; ++t) {
+  for (int t = 0; t < NT; ++t) {
     if (t >= n) break;
     const float v = WarpSum(acc[t]);
     if (lane == 0) y[t * y_stride + r] = v * rs;
@@ -819,9 +823,12 @@ struct ActScratch {
 template <WType T, bool kIntAcc>
 void LaunchInt(const DevMatrix& w, const int8_t* aq, const float* ad, int64_t a_stride, int n,
                float* y, cudaStream_t st) {
-  if (n <= kMaxDecodeTokens) {
-    MatVecIntKernel<T, kIntAcc><<<Blocks(w.rows * kWarp, 128), 128, 0, st>>>(w, aq, ad, a_stride, n,
-                                                                             y, w.rows);
+  if (n == 1) {
+    MatVecIntKernel<T, kIntAcc, 1><<<Blocks(w.rows * kWarp, 128), 128, 0, st>>>(w, aq, ad, a_stride,
+                                                                                n, y, w.rows);
+  } else if (n <= kMaxDecodeTokens) {
+    MatVecIntKernel<T, kIntAcc, kMaxDecodeTokens><<<Blocks(w.rows * kWarp, 128), 128, 0, st>>>(
+        w, aq, ad, a_stride, n, y, w.rows);
   } else {
     const dim3 grid(Blocks(w.rows, kTile), Blocks(n, kTile));
     MatMulIntTileKernel<T, kIntAcc><<<grid, 256, 0, st>>>(w, aq, ad, a_stride, n, y, w.rows);
@@ -831,8 +838,11 @@ void LaunchInt(const DevMatrix& w, const int8_t* aq, const float* ad, int64_t a_
 
 template <WType T>
 void LaunchFloat(const DevMatrix& w, const float* x, int n, float* y, cudaStream_t st) {
-  if (n <= kMaxDecodeTokens) {
-    MatVecFloatKernel<T><<<Blocks(w.rows * kWarp, 128), 128, 0, st>>>(w, x, n, y, w.rows);
+  if (n == 1) {
+    MatVecFloatKernel<T, 1><<<Blocks(w.rows * kWarp, 128), 128, 0, st>>>(w, x, n, y, w.rows);
+  } else if (n <= kMaxDecodeTokens) {
+    MatVecFloatKernel<T, kMaxDecodeTokens><<<Blocks(w.rows * kWarp, 128), 128, 0, st>>>(w, x, n, y,
+                                                                                        w.rows);
   } else {
     const dim3 grid(Blocks(w.rows, kTile), Blocks(n, kTile));
     MatMulFloatTileKernel<T><<<grid, 256, 0, st>>>(w, x, n, y, w.rows);

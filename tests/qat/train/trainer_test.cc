@@ -203,8 +203,14 @@ TEST_F(TrainerTest, CudaLossesMatchCpu) {
       losses[cuda] = Losses(o.out);
       ASSERT_EQ(losses[cuda].size(), 5u);
     }
+    // FP: float rounding only. QAT: the fake-quant ops are bit-exact on both
+    // devices, but the KD loss is a small difference of cross-entropies (its
+    // relative error is much larger than the logits'), quantized activations
+    // flip a code where a value sits on a rounding boundary, and training
+    // carries the flips on: a looser bound after step 1.
+    const double step1 = recipe.empty() ? 1e-4 : 2e-3, later = recipe.empty() ? 1e-4 : 2e-2;
     for (size_t i = 0; i < 5; ++i) {
-      EXPECT_NEAR(losses[1][i], losses[0][i], 1e-3 * std::fabs(losses[0][i]))
+      EXPECT_NEAR(losses[1][i], losses[0][i], (i == 0 ? step1 : later) * std::fabs(losses[0][i]))
           << "recipe '" << recipe << "' step " << i + 1;
     }
   }
