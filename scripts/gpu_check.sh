@@ -15,7 +15,8 @@
 #          bound set by the measured device-to-device copy bandwidth;
 #       4. GB/s of every MatMul kernel on the 1B shapes (cuda_kernel_bench);
 #       5. scripts/gpu_train_check.sh (QAT on CUDA vs CPU; needs .gpukit
-#          from scripts/gpu_kit.sh carried too);
+#          from scripts/gpu_kit.sh carried too; QATK_GPU_CHECK_SKIP_TRAIN=1
+#          skips it);
 #       and writes a summary to $OUT (or gpu-check-out/): gpu_check.md, *.json.
 # Each step reports its own failure and the later ones still run; the exit
 # code is non-zero if any step failed.
@@ -123,26 +124,25 @@ if "$bin_dir/synth_gguf" "$big" --config "$bin_dir/models/1b.json" --type q4_0 -
     echo "| device | prefill 512 tok/s | decode tok/s | copy bandwidth GB/s | decode bound tok/s | decode / bound |"
     echo "|---|---:|---:|---:|---:|---:|"
   } >>"$md"
-  if "$run" bench --model "$big" --device cuda --prompt-tokens 512 --gen-tokens 256 --reps 3 --read-bw --json >"$work/bench_1b_cuda.json" 2>"$work/bench_1b_cuda.err"; then
-    cat "$work/bench_1b_cuda.err"
-    python3 - "$work/bench_1b_cuda.json" >>"$md" <<'EOF'
+  # bench_row LABEL FILE [VAR=VALUE...]: one CUDA bench, one table row.
+  bench_row() {
+    local label="$1" f="$2"; shift 2
+    if env "$@" "$run" bench --model "$big" --device cuda --prompt-tokens 512 --gen-tokens 256 --reps 3 \
+        --read-bw --json >"$work/$f.json" 2>"$work/$f.err"; then
+      cat "$work/$f.err"
+      python3 - "$work/$f.json" "$label" >>"$md" <<'EOF'
 import json, sys
 b = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
-print(f"| cuda | {b['prefill_tps']:.0f} | {b['decode_tps']:.1f} | {b['read_gbps']:.0f} | {b['bw_limit_tps']:.0f} | {100*b['bw_fraction']:.0f}% |")
+print(f"| {sys.argv[2]} | {b['prefill_tps']:.0f} | {b['decode_tps']:.1f} | {b['read_gbps']:.0f} | {b['bw_limit_tps']:.0f} | {100*b['bw_fraction']:.0f}% |")
 EOF
-  else
-    fail "bench 1B cuda"; cat "$work/bench_1b_cuda.err"
-  fi
-  if QATK_CUDA_GRAPHS=0 "$run" bench --model "$big" --device cuda --prompt-tokens 512 --gen-tokens 256 --reps 3 --read-bw --json >"$work/bench_1b_cuda_nograph.json" 2>"$work/bench_1b_cuda_nograph.err"; then
-    cat "$work/bench_1b_cuda_nograph.err"
-    python3 - "$work/bench_1b_cuda_nograph.json" >>"$md" <<'EOF'
-import json, sys
-b = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
-print(f"| cuda, no graphs (QATK_CUDA_GRAPHS=0) | {b['prefill_tps']:.0f} | {b['decode_tps']:.1f} | {b['read_gbps']:.0f} | {b['bw_limit_tps']:.0f} | {100*b['bw_fraction']:.0f}% |")
-EOF
-  else
-    fail "bench 1B cuda without graphs"; cat "$work/bench_1b_cuda_nograph.err"
-  fi
+    else
+      fail "bench 1B $label"; cat "$work/$f.err"
+    fi
+  }
+  bench_row "cuda" bench_1b_cuda
+  bench_row "cuda, QATK_CUDA_ROWS_PER_WARP=2" bench_1b_cuda_rows2 QATK_CUDA_ROWS_PER_WARP=2
+  bench_row "cuda, QATK_CUDA_ROWS_PER_WARP=4" bench_1b_cuda_rows4 QATK_CUDA_ROWS_PER_WARP=4
+  bench_row "cuda, no graphs (QATK_CUDA_GRAPHS=0)" bench_1b_cuda_nograph QATK_CUDA_GRAPHS=0
   if "$run" bench --model "$big" --threads "$threads" --prompt-tokens 64 --gen-tokens 16 --reps 1 --read-bw --json >"$work/bench_1b_cpu.json" 2>"$work/bench_1b_cpu.err"; then
     cat "$work/bench_1b_cpu.err"
     python3 - "$work/bench_1b_cpu.json" "$threads" >>"$md" <<'EOF'
@@ -165,7 +165,12 @@ else
   fail "cuda_kernel_bench"
 fi
 
-if [[ -x "$here/scripts/gpu_train_check.sh" ]]; then
+if [[ "${QATK_GPU_CHECK_SKIP_TRAIN:-0}" == 1 ]]; then
+  step "5. QAT training on CUDA vs CPU: skipped (QATK_GPU_CHECK_SKIP_TRAIN=1)"
+elif [[ ! -d "$here/.gpukit" ]]; then
+  step "5. QAT training on CUDA vs CPU: skipped (no .gpukit: run scripts/gpu_kit.sh and carry it)"
+  fail "gpu_train_check (no .gpukit)"
+else
   step "5. QAT training on CUDA vs CPU (scripts/gpu_train_check.sh)"
   # Its table and JSON come back; its logs as one archive (the tool returns <= 8 files).
   train_out="$work/train"

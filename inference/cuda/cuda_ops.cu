@@ -401,6 +401,73 @@ __global__ void __launch_bounds__(128) MatVecIntKernel(DevMatrix w, const int8_t
   }
 }
 
+// Single token, R rows per warp: each lane's activation block is loaded
+// once for R weight blocks (R times the weight bytes in flight per warp).
+template <WType T, bool kIntAcc, int R>
+__global__ void __launch_bounds__(128) MatVecRowsKernel(DevMatrix w, const int8_t* aq,
+                                                        const float* ad, float* y) {
+  const int64_t r0 = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / kWarp * R;
+  const int lane = threadIdx.x % kWarp;
+  if (r0 >= w.rows) return;
+  const int64_t nb = (w.cols + 31) / 32;
+  float acc[R];
+  int iacc[R];
+#pragma unroll
+  for (int i = 0; i < R; ++i) acc[i] = 0.0f, iacc[i] = 0;
+  for (int64_t kb = lane; kb < nb; kb += kWarp) {
+    int q[R][8];
+    float dw[R];
+#pragma unroll
+    for (int i = 0; i < R; ++i) {
+      if (r0 + i < w.rows) {
+        DecodeInt32<T>(w, r0 + i, kb, q[i], &dw[i]);
+      } else {
+#pragma unroll
+        for (int k = 0; k < 8; ++k) q[i][k] = 0;
+        dw[i] = 0.0f;
+      }
+    }
+    const int4* a = reinterpret_cast<const int4*>(aq + kb * 32);
+    const int4 a0 = a[0], a1 = a[1];
+    const float da = kIntAcc ? 1.0f : ad[kb];
+#pragma unroll
+    for (int i = 0; i < R; ++i) {
+      int s = __dp4a(q[i][0], a0.x, 0);
+      s = __dp4a(q[i][1], a0.y, s);
+      s = __dp4a(q[i][2], a0.z, s);
+      s = __dp4a(q[i][3], a0.w, s);
+      s = __dp4a(q[i][4], a1.x, s);
+      s = __dp4a(q[i][5], a1.y, s);
+      s = __dp4a(q[i][6], a1.z, s);
+      s = __dp4a(q[i][7], a1.w, s);
+      if constexpr (kIntAcc) {
+        iacc[i] += s;
+      } else {
+        acc[i] += static_cast<float>(s) * (dw[i] * da);
+      }
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < R; ++i) {
+    float v;
+    if constexpr (kIntAcc) {
+      const int sum = WarpSumInt(iacc[i]);
+      v = r0 + i < w.rows ? static_cast<float>(sum) * (w.act_scale * w.row_scales[r0 + i]) : 0.0f;
+    } else {
+      v = WarpSum(acc[i]);
+    }
+    if (lane == 0 && r0 + i < w.rows) y[r0 + i] = v;
+  }
+}
+
+// Rows per warp of the single-token int kernels (1: MatVecIntKernel; 2, 4:
+// MatVecRowsKernel). QATK_CUDA_ROWS_PER_WARP or SetCudaDecodeRowsPerWarp.
+int g_rows_per_warp = [] {
+  const char* e = std::getenv("QATK_CUDA_ROWS_PER_WARP");
+  const int v = e ? std::atoi(e) : 1;
+  return v == 2 || v == 4 ? v : 1;
+}();
+
 // Float path: fp32 activations [n, cols] times F32/F16/BF16 values or
 // weight-only int codes (then times the row scale).
 template <WType T, int NT>
@@ -823,7 +890,11 @@ struct ActScratch {
 template <WType T, bool kIntAcc>
 void LaunchInt(const DevMatrix& w, const int8_t* aq, const float* ad, int64_t a_stride, int n,
                float* y, cudaStream_t st) {
-  if (n == 1) {
+  if (n == 1 && g_rows_per_warp == 2) {
+    MatVecRowsKernel<T, kIntAcc, 2><<<Blocks((w.rows + 1) / 2 * kWarp, 128), 128, 0, st>>>(w, aq, ad, y);
+  } else if (n == 1 && g_rows_per_warp == 4) {
+    MatVecRowsKernel<T, kIntAcc, 4><<<Blocks((w.rows + 3) / 4 * kWarp, 128), 128, 0, st>>>(w, aq, ad, y);
+  } else if (n == 1) {
     MatVecIntKernel<T, kIntAcc, 1><<<Blocks(w.rows * kWarp, 128), 128, 0, st>>>(w, aq, ad, a_stride,
                                                                                 n, y, w.rows);
   } else if (n <= kMaxDecodeTokens) {
@@ -897,12 +968,6 @@ void LaunchMatMul(const DevMatrix& w, const float* x, int n, float* y, const Act
   }
 }
 
-// y [n, rows] = x [n, cols] W^T, all pointers on the device.
-void DeviceMatMul(const DevMatrix& w, const float* x, int n, float* y, ActScratch& s,
-                  cudaStream_t st) {
-  PrepareActivations(w, x, n, s, st);
-  LaunchMatMul(w, x, n, y, s, st);
-}
 
 // ---------------------------------------------------------------------------
 // The Ops.
@@ -971,6 +1036,7 @@ class CudaOps final : public Ops {
     return static_cast<float*>(p);
   }
   void Upload(const float* host, size_t n, float* dst) override {
+    prepared_ = {};  // may write a prepared input
     // Pageable source: returns once the bytes are staged, in stream order.
     QATK_CUDA_CHECK(cudaMemcpyAsync(dst, host, n * sizeof(float), cudaMemcpyHostToDevice, stream_));
   }
@@ -986,6 +1052,7 @@ class CudaOps final : public Ops {
   // thing that changes between steps, and the kernels read it from device
   // memory (pos_dev_), written before the replay.
   bool BeginStep(int pos0, int n) override {
+    prepared_ = {};
     SetPos(pos0);
     if (!graphs_ || n != 1) return false;
     if (exec_ != nullptr && graph_generation_ != scratch_.generation) {
@@ -1012,29 +1079,45 @@ class CudaOps final : public Ops {
   }
 
   void Add(float* x, const float* y, int64_t n) override {
+    prepared_ = {};  // may write a prepared input
     AddKernel<<<Blocks(n, 256), 256, 0, stream_>>>(x, y, n);
     QATK_CUDA_LAUNCHED();
   }
   void Softcap(float* x, int64_t n, float cap) override {
+    prepared_ = {};  // may write a prepared input
     SoftcapKernel<<<Blocks(n, 256), 256, 0, stream_>>>(x, n, cap);
     QATK_CUDA_LAUNCHED();
   }
 
+  // Consecutive products of one input (q, k, v; gate, up) share its
+  // prepared activations: the key says what the scratch holds.
   void MatMul(const QMatrix& w, const float* x, int n, float* y) override {
     auto d = weights_->Upload(w, "MatMul");
     if (!d.ok()) {
       std::fprintf(stderr, "CUDA backend: %s\n", std::string(d.status().message()).c_str());
       std::abort();
     }
-    DeviceMatMul(**d, x, n, y, scratch_, stream_);
+    const DevMatrix& m = **d;
+    const PreparedKey key = KeyOf(m, x, n);
+    if (key.kind != 0 && !(key == prepared_)) {
+      PrepareActivations(m, x, n, scratch_, stream_);
+      prepared_ = key;
+    }
+    LaunchMatMul(m, x, n, y, scratch_, stream_);
+    // The output may be the prepared input of a later product: forget it.
+    if (y < prepared_.x + size_t(prepared_.n) * prepared_.cols && prepared_.x < y + size_t(n) * m.rows) {
+      prepared_ = {};
+    }
   }
 
   void RmsNorm(const float* x, const float* w, int n, int dim, float eps, float* y) override {
+    prepared_ = {};  // may write a prepared input
     RmsNormKernel<<<n, 256, 0, stream_>>>(x, DeviceVector(w, dim), dim, eps, y);
     QATK_CUDA_LAUNCHED();
   }
 
   void Rope(float* x, int T, int n_heads, int D, int pos0, float base, bool neox) override {
+    prepared_ = {};  // may write a prepared input
     SetPos(pos0);
     RopeKernel<<<Blocks(int64_t(T) * n_heads * (D / 2), 256), 256, 0, stream_>>>(
         x, T, n_heads, D, pos_dev_, base, neox);
@@ -1043,6 +1126,7 @@ class CudaOps final : public Ops {
 
   void Attention(const float* q, const float* k, const float* v, int T, int pos0, int layer,
                  int window, KvCache&, float* out) override {
+    prepared_ = {};  // may write a prepared input
     SetPos(pos0);
     KvLayout kc = kv_, vc = kv_;
     if (kv_.type == KvType::kInt8) {
@@ -1077,6 +1161,7 @@ class CudaOps final : public Ops {
   }
 
   void GatedAct(float* g, const float* u, int64_t n, bool gelu) override {
+    prepared_ = {};  // may write a prepared input
     GatedActKernel<<<Blocks(n, 256), 256, 0, stream_>>>(g, u, n, gelu);
     QATK_CUDA_LAUNCHED();
   }
@@ -1108,6 +1193,34 @@ class CudaOps final : public Ops {
   std::vector<float> k_scale_, v_scale_;
   std::vector<uint8_t*> kcache_, vcache_;
   std::vector<void*> allocs_;
+  // What the activation scratch holds (kind 0: nothing).
+  struct PreparedKey {
+    int kind = 0;  // 1: Q8_0 blocks, 2: static int8 codes
+    const float* x = nullptr;
+    int n = 0;
+    int64_t cols = 0;
+    float act_scale = 0;
+    int lo = 0, hi = 0;
+    bool even = false;
+    bool operator==(const PreparedKey& o) const {
+      return kind == o.kind && x == o.x && n == o.n && cols == o.cols && act_scale == o.act_scale &&
+             lo == o.lo && hi == o.hi && even == o.even;
+    }
+  };
+  static PreparedKey KeyOf(const DevMatrix& m, const float* x, int n) {
+    PreparedKey k;
+    if (IsQ8ActType(m.type)) {
+      k.kind = 1;
+    } else if (IsIntChannel(m.type) && m.act_scale > 0.0f) {
+      k.kind = 2;
+      k.act_scale = m.act_scale, k.lo = m.act_lo, k.hi = m.act_hi, k.even = m.act_even;
+    } else {
+      return k;
+    }
+    k.x = x, k.n = n, k.cols = m.cols;
+    return k;
+  }
+  PreparedKey prepared_;
   ActScratch scratch_;
   float* attn_part_ = nullptr;
   cudaStream_t stream_ = nullptr;
@@ -1147,6 +1260,9 @@ absl::Status UploadModel(const Model& m, DeviceWeights& dw) {
 }
 
 }  // namespace
+
+void SetCudaDecodeRowsPerWarp(int rows) { g_rows_per_warp = rows == 2 || rows == 4 ? rows : 1; }
+int CudaDecodeRowsPerWarp() { return g_rows_per_warp; }
 
 absl::Status CudaAvailable() {
   int n = 0;

@@ -73,6 +73,12 @@ struct CudaMatMulTiming {
 absl::StatusOr<CudaMatMulTiming> CudaTimeMatMul(const std::vector<QMatrix>& ws, int n, int reps,
                                                 bool include_prepare);
 
+// Output rows per warp of the single-token int MatMul kernels (1, 2 or 4;
+// default 1, or QATK_CUDA_ROWS_PER_WARP): a tuning knob for benchmarks and
+// tests. Call before recording steps (recorded graphs keep their kernels).
+void SetCudaDecodeRowsPerWarp(int rows);
+int CudaDecodeRowsPerWarp();
+
 }  // namespace qatk::inference
 
 #endif  // QATK_INFERENCE_CUDA_CUDA_OPS_H_

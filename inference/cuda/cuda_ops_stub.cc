@@ -22,4 +22,7 @@ absl::StatusOr<CudaMatMulTiming> CudaTimeMatMul(const std::vector<QMatrix>&, int
   return NotBuilt();
 }
 
+void SetCudaDecodeRowsPerWarp(int) {}
+int CudaDecodeRowsPerWarp() { return 1; }
+
 }  // namespace qatk::inference

@@ -3,7 +3,8 @@
 // Each (type, shape) is timed over a set of distinct matrices of >= 256 MiB
 // so that weights stream from HBM, not the L2 cache, replayed as one CUDA
 // graph. Decode: n = 1 token, GB/s of weights read by the product kernel
-// alone, and with each product's activation quantization kernel too;
+// alone (at 1, 2 and 4 rows per warp; the best is also used for the decode
+// step), and with each product's activation quantization kernel too;
 // prefill: n = 512 tokens (tera-ops/s, 2 per multiply-add).
 // Prints a markdown table; --json FILE also writes the rows as JSON.
 #include <cstdio>
@@ -70,14 +71,17 @@ int Main(int argc, char** argv) {
   }
   std::vector<float> ones(32000, 0.01f);
   nlohmann::json rows = nlohmann::json::array();
+  const int default_rows = CudaDecodeRowsPerWarp();
   std::printf(
-      "| type | shape (rows x cols) | role | decode kernel GB/s | of copy bw | decode incl. "
-      "activation quantization GB/s | prefill 512 TOPS |\n");
-  std::printf("|---|---|---|---:|---:|---:|---:|\n");
+      "| type | shape (rows x cols) | role | decode kernel GB/s, 1 / 2 / 4 rows per warp | best "
+      "(rows) | of copy bw | decode incl. activation quantization GB/s (best rows) | prefill "
+      "512 TOPS |\n");
+  std::printf("|---|---|---|---:|---:|---:|---:|---:|\n");
   nlohmann::json steps = nlohmann::json::array();
   std::vector<std::string> step_lines;
   for (WType t : types) {
     double step_bytes = 0, step_s = 0, step_s_op = 0;
+    double step_s_rows[3] = {0, 0, 0};  // one rows-per-warp setting for every shape
     for (const Shape& s : shapes) {
       const size_t rb = RowBytesOf(t, s.cols), mb = rb * s.rows;
       const size_t count = std::max<size_t>(1, std::min<size_t>(kSetBytes / mb, (pool.size() / mb)));
@@ -101,10 +105,26 @@ int Main(int argc, char** argv) {
         const uint16_t d = Fp32ToFp16(0.002f);
         for (size_t i = 0; i < count * mb; i += bs) std::memcpy(&pool[i], &d, 2);
       }
-      auto dec = CudaTimeMatMul(ws, 1, 20, false);
+      // The single-token kernel at 1, 2 and 4 rows per warp (int paths;
+      // the float path has one variant); the best counts.
+      std::vector<double> by_rows;
+      absl::StatusOr<CudaMatMulTiming> dec = absl::UnknownError("unset");
+      int best_rows = 1;
+      for (int rpw : {1, 2, 4}) {
+        SetCudaDecodeRowsPerWarp(rpw);
+        auto d = CudaTimeMatMul(ws, 1, 20, false);
+        if (!d.ok()) {
+          std::fprintf(stderr, "cuda_kernel_bench: %s\n", std::string(d.status().message()).c_str());
+          return 1;
+        }
+        by_rows.push_back(d->weight_bytes / d->seconds / 1e9);
+        if (!dec.ok() || d->seconds < dec->seconds) dec = d, best_rows = rpw;
+      }
+      SetCudaDecodeRowsPerWarp(best_rows);
       auto dec_op = CudaTimeMatMul(ws, 1, 20, true);
+      SetCudaDecodeRowsPerWarp(default_rows);
       auto pre = CudaTimeMatMul(ws, 512, 3, true);
-      for (const auto* r : {&dec, &dec_op, &pre}) {
+      for (const auto* r : {&dec_op, &pre}) {
         if (!r->ok()) {
           std::fprintf(stderr, "cuda_kernel_bench: %s\n", std::string(r->status().message()).c_str());
           return 1;
@@ -113,29 +133,36 @@ int Main(int argc, char** argv) {
       const double gbs = dec->weight_bytes / dec->seconds / 1e9;
       const double gbs_op = dec_op->weight_bytes / dec_op->seconds / 1e9;
       const double tops = 2.0 * s.rows * s.cols * 512 / pre->seconds / 1e12;
-      std::printf("| %s | %lld x %lld | %s | %.0f | %.0f%% | %.0f | %.1f |\n", WTypeName(t),
-                  static_cast<long long>(s.rows), static_cast<long long>(s.cols), s.role, gbs,
-                  100 * gbs * 1e9 / *bw, gbs_op, tops);
+      std::printf("| %s | %lld x %lld | %s | %.0f / %.0f / %.0f | %.0f (%d) | %.0f%% | %.0f | %.1f |\n",
+                  WTypeName(t), static_cast<long long>(s.rows), static_cast<long long>(s.cols), s.role,
+                  by_rows[0], by_rows[1], by_rows[2], gbs, best_rows, 100 * gbs * 1e9 / *bw, gbs_op,
+                  tops);
       std::fflush(stdout);
       step_bytes += s.per_step * dec->weight_bytes;
       step_s += s.per_step * dec->seconds;
+      for (int i = 0; i < 3; ++i) step_s_rows[i] += s.per_step * dec->weight_bytes / (by_rows[i] * 1e9);
       step_s_op += s.per_step * dec_op->seconds;
       rows.push_back({{"type", WTypeName(t)}, {"rows", s.rows}, {"cols", s.cols}, {"role", s.role},
                       {"decode_gbps", gbs}, {"copy_fraction", gbs * 1e9 / *bw},
+                      {"decode_gbps_by_rows_per_warp", by_rows}, {"best_rows_per_warp", best_rows},
                       {"decode_with_quant_gbps", gbs_op}, {"prefill_tops", tops},
                       {"matrices", count}});
     }
     const double g = step_bytes / step_s / 1e9, g_op = step_bytes / step_s_op / 1e9;
-    step_lines.push_back(absl::StrFormat("| %s | %.0f | %.0f | %.0f%% | %.0f | %.0f%% |", WTypeName(t),
-                                         step_bytes / 1e6, g, 100 * g * 1e9 / *bw, g_op,
-                                         100 * g_op * 1e9 / *bw));
+    double g_rows[3];
+    for (int i = 0; i < 3; ++i) g_rows[i] = step_bytes / step_s_rows[i] / 1e9;
+    step_lines.push_back(absl::StrFormat("| %s | %.0f | %.0f / %.0f / %.0f | %.0f | %.0f%% | %.0f | %.0f%% |",
+                                         WTypeName(t), step_bytes / 1e6, g_rows[0], g_rows[1], g_rows[2],
+                                         g, 100 * g * 1e9 / *bw, g_op, 100 * g_op * 1e9 / *bw));
     steps.push_back({{"type", WTypeName(t)}, {"bytes", step_bytes}, {"kernel_gbps", g},
+                     {"kernel_gbps_by_rows_per_warp", {g_rows[0], g_rows[1], g_rows[2]}},
                      {"with_quant_gbps", g_op}});
   }
   std::printf(
       "\nOne decode step's products (22 layers x q, k, v, o, gate, up, down + output head, "
-      "all of one type):\n\n| type | MB | kernel GB/s | of copy bw | incl. activation "
-      "quantization GB/s | of copy bw |\n|---|---:|---:|---:|---:|---:|\n");
+      "all of one type):\n\n| type | MB | kernel GB/s, 1 / 2 / 4 rows per warp | kernel GB/s, best "
+      "rows per shape | of copy bw | incl. activation quantization GB/s | of copy bw "
+      "|\n|---|---:|---:|---:|---:|---:|---:|\n");
   for (const std::string& l : step_lines) std::printf("%s\n", l.c_str());
   if (!json_path.empty()) {
     nlohmann::json out{{"device", CudaDeviceDescription()}, {"copy_gbps", *bw / 1e9}, {"rows", rows},

@@ -254,6 +254,11 @@ TEST(CudaOpsTest, GgufTypesMatchTheReferenceKernel) {
       // summation order across blocks differs.
       CompareMatMul(t.m, n, rng, 4e-6, Traits(type).name);
     }
+    for (int rows_per_warp : {2, 4}) {  // the single-token variants (70 rows: a partial group)
+      SetCudaDecodeRowsPerWarp(rows_per_warp);
+      CompareMatMul(t.m, 1, rng, 4e-6, absl::StrCat(Traits(type).name, " rows/warp ", rows_per_warp));
+    }
+    SetCudaDecodeRowsPerWarp(1);
   }
 }
 
@@ -266,6 +271,11 @@ TEST(CudaOpsTest, IntChannelTypesMatchTheReferenceKernel) {
       // With a static activation scale: the same int32 per row, bit for bit.
       TestMatrix a = IntMatrix(rng, type, 70, cols, 0.05f);
       for (int n : kTokenCounts) CompareMatMul(a.m, n, rng, 0, absl::StrCat(WTypeName(type), " act"));
+      for (int rows_per_warp : {2, 4}) {
+        SetCudaDecodeRowsPerWarp(rows_per_warp);
+        CompareMatMul(a.m, 1, rng, 0, absl::StrCat(WTypeName(type), " act rows/warp ", rows_per_warp));
+      }
+      SetCudaDecodeRowsPerWarp(1);
       TestMatrix b = IntMatrix(rng, type, 70, cols, 0.0f);  // weight-only: fp32 activations
       for (int n : kTokenCounts) CompareMatMul(b.m, n, rng, 4e-6, WTypeName(type));
     }
