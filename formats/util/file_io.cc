@@ -1,6 +1,7 @@
 #include "formats/util/file_io.h"
 
 #include <fcntl.h>
+#include <ftw.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -171,6 +172,55 @@ absl::Status WriteFileAtomic(const std::string& path, const std::string& content
   ASSIGN_OR_RETURN(AtomicFileWriter w, AtomicFileWriter::Create(path));
   RETURN_IF_ERROR(w.Write(contents.data(), contents.size()));
   return w.Commit();
+}
+
+bool PathExists(const std::string& path) {
+  struct stat st;
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+bool IsDirectory(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+absl::StatusOr<uint64_t> FileSize(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    return absl::NotFoundError(absl::StrCat("cannot stat '", path, "': ", std::strerror(errno)));
+  }
+  if (!S_ISREG(st.st_mode)) return absl::NotFoundError(absl::StrCat("'", path, "' is not a regular file"));
+  return static_cast<uint64_t>(st.st_size);
+}
+
+absl::Status MakeDirs(const std::string& path) {
+  if (path.empty()) return absl::InvalidArgumentError("MakeDirs: empty path");
+  for (size_t i = 1; i <= path.size(); ++i) {
+    if (i != path.size() && path[i] != '/') continue;
+    const std::string prefix = path.substr(0, i);
+    if (::mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST) {
+      return absl::UnavailableError(absl::StrCat("cannot create '", prefix, "': ", std::strerror(errno)));
+    }
+  }
+  if (!IsDirectory(path)) return absl::UnavailableError(absl::StrCat("'", path, "' exists and is not a folder"));
+  return absl::OkStatus();
+}
+
+namespace {
+
+int RemoveEntry(const char* path, const struct stat*, int type, struct FTW*) {
+  return type == FTW_DP ? ::rmdir(path) : ::unlink(path);
+}
+
+}  // namespace
+
+absl::Status RemoveAll(const std::string& path) {
+  if (!PathExists(path)) return absl::OkStatus();
+  // Children first (FTW_DEPTH), links removed rather than followed (FTW_PHYS).
+  if (::nftw(path.c_str(), RemoveEntry, 32, FTW_DEPTH | FTW_PHYS) != 0) {
+    return absl::UnavailableError(absl::StrCat("cannot remove '", path, "': ", std::strerror(errno)));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace qatk

@@ -71,6 +71,19 @@ class AtomicFileWriter {
 absl::StatusOr<std::string> ReadFileToString(const std::string& path);
 absl::Status WriteFileAtomic(const std::string& path, const std::string& contents);
 
+// Path helpers on POSIX calls. Code linked with LibTorch uses these, not
+// std::filesystem: the pip LibTorch (2.x) exports std::filesystem symbols
+// of its own that the dynamic linker binds our calls to, and its
+// remove_all crashed on a non-empty folder (a null call inside libtorch.so).
+bool PathExists(const std::string& path);
+bool IsDirectory(const std::string& path);
+// Size in bytes of a regular file; kNotFound naming the path otherwise.
+absl::StatusOr<uint64_t> FileSize(const std::string& path);
+// mkdir -p (mode 0755); OK if the folder exists.
+absl::Status MakeDirs(const std::string& path);
+// rm -rf without following symbolic links; OK if nothing is there.
+absl::Status RemoveAll(const std::string& path);
+
 }  // namespace qatk
 
 #endif  // QATK_FORMATS_UTIL_FILE_IO_H_

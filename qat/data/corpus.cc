@@ -4,7 +4,6 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <filesystem>
 #include <cstdlib>
 
 #include "absl/strings/str_cat.h"
@@ -153,9 +152,9 @@ absl::StatusOr<Splits> SplitDocuments(std::vector<Document> docs) {
 }
 
 absl::Status WriteSplits(const Splits& splits, const std::string& dir) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (!IsDir(dir)) return absl::InvalidArgumentError(absl::StrCat("cannot create output folder '", dir, "'"));
+  if (!MakeDirs(dir).ok() || !IsDir(dir)) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot create output folder '", dir, "'"));
+  }
   for (auto [name, docs] : {std::pair{"train.txt", &splits.train}, std::pair{"valid.txt", &splits.valid},
                             std::pair{"test.txt", &splits.test}}) {
     std::string text;

@@ -6,7 +6,6 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <map>
 
 #include "absl/strings/str_cat.h"
@@ -20,7 +19,6 @@
 namespace qatk::qat {
 namespace {
 
-namespace fs = std::filesystem;
 
 std::map<std::string, torch::Tensor> StateDict(torch::nn::Module& model) {
   std::map<std::string, torch::Tensor> out;
@@ -124,11 +122,8 @@ absl::Status SaveCheckpoint(const std::string& dir, const CheckpointWrite& w) {
   QATK_CHECK(w.config && w.model && w.tokenizer_model, "SaveCheckpoint needs config, model, tokenizer");
   const std::string pid = std::to_string(::getpid());
   const std::string tmp = dir + ".tmp-" + pid, old = dir + ".old-" + pid;
-  std::error_code ec;
-  fs::remove_all(tmp, ec);
-  if (!fs::create_directories(tmp, ec)) {
-    return absl::UnavailableError(absl::StrCat("cannot create '", tmp, "': ", ec.message()));
-  }
+  RETURN_IF_ERROR(RemoveAll(tmp));
+  RETURN_IF_ERROR(MakeDirs(tmp));
   RETURN_IF_ERROR(SaveModelConfig(*w.config, tmp + "/config.json"));
   RETURN_IF_ERROR(SaveWeights(*w.model, tmp + "/model.safetensors"));
   RETURN_IF_ERROR(WriteFileAtomic(tmp + "/tokenizer.model", *w.tokenizer_model));
@@ -155,7 +150,7 @@ absl::Status SaveCheckpoint(const std::string& dir, const CheckpointWrite& w) {
     if (had_old) std::rename(old.c_str(), dir.c_str());
     return absl::UnavailableError(absl::StrCat("cannot rename '", tmp, "' to '", dir, "': ", err));
   }
-  if (had_old) fs::remove_all(old, ec);
+  if (had_old) RETURN_IF_ERROR(RemoveAll(old));
   return absl::OkStatus();
 }
 
