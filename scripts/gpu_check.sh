@@ -121,14 +121,16 @@ if "$bin_dir/synth_gguf" "$big" --config "$bin_dir/models/1b.json" --type q4_0 -
     echo
     echo "## ~1B Q4_0 (random weights, 1b.json shapes, Q8_0 output head)"
     echo
-    echo "| device | prefill 512 tok/s | decode tok/s | copy bandwidth GB/s | decode bound tok/s | decode / bound |"
+    echo "| device | prefill 512 tok/s | decode tok/s | bandwidth GB/s (GPU: device copy) | decode bound tok/s | decode / bound |"
     echo "|---|---:|---:|---:|---:|---:|"
   } >>"$md"
-  # bench_row LABEL FILE [VAR=VALUE...]: one CUDA bench, one table row.
+  # bench_row LABEL FILE [VAR=VALUE...] -- [qat-run bench flags]: one bench, one table row.
   bench_row() {
     local label="$1" f="$2"; shift 2
-    if env "$@" "$run" bench --model "$big" --device cuda --prompt-tokens 512 --gen-tokens 256 --reps 3 \
-        --read-bw --json >"$work/$f.json" 2>"$work/$f.err"; then
+    local envs=()
+    while [[ $# -gt 0 && "$1" != -- ]]; do envs+=("$1"); shift; done
+    shift
+    if env "${envs[@]}" "$run" bench --model "$big" --read-bw --json "$@" >"$work/$f.json" 2>"$work/$f.err"; then
       cat "$work/$f.err"
       python3 - "$work/$f.json" "$label" >>"$md" <<'EOF'
 import json, sys
@@ -139,20 +141,13 @@ EOF
       fail "bench 1B $label"; cat "$work/$f.err"
     fi
   }
-  bench_row "cuda" bench_1b_cuda
-  bench_row "cuda, QATK_CUDA_ROWS_PER_WARP=2" bench_1b_cuda_rows2 QATK_CUDA_ROWS_PER_WARP=2
-  bench_row "cuda, QATK_CUDA_ROWS_PER_WARP=4" bench_1b_cuda_rows4 QATK_CUDA_ROWS_PER_WARP=4
-  bench_row "cuda, no graphs (QATK_CUDA_GRAPHS=0)" bench_1b_cuda_nograph QATK_CUDA_GRAPHS=0
-  if "$run" bench --model "$big" --threads "$threads" --prompt-tokens 64 --gen-tokens 16 --reps 1 --read-bw --json >"$work/bench_1b_cpu.json" 2>"$work/bench_1b_cpu.err"; then
-    cat "$work/bench_1b_cpu.err"
-    python3 - "$work/bench_1b_cpu.json" "$threads" >>"$md" <<'EOF'
-import json, sys
-b = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
-print(f"| cpu, {sys.argv[2]} threads (prefill 64) | {b['prefill_tps']:.0f} | {b['decode_tps']:.1f} | {b['read_gbps']:.0f} (read) | {b['bw_limit_tps']:.0f} | {100*b['bw_fraction']:.0f}% |")
-EOF
-  else
-    fail "bench 1B cpu"; cat "$work/bench_1b_cpu.err"
-  fi
+  gpu=(--device cuda --prompt-tokens 512 --gen-tokens 256 --reps 3)
+  bench_row "cuda" bench_1b_cuda -- "${gpu[@]}"
+  bench_row "cuda, QATK_CUDA_ROWS_PER_WARP=2" bench_1b_cuda_rows2 QATK_CUDA_ROWS_PER_WARP=2 -- "${gpu[@]}"
+  bench_row "cuda, QATK_CUDA_ROWS_PER_WARP=4" bench_1b_cuda_rows4 QATK_CUDA_ROWS_PER_WARP=4 -- "${gpu[@]}"
+  bench_row "cuda, no graphs (QATK_CUDA_GRAPHS=0)" bench_1b_cuda_nograph QATK_CUDA_GRAPHS=0 -- "${gpu[@]}"
+  bench_row "cpu, $threads threads (prefill 64; bandwidth: streaming read)" bench_1b_cpu -- \
+    --threads "$threads" --prompt-tokens 64 --gen-tokens 16 --reps 1
   rm -f "$big"
 else
   fail "synth_gguf"

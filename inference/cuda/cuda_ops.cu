@@ -274,6 +274,19 @@ __device__ __forceinline__ void DecodeInt32(const DevMatrix& w, int64_t r, int64
   }
 }
 
+// Sum of the 32 products of one block's weight codes q (8 x int8x4) and
+// activation codes a0, a1 (elements 0-15, 16-31).
+__device__ __forceinline__ int Dot32(const int q[8], const int4& a0, const int4& a1) {
+  int s = __dp4a(q[0], a0.x, 0);
+  s = __dp4a(q[1], a0.y, s);
+  s = __dp4a(q[2], a0.z, s);
+  s = __dp4a(q[3], a0.w, s);
+  s = __dp4a(q[4], a1.x, s);
+  s = __dp4a(q[5], a1.y, s);
+  s = __dp4a(q[6], a1.z, s);
+  return __dp4a(q[7], a1.w, s);
+}
+
 // Element k of row r as fp32: the value (F32/F16/BF16) or the int code
 // (weight-only int channel types; the row scale is applied after the sum).
 template <WType T>
@@ -371,15 +384,7 @@ __global__ void __launch_bounds__(128) MatVecIntKernel(DevMatrix w, const int8_t
       for (int t = 0; t < NT; ++t) {
         if (t >= n) break;
         const int4* a = reinterpret_cast<const int4*>(aq + t * a_stride + kb * 32);
-        const int4 a0 = a[0], a1 = a[1];
-        int s = __dp4a(q[u][0], a0.x, 0);
-        s = __dp4a(q[u][1], a0.y, s);
-        s = __dp4a(q[u][2], a0.z, s);
-        s = __dp4a(q[u][3], a0.w, s);
-        s = __dp4a(q[u][4], a1.x, s);
-        s = __dp4a(q[u][5], a1.y, s);
-        s = __dp4a(q[u][6], a1.z, s);
-        s = __dp4a(q[u][7], a1.w, s);
+        const int s = Dot32(q[u], a[0], a[1]);
         if constexpr (kIntAcc) {
           iacc[t] += s;
         } else {
@@ -432,14 +437,7 @@ __global__ void __launch_bounds__(128) MatVecRowsKernel(DevMatrix w, const int8_
     const float da = kIntAcc ? 1.0f : ad[kb];
 #pragma unroll
     for (int i = 0; i < R; ++i) {
-      int s = __dp4a(q[i][0], a0.x, 0);
-      s = __dp4a(q[i][1], a0.y, s);
-      s = __dp4a(q[i][2], a0.z, s);
-      s = __dp4a(q[i][3], a0.w, s);
-      s = __dp4a(q[i][4], a1.x, s);
-      s = __dp4a(q[i][5], a1.y, s);
-      s = __dp4a(q[i][6], a1.z, s);
-      s = __dp4a(q[i][7], a1.w, s);
+      const int s = Dot32(q[i], a0, a1);
       if constexpr (kIntAcc) {
         iacc[i] += s;
       } else {

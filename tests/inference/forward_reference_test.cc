@@ -16,6 +16,7 @@
 #include "formats/gguf/gguf.h"
 #include "formats/quant/codecs.h"
 #include "gtest/gtest.h"
+#include "tests/inference/tiny_gguf.h"
 #include "inference/forward.h"
 #include "inference/matmul.h"
 
@@ -37,19 +38,10 @@ std::string WriteModel(const std::string& arch, GgmlType mat_type, RefWeights* r
       ::testing::TempDir() + "/ref_" + arch + "_" + std::to_string(int(mat_type)) + ".gguf";
   auto w = gguf::GgufWriter::Create(path);
   EXPECT_TRUE(w.ok());
+  testing::TinyDims dims;
+  dims.E = E, dims.L = L, dims.F = F, dims.H = H, dims.Hk = Hk, dims.D = D;
+  testing::AddModelKvs(*w, arch, dims, V);
   const std::string p = arch + ".";
-  std::vector<std::string> tokens;
-  for (int i = 0; i < V; ++i) tokens.push_back("t" + std::to_string(i));
-  EXPECT_TRUE(w->AddKv("general.architecture", gguf::Value::Str(arch)).ok());
-  EXPECT_TRUE(w->AddKv(p + "context_length", gguf::Value::U32(128)).ok());
-  EXPECT_TRUE(w->AddKv(p + "embedding_length", gguf::Value::U32(E)).ok());
-  EXPECT_TRUE(w->AddKv(p + "block_count", gguf::Value::U32(L)).ok());
-  EXPECT_TRUE(w->AddKv(p + "feed_forward_length", gguf::Value::U32(F)).ok());
-  EXPECT_TRUE(w->AddKv(p + "attention.head_count", gguf::Value::U32(H)).ok());
-  EXPECT_TRUE(w->AddKv(p + "attention.head_count_kv", gguf::Value::U32(Hk)).ok());
-  EXPECT_TRUE(w->AddKv(p + "attention.key_length", gguf::Value::U32(D)).ok());
-  EXPECT_TRUE(w->AddKv(p + "attention.value_length", gguf::Value::U32(D)).ok());
-  EXPECT_TRUE(w->AddKv(p + "attention.layer_norm_rms_epsilon", gguf::Value::F32(1e-6f)).ok());
   EXPECT_TRUE(
       w->AddKv(p + "rope.freq_base", gguf::Value::F32(arch == "gemma3" ? 1e6f : 500.0f)).ok());
   if (arch == "gemma3") {  // layer 0 slides (window 3, base 10000), layer 1 is global
@@ -57,8 +49,6 @@ std::string WriteModel(const std::string& arch, GgmlType mat_type, RefWeights* r
     EXPECT_TRUE(w->AddKv(p + "attention.sliding_window_pattern", gguf::Value::U32(2)).ok());
     EXPECT_TRUE(w->AddKv(p + "final_logit_softcapping", gguf::Value::F32(5.0f)).ok());
   }
-  EXPECT_TRUE(w->AddKv("tokenizer.ggml.model", gguf::Value::Str("llama")).ok());
-  EXPECT_TRUE(w->AddKv("tokenizer.ggml.tokens", gguf::Value::StrArray(tokens)).ok());
   std::mt19937 rng(7);
   std::vector<std::vector<uint8_t>> data;
   auto add = [&](const std::string& name, int64_t rows, int64_t cols, float mean, float sd) {

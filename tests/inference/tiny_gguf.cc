@@ -28,29 +28,36 @@ void AddTensor(gguf::GgufWriter& w, std::vector<std::vector<uint8_t>>& data, std
 
 }  // namespace
 
+void AddModelKvs(gguf::GgufWriter& w, const std::string& arch, const TinyDims& d, int V) {
+  std::vector<std::string> tokens;
+  for (int i = 0; i < V; ++i) tokens.push_back("t" + std::to_string(i));
+  const std::string p = arch + ".";
+  EXPECT_TRUE(w.AddKv("general.architecture", gguf::Value::Str(arch)).ok());
+  EXPECT_TRUE(w.AddKv(p + "context_length", gguf::Value::U32(d.ctx)).ok());
+  EXPECT_TRUE(w.AddKv(p + "embedding_length", gguf::Value::U32(d.E)).ok());
+  EXPECT_TRUE(w.AddKv(p + "block_count", gguf::Value::U32(d.L)).ok());
+  EXPECT_TRUE(w.AddKv(p + "feed_forward_length", gguf::Value::U32(d.F)).ok());
+  EXPECT_TRUE(w.AddKv(p + "attention.head_count", gguf::Value::U32(d.H)).ok());
+  EXPECT_TRUE(w.AddKv(p + "attention.head_count_kv", gguf::Value::U32(d.Hk)).ok());
+  EXPECT_TRUE(w.AddKv(p + "attention.key_length", gguf::Value::U32(d.D)).ok());
+  EXPECT_TRUE(w.AddKv(p + "attention.value_length", gguf::Value::U32(d.D)).ok());
+  EXPECT_TRUE(w.AddKv(p + "attention.layer_norm_rms_epsilon", gguf::Value::F32(d.eps)).ok());
+  EXPECT_TRUE(w.AddKv("tokenizer.ggml.model", gguf::Value::Str("llama")).ok());
+  EXPECT_TRUE(w.AddKv("tokenizer.ggml.tokens", gguf::Value::StrArray(tokens)).ok());
+}
+
 std::string WriteTinyModel(const std::string& arch) {
   const std::string path = ::testing::TempDir() + "/tiny_" + arch + ".gguf";
   auto w = gguf::GgufWriter::Create(path);
   EXPECT_TRUE(w.ok());
-  std::vector<std::string> tokens;
-  for (int i = 0; i < V; ++i) tokens.push_back("t" + std::to_string(i));
+  TinyDims d;
+  d.E = E, d.L = L, d.F = F, d.H = H, d.Hk = Hk, d.D = D;
+  AddModelKvs(*w, arch, d, V);
   const std::string p = arch + ".";
-  EXPECT_TRUE(w->AddKv("general.architecture", gguf::Value::Str(arch)).ok());
-  EXPECT_TRUE(w->AddKv(p + "context_length", gguf::Value::U32(128)).ok());
-  EXPECT_TRUE(w->AddKv(p + "embedding_length", gguf::Value::U32(E)).ok());
-  EXPECT_TRUE(w->AddKv(p + "block_count", gguf::Value::U32(L)).ok());
-  EXPECT_TRUE(w->AddKv(p + "feed_forward_length", gguf::Value::U32(F)).ok());
-  EXPECT_TRUE(w->AddKv(p + "attention.head_count", gguf::Value::U32(H)).ok());
-  EXPECT_TRUE(w->AddKv(p + "attention.head_count_kv", gguf::Value::U32(Hk)).ok());
-  EXPECT_TRUE(w->AddKv(p + "attention.key_length", gguf::Value::U32(D)).ok());
-  EXPECT_TRUE(w->AddKv(p + "attention.value_length", gguf::Value::U32(D)).ok());
-  EXPECT_TRUE(w->AddKv(p + "attention.layer_norm_rms_epsilon", gguf::Value::F32(1e-6f)).ok());
   if (arch == "gemma3") {
     EXPECT_TRUE(w->AddKv(p + "attention.sliding_window", gguf::Value::U32(5)).ok());
     EXPECT_TRUE(w->AddKv(p + "final_logit_softcapping", gguf::Value::F32(30.0f)).ok());
   }
-  EXPECT_TRUE(w->AddKv("tokenizer.ggml.model", gguf::Value::Str("llama")).ok());
-  EXPECT_TRUE(w->AddKv("tokenizer.ggml.tokens", gguf::Value::StrArray(tokens)).ok());
   std::mt19937 rng(42);
   std::vector<std::vector<uint8_t>> data;
   AddTensor(*w, data, rng, "token_embd.weight", GgmlType::kQ8_0, V, E, 0);

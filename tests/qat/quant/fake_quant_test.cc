@@ -4,6 +4,7 @@
 #include "qat/quant/fake_quant.h"
 
 #include <cstring>
+#include <functional>
 #include <random>
 
 #include "formats/quant/codecs.h"
@@ -225,33 +226,40 @@ torch::Tensor ReferenceInt(const QuantSpec& spec, const torch::Tensor& w, std::v
   return torch::from_blob(y.data(), w.sizes(), torch::kFloat).clone();
 }
 
-TEST_F(FakeQuantTest, IntPerChannelMatchesReferenceBitForBit) {
-  BothPaths([&] {
+// Every int per-channel spec (bits, range, rounding, scale type; absmax,
+// mse and learned scales) on the weights as `to_device` places them, against
+// the reference codec on the CPU copy.
+void CheckIntPerChannel(const std::function<torch::Tensor(const torch::Tensor&)>& to_device) {
   int seed = 100;
   for (int bits : {2, 3, 4, 8}) {
     for (bool narrow : {false, true}) {
       for (Rounding rd : {Rounding::kHalfAwayFromZero, Rounding::kHalfEven}) {
         for (ScaleType st : {ScaleType::kF16, ScaleType::kF32}) {
           const QuantSpec spec = IntSpec(bits, narrow, rd, st);
-          const torch::Tensor w = EdgeCaseWeights(seed++, 6, 96);
+          const torch::Tensor w = EdgeCaseWeights(seed++, 6, 96), wd = to_device(w);
           SCOPED_TRACE(DescribeQuantSpec(spec) + " seed " + std::to_string(seed));
-          EXPECT_BITWISE_EQ(FakeQuantWeightNoState(w, spec), ReferenceInt(spec, w));
+          EXPECT_BITWISE_EQ(FakeQuantWeightNoState(wd, spec), ReferenceInt(spec, w));
+          if (wd.is_cuda()) EXPECT_BITWISE_EQ(AbsmaxScales(wd, spec), AbsmaxScales(w, spec));
           // mse: scales searched by the codec, applied by torch.
           const QuantSpec mse = IntSpec(bits, narrow, rd, st, ScaleRule::kMse);
-          const torch::Tensor s = MseScales(w, mse);
-          EXPECT_BITWISE_EQ(FakeQuantFixedScale(w, s, mse), ReferenceInt(mse, w));
+          const torch::Tensor s = MseScales(wd, mse);
+          EXPECT_EQ(s.device(), wd.device());
+          EXPECT_BITWISE_EQ(FakeQuantFixedScale(wd, s, mse), ReferenceInt(mse, w));
           // learned: forward is the codec with the stored scale.
           const QuantSpec lsq = IntSpec(bits, narrow, rd, st, ScaleRule::kLearned);
           const torch::Tensor sl = (s * 1.37).requires_grad_(true);
-          const torch::Tensor sv = sl.detach().reshape(-1).contiguous();
-          EXPECT_BITWISE_EQ(FakeQuantLsq(w, StoreScaleSte(sl, lsq), lsq, 0.1),
+          const torch::Tensor sv = sl.detach().cpu().reshape(-1).contiguous();
+          EXPECT_BITWISE_EQ(FakeQuantLsq(wd, StoreScaleSte(sl, lsq), lsq, 0.1),
                             ReferenceInt(lsq, w, std::vector<float>(sv.data_ptr<float>(),
                                                                     sv.data_ptr<float>() + sv.numel())));
         }
       }
     }
   }
-  });
+}
+
+TEST_F(FakeQuantTest, IntPerChannelMatchesReferenceBitForBit) {
+  BothPaths([&] { CheckIntPerChannel([](const torch::Tensor& w) { return w; }); });
 }
 
 TEST_F(FakeQuantTest, DynamicActivationsMatchReference) {
@@ -508,30 +516,7 @@ TEST_F(FakeQuantCudaTest, Q4_0LearnedScalesMatchCpu) {
 }
 
 TEST_F(FakeQuantCudaTest, IntPerChannelMatchesReferenceBitForBit) {
-  int seed = 100;
-  for (int bits : {2, 3, 4, 8}) {
-    for (bool narrow : {false, true}) {
-      for (Rounding rd : {Rounding::kHalfAwayFromZero, Rounding::kHalfEven}) {
-        for (ScaleType st : {ScaleType::kF16, ScaleType::kF32}) {
-          const QuantSpec spec = IntSpec(bits, narrow, rd, st);
-          const torch::Tensor w = EdgeCaseWeights(seed++, 6, 96);
-          SCOPED_TRACE(DescribeQuantSpec(spec) + " seed " + std::to_string(seed));
-          EXPECT_BITWISE_EQ(FakeQuantWeightNoState(Cuda(w), spec), ReferenceInt(spec, w));
-          EXPECT_BITWISE_EQ(AbsmaxScales(Cuda(w), spec), AbsmaxScales(w, spec));
-          const QuantSpec mse = IntSpec(bits, narrow, rd, st, ScaleRule::kMse);
-          const torch::Tensor s = MseScales(Cuda(w), mse);
-          EXPECT_TRUE(s.is_cuda());
-          EXPECT_BITWISE_EQ(FakeQuantFixedScale(Cuda(w), s, mse), ReferenceInt(mse, w));
-          const QuantSpec lsq = IntSpec(bits, narrow, rd, st, ScaleRule::kLearned);
-          const torch::Tensor sl = (s * 1.37).requires_grad_(true);
-          const torch::Tensor sv = sl.detach().cpu().reshape(-1).contiguous();
-          EXPECT_BITWISE_EQ(FakeQuantLsq(Cuda(w), StoreScaleSte(sl, lsq), lsq, 0.1),
-                            ReferenceInt(lsq, w, std::vector<float>(sv.data_ptr<float>(),
-                                                                    sv.data_ptr<float>() + sv.numel())));
-        }
-      }
-    }
-  }
+  CheckIntPerChannel(Cuda);
 }
 
 TEST_F(FakeQuantCudaTest, DynamicActivationsMatchReference) {
