@@ -262,8 +262,9 @@ TEST_F(FakeQuantTest, IntPerChannelMatchesReferenceBitForBit) {
   BothPaths([&] { CheckIntPerChannel([](const torch::Tensor& w) { return w; }); });
 }
 
-TEST_F(FakeQuantTest, DynamicActivationsMatchReference) {
-  BothPaths([&] {
+// Per-token int8 and Q8_0 activations on the inputs as `to_device` places
+// them, against the reference codecs on the CPU copy.
+void CheckDynamicActivations(const std::function<torch::Tensor(const torch::Tensor&)>& to_device) {
   QuantSpec tok;
   tok.scheme = QuantScheme::kIntToken;
   tok.bits = 8;
@@ -271,12 +272,15 @@ TEST_F(FakeQuantTest, DynamicActivationsMatchReference) {
   QuantSpec act;
   act.scheme = QuantScheme::kQ8_0Act;
   for (int seed = 0; seed < 12; ++seed) {
-    const torch::Tensor x = EdgeCaseWeights(seed, 6, 64);
-    EXPECT_BITWISE_EQ(FakeQuantDynamic(x.reshape({2, 3, 64}), tok).reshape({6, 64}),
+    const torch::Tensor x = EdgeCaseWeights(seed, 6, 64), xd = to_device(x);
+    EXPECT_BITWISE_EQ(FakeQuantDynamic(xd.reshape({2, 3, 64}), tok).reshape({6, 64}),
                       ReferenceInt(IntSpec(8, false, Rounding::kHalfAwayFromZero, ScaleType::kF32), x));
-    EXPECT_BITWISE_EQ(FakeQuantDynamic(x, act), ReferenceQ8_0Act(x));
+    EXPECT_BITWISE_EQ(FakeQuantDynamic(xd, act), ReferenceQ8_0Act(x));
   }
-  });
+}
+
+TEST_F(FakeQuantTest, DynamicActivationsMatchReference) {
+  BothPaths([&] { CheckDynamicActivations([](const torch::Tensor& x) { return x; }); });
 }
 
 TEST_F(FakeQuantTest, FixedScaleClipMask) {
@@ -519,20 +523,7 @@ TEST_F(FakeQuantCudaTest, IntPerChannelMatchesReferenceBitForBit) {
   CheckIntPerChannel(Cuda);
 }
 
-TEST_F(FakeQuantCudaTest, DynamicActivationsMatchReference) {
-  QuantSpec tok;
-  tok.scheme = QuantScheme::kIntToken;
-  tok.bits = 8;
-  tok.scale_type = ScaleType::kF32;
-  QuantSpec act;
-  act.scheme = QuantScheme::kQ8_0Act;
-  for (int seed = 0; seed < 12; ++seed) {
-    const torch::Tensor x = EdgeCaseWeights(seed, 6, 64);
-    EXPECT_BITWISE_EQ(FakeQuantDynamic(Cuda(x).reshape({2, 3, 64}), tok).reshape({6, 64}),
-                      ReferenceInt(IntSpec(8, false, Rounding::kHalfAwayFromZero, ScaleType::kF32), x));
-    EXPECT_BITWISE_EQ(FakeQuantDynamic(Cuda(x), act), ReferenceQ8_0Act(x));
-  }
-}
+TEST_F(FakeQuantCudaTest, DynamicActivationsMatchReference) { CheckDynamicActivations(Cuda); }
 
 // Static per-tensor activations (linear inputs, KV cache: int_tensor with a
 // [1] scale), calibrated (fixed scale, clip mask) and learned (LSQ).
