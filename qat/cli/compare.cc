@@ -64,7 +64,7 @@ struct CompareOptions {
   std::vector<double> qat_lr;  // QAT learning rate per recipe (empty: --lr; one value: all)
   double kd_alpha = 1.0;     // weight of distillation in the QAT loss
   std::string qat_init = "fp";  // QAT starts from the FP fine-tune ("fp"), the base, or GPTQ of fp ("gptq")
-  int gptq_calib_batches = 5;  // GPTQ's calibration: batches of --batch x --seq from DATA/valid.txt
+  int gptq_calib_batches = 15;  // GPTQ's calibration: batches of --batch x --seq from DATA/valid.txt
   int ctx = 0;               // eval context, 0: min(512, model context)
   int vocab = 4096;          // tokenizer size when DATA has none
   int seed = 1;
@@ -334,7 +334,7 @@ absl::Status CompareCommand(int argc, char** argv) {
       ("qat-init", "QAT starts from: fp (the FP fine-tune, also the teacher), base, or gptq (GPTQ rounding of fp, "
                    "for recipes with q4_0 weights; adds the ptq-gptq-R baseline)", cxxopts::value(o.qat_init)->default_value("fp"))
       ("gptq-calib-batches", "--qat-init gptq: GPTQ calibration batches of --batch x --seq from DATA/valid.txt",
-       cxxopts::value(o.gptq_calib_batches)->default_value("5"))
+       cxxopts::value(o.gptq_calib_batches)->default_value("15"))
       ("eval-file", "evaluation text (default DATA/test.txt)", cxxopts::value(o.eval_file))
       ("ctx", "evaluation context (0: min(512, model context))", cxxopts::value(o.ctx)->default_value("0"))
       ("vocab", "tokenizer vocabulary size when DATA has none", cxxopts::value(o.vocab)->default_value("4096"))

@@ -121,13 +121,13 @@ absl::Status QuantizeCommand(int argc, char** argv) {
       "recipe", "quantization recipe JSON", cxxopts::value(o.recipe))(
       "out", "output checkpoint", cxxopts::value(o.out))(
       "method", "weight rounding: rtn (round to nearest, the codec) or gptq (q4_0 weights; needs --calib)",
-      cxxopts::value(o.method))(
+      cxxopts::value(o.method)->default_value("rtn"))(
       "calib", "text for static activation calibration and GPTQ's layer inputs", cxxopts::value(o.calib))(
       "calib-batches", "calibration batches", cxxopts::value(o.calib_batches))(
       "batch", "sequences per calibration batch", cxxopts::value(o.batch))(
       "seq", "tokens per sequence (default min(256, context))", cxxopts::value(o.seq))(
       "seed", "calibration sampling seed", cxxopts::value(o.seed))(
-      "percdamp", "gptq: damping as a fraction of the mean Hessian diagonal", cxxopts::value(o.percdamp))(
+      "percdamp", "gptq: damping as a fraction of the mean Hessian diagonal", cxxopts::value(o.percdamp)->default_value("0.01"))(
       "latent-out", "gptq: also write a float checkpoint (no recipe) with the GPTQ-rounded weights, for "
                     "qat train --init", cxxopts::value(o.latent_out));
   ASSIGN_OR_RETURN(cxxopts::ParseResult r, ParseFlags(opts, argc, argv));
