@@ -20,6 +20,7 @@ struct QuantizeOptions {
   std::string model, recipe, out, calib;
   std::string method = "rtn";  // rtn | gptq
   std::string latent_out;      // gptq: also a float checkpoint of the rounded weights
+  std::string gptq_order = "parallel";  // parallel | sequential
   double percdamp = 0.01;
   int64_t calib_batches = 8, batch = 8, seq = 0;
   uint64_t seed = 1234;
@@ -31,16 +32,29 @@ void Log(const char* what, const QuantizeOptions& o, int64_t seq) {
                static_cast<long long>(seq), o.calib.c_str());
 }
 
-// GPTQ of every q4_0 linear from FP layer inputs of the calibration text.
+// GPTQ of every q4_0 linear from layer inputs of the calibration text:
+// "parallel", all from the FP model in one pass; "sequential", one linear at
+// a time in module order, each from the model whose earlier linears are
+// already rounded (a pass per linear).
 absl::Status RunGptq(qat::Checkpoint& c, const QuantizeOptions& o, const std::vector<int32_t>& tokens,
                      int64_t seq, std::vector<std::string>* names) {
   *names = qat::GptqModuleNames(*c.model);
-  std::map<std::string, torch::Tensor> h = qat::CollectInputHessians(
-      c.model, *names, tokens, seq, o.batch, o.calib_batches, o.seed, c.tokenizer->bos_id());
-  Log(absl::StrCat("gptq: layer inputs of ", names->size(), " q4_0 linears").c_str(), o, seq);
   qat::GptqOptions g;
   g.percdamp = o.percdamp;
-  return qat::ApplyGptq(*c.model, h, g);
+  Log(absl::StrCat("gptq (", o.gptq_order, "): layer inputs of ", names->size(), " q4_0 linears").c_str(), o, seq);
+  const bool sequential = o.gptq_order == "sequential";
+  std::vector<std::vector<std::string>> steps;
+  if (sequential) {
+    for (const std::string& n : *names) steps.push_back({n});
+  } else {
+    steps.push_back(*names);
+  }
+  for (const std::vector<std::string>& step : steps) {
+    std::map<std::string, torch::Tensor> h = qat::CollectInputHessians(
+        c.model, step, tokens, seq, o.batch, o.calib_batches, o.seed, c.tokenizer->bos_id());
+    RETURN_IF_ERROR(qat::ApplyGptq(*c.model, h, g, nullptr, &step));
+  }
+  return absl::OkStatus();
 }
 
 // The FP checkpoint of --model with the GPTQ'd linears' weights replaced by
@@ -66,6 +80,9 @@ absl::Status RunQuantize(const QuantizeOptions& o) {
     return absl::InvalidArgumentError(absl::StrCat("--method must be rtn or gptq, got '", o.method, "'"));
   }
   if (!gptq && !o.latent_out.empty()) return absl::InvalidArgumentError("--latent-out needs --method gptq");
+  if (o.gptq_order != "parallel" && o.gptq_order != "sequential") {
+    return absl::InvalidArgumentError(absl::StrCat("--gptq-order must be parallel or sequential, got '", o.gptq_order, "'"));
+  }
   if (gptq && o.calib.empty()) {
     return absl::InvalidArgumentError("--method gptq needs --calib TEXT (GPTQ weighs the rounding by the layer inputs)");
   }
@@ -128,6 +145,9 @@ absl::Status QuantizeCommand(int argc, char** argv) {
       "seq", "tokens per sequence (default min(256, context))", cxxopts::value(o.seq))(
       "seed", "calibration sampling seed", cxxopts::value(o.seed))(
       "percdamp", "gptq: damping as a fraction of the mean Hessian diagonal", cxxopts::value(o.percdamp)->default_value("0.01"))(
+      "gptq-order", "gptq: parallel (every linear from the FP model's inputs, one pass) or sequential (one "
+                    "linear at a time, inputs from the model with the earlier linears already rounded)",
+      cxxopts::value(o.gptq_order)->default_value("parallel"))(
       "latent-out", "gptq: also write a float checkpoint (no recipe) with the GPTQ-rounded weights, for "
                     "qat train --init", cxxopts::value(o.latent_out));
   ASSIGN_OR_RETURN(cxxopts::ParseResult r, ParseFlags(opts, argc, argv));

@@ -1,5 +1,6 @@
 #include "qat/quant/gptq.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include "absl/strings/str_cat.h"
@@ -53,44 +54,19 @@ absl::StatusOr<std::pair<Tensor, Tensor>> InverseFactor(Tensor h /*[C, C] f64*/,
   return std::make_pair(u, dead);
 }
 
-}  // namespace
-
-absl::StatusOr<GptqResult> GptqQ4_0(const Tensor& w, const Tensor& h, const GptqOptions& o) {
-  torch::NoGradGuard no_grad;
-  if (w.dim() != 2 || w.size(1) % kBlock != 0) {
-    return absl::InvalidArgumentError("GPTQ Q4_0 needs a [R, C] weight with C a multiple of 32");
-  }
-  const int64_t rows = w.size(0), cols = w.size(1);
-  if (h.dim() != 2 || h.size(0) != cols || h.size(1) != cols) {
-    return absl::InvalidArgumentError(absl::StrCat("the Hessian must be [", cols, ", ", cols, "]"));
-  }
-  if (o.block_size <= 0 || o.block_size % kBlock != 0) {
-    return absl::InvalidArgumentError(absl::StrCat("GPTQ block size must be a positive multiple of 32, got ", o.block_size));
-  }
-  if (!(o.percdamp >= 0)) return absl::InvalidArgumentError("GPTQ damping must be >= 0");
-  const auto f64 = torch::TensorOptions().dtype(torch::kDouble).device(w.device());
-  Tensor hd = h.detach().to(f64).clone();  // [C, C]
-  if (!torch::isfinite(hd).all().item<bool>()) {
-    return absl::InvalidArgumentError("the Hessian has non-finite values (NaN/inf activations in the calibration run)");
-  }
-  const Tensor h_raw = hd.clone();
-  Tensor wd = w.detach().to(f64).clone();  // [R, C], updated in place
-  if (!torch::isfinite(wd).all().item<bool>()) return absl::InvalidArgumentError("the weight has non-finite values");
-  ASSIGN_OR_RETURN(auto factor, InverseFactor(hd, o.percdamp));
-  const Tensor& u = factor.first;  // [C, C] upper
-  GptqResult r;
-  r.dead_columns = factor.second.sum().item<int64_t>();
-  wd.masked_fill_(factor.second.unsqueeze(0), 0.0);
-
-  const auto f32 = torch::TensorOptions().dtype(torch::kFloat).device(w.device());
-  Tensor q = torch::empty({rows, cols}, f32);           // dequantized
-  Tensor codes = torch::empty({rows, cols}, f32);       // 0..15
+// The column sweep over wd [R, C] f64 (updated in place) with the upper
+// inverse-Hessian factor u [C, C]: fills r's dequantized, codes and scales.
+void Sweep(Tensor wd, const Tensor& u, int64_t block_size, GptqResult* r) {
+  const int64_t rows = wd.size(0), cols = wd.size(1);
+  const auto f32 = torch::TensorOptions().dtype(torch::kFloat).device(wd.device());
+  Tensor q = torch::empty({rows, cols}, f32);      // dequantized
+  Tensor codes = torch::empty({rows, cols}, f32);  // 0..15
   Tensor scales = torch::empty({rows, cols / kBlock}, f32);
   Tensor d, id;  // [R] the current Q4_0 block's fp16 d and its fp32 reciprocal
-  for (int64_t i1 = 0; i1 < cols; i1 += o.block_size) {
-    const int64_t i2 = std::min(i1 + o.block_size, cols), n = i2 - i1;
+  for (int64_t i1 = 0; i1 < cols; i1 += block_size) {
+    const int64_t i2 = std::min(i1 + block_size, cols), n = i2 - i1;
     Tensor w1 = wd.narrow(1, i1, n);  // a view: updates land in wd
-    Tensor err1 = torch::zeros({rows, n}, f64);
+    Tensor err1 = torch::zeros({rows, n}, wd.options());
     const Tensor u1 = u.index({idx::Slice(i1, i2), idx::Slice(i1, i2)});
     for (int64_t i = 0; i < n; ++i) {
       const int64_t col = i1 + i;
@@ -99,22 +75,59 @@ absl::StatusOr<GptqResult> GptqQ4_0(const Tensor& w, const Tensor& h, const Gptq
         id = torch::where(d != 0, d.reciprocal(), torch::zeros_like(d));
         scales.select(1, col / kBlock).copy_(d);
       }
-      const Tensor x = w1.select(1, i);                             // [R] f64
-      const Tensor t = CodeColumn(x.to(torch::kFloat), id);         // [R] codes
-      const Tensor xq = (t - 8.0) * d;                              // [R] f32
+      const Tensor x = w1.select(1, i);                         // [R] f64
+      const Tensor t = CodeColumn(x.to(torch::kFloat), id);     // [R] codes
+      const Tensor xq = (t - 8.0) * d;                          // [R] f32
       codes.select(1, col).copy_(t);
       q.select(1, col).copy_(xq);
-      const Tensor e = (x - xq.to(torch::kDouble)) / u1[i][i];      // [R]
+      const Tensor e = (x - xq.to(torch::kDouble)) / u1[i][i];  // [R]
       w1.narrow(1, i, n - i).sub_(e.unsqueeze(1) * u1[i].narrow(0, i, n - i).unsqueeze(0));
       err1.select(1, i).copy_(e);
     }
-    if (i2 < cols) wd.narrow(1, i2, cols - i2).sub_(err1.matmul(u.index({idx::Slice(i1, i2), idx::Slice(i2, idx::None)})));
+    if (i2 < cols) {  // the lazy update of the columns after this block
+      wd.narrow(1, i2, cols - i2).sub_(err1.matmul(u.index({idx::Slice(i1, i2), idx::Slice(i2, idx::None)})));
+    }
   }
-  r.dequantized = q;
-  r.codes = codes.to(torch::kUInt8);
-  r.scales = scales;
+  r->dequantized = q;
+  r->codes = codes.to(torch::kUInt8);
+  r->scales = scales;
+}
+
+absl::Status CheckArguments(const Tensor& w, const Tensor& h, const GptqOptions& o) {
+  if (w.dim() != 2 || w.size(1) % kBlock != 0) {
+    return absl::InvalidArgumentError("GPTQ Q4_0 needs a [R, C] weight with C a multiple of 32");
+  }
+  const int64_t cols = w.size(1);
+  if (h.dim() != 2 || h.size(0) != cols || h.size(1) != cols) {
+    return absl::InvalidArgumentError(absl::StrCat("the Hessian must be [", cols, ", ", cols, "]"));
+  }
+  if (o.block_size <= 0 || o.block_size % kBlock != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("GPTQ block size must be a positive multiple of 32, got ", o.block_size));
+  }
+  if (!(o.percdamp >= 0)) return absl::InvalidArgumentError("GPTQ damping must be >= 0");
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<GptqResult> GptqQ4_0(const Tensor& w, const Tensor& h, const GptqOptions& o) {
+  torch::NoGradGuard no_grad;
+  RETURN_IF_ERROR(CheckArguments(w, h, o));
+  const auto f64 = torch::TensorOptions().dtype(torch::kDouble).device(w.device());
+  Tensor hd = h.detach().to(f64).clone();  // [C, C]
+  if (!torch::isfinite(hd).all().item<bool>()) {
+    return absl::InvalidArgumentError("the Hessian has non-finite values (NaN/inf activations in the calibration run)");
+  }
+  const Tensor h_raw = hd.clone();
+  Tensor wd = w.detach().to(f64).clone();  // [R, C], updated in place by the sweep
+  if (!torch::isfinite(wd).all().item<bool>()) return absl::InvalidArgumentError("the weight has non-finite values");
+  ASSIGN_OR_RETURN(auto factor, InverseFactor(hd, o.percdamp));
+  GptqResult r;
+  r.dead_columns = factor.second.sum().item<int64_t>();
+  wd.masked_fill_(factor.second.unsqueeze(0), 0.0);
+  Sweep(wd, factor.first, o.block_size, &r);
   const Tensor w64 = w.detach().to(f64);
-  r.error = OutputError(w64, q.to(torch::kDouble), h_raw);
+  r.error = OutputError(w64, r.dequantized.to(torch::kDouble), h_raw);
   r.rtn_error = OutputError(w64, Q4_0Dequantized(w.detach().to(torch::kFloat).contiguous()).to(torch::kDouble), h_raw);
   return r;
 }
@@ -129,12 +142,14 @@ std::vector<std::string> GptqModuleNames(torch::nn::Module& model) {
 }
 
 absl::Status ApplyGptq(torch::nn::Module& model, const std::map<std::string, Tensor>& hessians,
-                       const GptqOptions& o, std::map<std::string, GptqResult>* results) {
+                       const GptqOptions& o, std::map<std::string, GptqResult>* results,
+                       const std::vector<std::string>* only) {
   torch::NoGradGuard no_grad;
   for (const auto& item : model.named_modules("", /*include_self=*/false)) {
     auto* l = item.value()->as<QLinearImpl>();
     if (l == nullptr || l->quant().weight.scheme != QuantScheme::kQ4_0) continue;
     const std::string& name = item.key();
+    if (only != nullptr && std::find(only->begin(), only->end(), name) == only->end()) continue;
     const Tensor& scale = l->weight_quantizer().scale();
     if (!scale.defined()) {
       return absl::InvalidArgumentError(absl::StrCat(name, ": GPTQ needs stored q4_0 block scales (RecipeForGptq)"));

@@ -34,6 +34,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "formats/quant/recipe.h"
@@ -70,9 +71,12 @@ std::vector<std::string> GptqModuleNames(torch::nn::Module& model);
 // writes the result into the module: weight = dequantized, weight_scale = d.
 // The modules must have learned q4_0 scales (RecipeForGptq). kNotFound for a
 // module without a Hessian; the error of GptqQ4_0 prefixed with the module
-// name. `results` (optional) receives each module's result.
+// name. `results` (optional) receives each module's result; `only`
+// (optional) restricts the run to those modules (the sequential order: one
+// module at a time, its Hessian taken after its predecessors were rounded).
 absl::Status ApplyGptq(torch::nn::Module& model, const std::map<std::string, torch::Tensor>& hessians,
-                       const GptqOptions& options, std::map<std::string, GptqResult>* results = nullptr);
+                       const GptqOptions& options, std::map<std::string, GptqResult>* results = nullptr,
+                       const std::vector<std::string>* only = nullptr);
 
 // The recipe GPTQ's output needs: every q4_0 weight spec gets the stored
 // ("learned") block scale, so the checkpoint keeps GPTQ's d (the max rule

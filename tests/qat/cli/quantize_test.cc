@@ -148,6 +148,32 @@ TEST_F(QuantizeTest, GptqGgufHoldsGptqCodesBitForBit) {
   EXPECT_TRUE(torch::equal(params["model.embed_tokens.weight"], base->model->named_parameters()["model.embed_tokens.weight"]));
 }
 
+// --gptq-order sequential: the first linear sees the same (FP) inputs as in
+// the parallel order, later ones see the outputs of rounded predecessors.
+TEST_F(QuantizeTest, SequentialOrderRoundsLaterLinearsOnRoundedInputs) {
+  std::map<std::string, torch::Tensor> weights[2];
+  const char* orders[2] = {"parallel", "sequential"};
+  for (int i = 0; i < 2; ++i) {
+    const std::string out = root_ + "/order-" + orders[i];
+    std::vector<std::string> args = {"--method", "gptq", "--gptq-order", orders[i], "--model", root_ + "/base",
+                                     "--recipe", kRecipe, "--out", out};
+    for (const std::string& a : Calib()) args.push_back(a);
+    const absl::Status s = Quantize(args);
+    ASSERT_TRUE(s.ok()) << s;
+    auto c = qat::LoadCheckpoint(out);
+    ASSERT_TRUE(c.ok()) << c.status();
+    for (const auto& p : c->model->named_parameters()) weights[i][p.key()] = p.value().clone();
+  }
+  EXPECT_TRUE(torch::equal(weights[0]["model.layers.0.self_attn.q_proj.weight"],
+                           weights[1]["model.layers.0.self_attn.q_proj.weight"]));
+  EXPECT_TRUE(torch::equal(weights[0]["model.layers.0.self_attn.v_proj.weight"],
+                           weights[1]["model.layers.0.self_attn.v_proj.weight"]));  // same input as q
+  EXPECT_FALSE(torch::equal(weights[0]["model.layers.0.self_attn.o_proj.weight"],
+                            weights[1]["model.layers.0.self_attn.o_proj.weight"]));
+  EXPECT_FALSE(torch::equal(weights[0]["model.layers.1.mlp.down_proj.weight"],
+                            weights[1]["model.layers.1.mlp.down_proj.weight"]));
+}
+
 TEST_F(QuantizeTest, FlagErrors) {
   const std::string base = root_ + "/base";
   auto expect = [](const absl::Status& s, const char* needle) {
@@ -165,6 +191,8 @@ TEST_F(QuantizeTest, FlagErrors) {
   expect(Quantize(with({"--method", "gptq", "--recipe", std::string(QATK_SOURCE_DIR) + "/configs/recipes/mobile.json"},
                        true)), "needs q4_0 weights");
   expect(Quantize(with({"--recipe", kRecipe, "--latent-out", root_ + "/x"}, true)), "--latent-out needs --method gptq");
+  expect(Quantize(with({"--method", "gptq", "--gptq-order", "random", "--recipe", kRecipe}, true)),
+         "--gptq-order must be parallel or sequential");
   // NaN activations (a NaN embedding table) make a NaN Hessian: named, not silently rounded.
   auto c = qat::LoadCheckpoint(base);
   ASSERT_TRUE(c.ok());
