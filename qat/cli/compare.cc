@@ -180,6 +180,26 @@ absl::StatusOr<bool> HasQ4_0Weights(const std::string& path) {
   return false;
 }
 
+// --qat-init gptq: GPTQ PTQ of fp with recipe r (step gptq-NAME) writing
+// ptq-gptq-NAME and the float gptq-init-NAME; returns the latter, or "" for a
+// recipe without q4_0 weights (its QAT then starts from fp).
+absl::StatusOr<std::string> GptqStep(Pipeline& p, const std::string& qat, const CompareOptions& o,
+                                     const std::string& fp, const std::string& r, const std::string& name) {
+  ASSIGN_OR_RETURN(const bool q4_0, HasQ4_0Weights(r));
+  if (!q4_0) {
+    std::fprintf(stderr, "[compare] %s has no q4_0 weights: its QAT starts from fp\n", name.c_str());
+    return std::string();
+  }
+  const std::string init = o.out + "/gptq-init-" + name;
+  std::vector<std::string> g = {qat, "quantize", "--method", "gptq", "--model", fp, "--recipe", r,
+                                "--out", o.out + "/ptq-gptq-" + name, "--latent-out", init,
+                                "--calib", o.data + "/valid.txt", "--calib-batches",
+                                std::to_string(o.gptq_calib_batches), "--batch", std::to_string(o.batch)};
+  if (o.seq > 0) g.insert(g.end(), {"--seq", std::to_string(o.seq)});
+  RETURN_IF_ERROR(p.Run("gptq-" + name, g, false).status());
+  return init;
+}
+
 struct Variant {
   std::string name, recipe, method, format, file;
   int seed = 0;  // extra QAT seeds only: the variant is qat-R repeated with this seed
@@ -231,18 +251,12 @@ absl::Status RunCompare(const CompareOptions& o) {
                           false).status());
     variants.push_back({"ptq-" + name, r, "ptq", format, o.out + "/ptq-" + name + ext});
     std::string qat_init = o.qat_init == "base" ? base : fp;
-    ASSIGN_OR_RETURN(const bool q4_0, HasQ4_0Weights(r));
-    if (o.qat_init == "gptq" && !q4_0) {
-      std::fprintf(stderr, "[compare] %s has no q4_0 weights: its QAT starts from fp\n", name.c_str());
-    } else if (o.qat_init == "gptq") {
-      qat_init = o.out + "/gptq-init-" + name;
-      std::vector<std::string> g = {qat, "quantize", "--method", "gptq", "--model", fp, "--recipe", r,
-                                    "--out", o.out + "/ptq-gptq-" + name, "--latent-out", qat_init,
-                                    "--calib", o.data + "/valid.txt", "--calib-batches",
-                                    std::to_string(o.gptq_calib_batches), "--batch", std::to_string(o.batch)};
-      if (o.seq > 0) g.insert(g.end(), {"--seq", std::to_string(o.seq)});
-      RETURN_IF_ERROR(p.Run("gptq-" + name, g, false).status());
-      variants.push_back({"ptq-gptq-" + name, r, "ptq", format, o.out + "/ptq-gptq-" + name + ext});
+    if (o.qat_init == "gptq") {
+      ASSIGN_OR_RETURN(std::string init, GptqStep(p, qat, o, fp, r, name));
+      if (!init.empty()) {
+        qat_init = init;
+        variants.push_back({"ptq-gptq-" + name, r, "ptq", format, o.out + "/ptq-gptq-" + name + ext});
+      }
     }
     std::vector<std::string> a = TrainArgs(qat, o, o.out + "/qat-" + name, o.steps, QatLr(o, ri));
     a.insert(a.end(), {"--init", qat_init, "--recipe", r, "--teacher", fp, "--kd-alpha", absl::StrCat(o.kd_alpha)});
