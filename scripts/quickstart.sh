@@ -5,12 +5,14 @@
 # the mobile format, perplexity in qat-run and llama.cpp), then prints the
 # table, where the files and plots are, and a sample from the QAT model.
 #
-#   scripts/quickstart.sh [--fast] [--out DIR] [--seeds N]
+#   scripts/quickstart.sh [--fast] [--out DIR] [--seeds N] [--qat-init fp|gptq]
 #     --fast     3-minute smoke version (tiny budget; numbers are not meaningful;
 #                2 QAT seeds, to exercise that path)
 #     --seeds N  N QAT runs per recipe (seeds 1..N, default 1): the table adds
 #                the recovered fraction's mean and range over them (each extra
 #                seed adds about 5 minutes)
+#     --qat-init gptq  QAT of the q4_0 recipe starts from GPTQ rounding of the
+#                FP model (adds the ptq-gptq-q4_0 row); default fp
 # Re-running resumes where an interrupted run stopped.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -18,12 +20,14 @@ build_dir="${QATK_BUILD_DIR:-$here/build}"
 fast=0
 out=""
 seeds=""
+qat_init=fp
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --fast) fast=1 ;;
     --out) out="$2"; shift ;;
     --seeds) seeds="$2"; shift ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    --qat-init) qat_init="$2"; shift ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "quickstart.sh: unknown flag $1" >&2; exit 2 ;;
   esac
   shift
@@ -54,7 +58,7 @@ fi
 
 "$qat" compare --config "$here/configs/models/tiny.json" --data "$data" --out "$out" \
   --recipes "$here/configs/recipes/q4_0.json,$here/configs/recipes/mobile.json" \
-  --qat-run "$qat_run" "${budget[@]}"
+  --qat-run "$qat_run" --qat-init "$qat_init" "${budget[@]}"
 
 echo
 echo "== Results (test split of the Brown corpus) =="

@@ -3,9 +3,13 @@
 //   base (given, or pretrained from --config)
 //     └─ fp      : FP fine-tune of base, N steps                  (reference)
 //         ├─ ptq-R : round-to-nearest PTQ of fp with recipe R     (baseline)
+//         ├─ ptq-gptq-R : GPTQ PTQ of fp (--qat-init gptq, recipes with
+//         │              q4_0 weights): a baseline of its own, and its
+//         │              rounded weights (gptq-init-R) are QAT's start
 //         └─ qat-R : QAT with recipe R, N steps, initialised from fp
-//                    (--qat-init fp, the default) or from base, and
-//                    distilled from fp
+//                    (--qat-init fp, the default), from base, or from
+//                    gptq-init-R (--qat-init gptq), and distilled from fp.
+//                    The recovered fraction is always against ptq-R.
 //   With pure distillation (--kd-alpha 1) from fp, QAT learns nothing from
 //   the data that fp does not already know: what it gains over PTQ is
 //   recovered quantization damage, not extra training.
@@ -31,6 +35,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "formats/util/file_io.h"
+#include "formats/quant/recipe.h"
 #include "formats/util/status_macros.h"
 #include "formats/util/subprocess.h"
 #include "nlohmann/json.hpp"
@@ -58,7 +63,8 @@ struct CompareOptions {
   double lr = 3e-4;          // FP fine-tuning learning rate
   std::vector<double> qat_lr;  // QAT learning rate per recipe (empty: --lr; one value: all)
   double kd_alpha = 1.0;     // weight of distillation in the QAT loss
-  std::string qat_init = "fp";  // QAT starts from the FP fine-tune ("fp") or the base
+  std::string qat_init = "fp";  // QAT starts from the FP fine-tune ("fp"), the base, or GPTQ of fp ("gptq")
+  int gptq_calib_batches = 15;  // GPTQ's calibration: batches of --batch x --seq from DATA/valid.txt
   int ctx = 0;               // eval context, 0: min(512, model context)
   int vocab = 4096;          // tokenizer size when DATA has none
   int seed = 1;
@@ -165,6 +171,35 @@ double QatLr(const CompareOptions& o, size_t i) {
   return o.qat_lr.size() == 1 ? o.qat_lr[0] : o.qat_lr[i];
 }
 
+// True when the recipe has q4_0 weights (what --method gptq rounds).
+absl::StatusOr<bool> HasQ4_0Weights(const std::string& path) {
+  ASSIGN_OR_RETURN(Recipe recipe, LoadRecipe(path));
+  for (const RecipeRule& rule : recipe.rules) {
+    if (rule.has_weight && rule.weight.scheme == QuantScheme::kQ4_0) return true;
+  }
+  return false;
+}
+
+// --qat-init gptq: GPTQ PTQ of fp with recipe r (step gptq-NAME) writing
+// ptq-gptq-NAME and the float gptq-init-NAME; returns the latter, or "" for a
+// recipe without q4_0 weights (its QAT then starts from fp).
+absl::StatusOr<std::string> GptqStep(Pipeline& p, const std::string& qat, const CompareOptions& o,
+                                     const std::string& fp, const std::string& r, const std::string& name) {
+  ASSIGN_OR_RETURN(const bool q4_0, HasQ4_0Weights(r));
+  if (!q4_0) {
+    std::fprintf(stderr, "[compare] %s has no q4_0 weights: its QAT starts from fp\n", name.c_str());
+    return std::string();
+  }
+  const std::string init = o.out + "/gptq-init-" + name;
+  std::vector<std::string> g = {qat, "quantize", "--method", "gptq", "--model", fp, "--recipe", r,
+                                "--out", o.out + "/ptq-gptq-" + name, "--latent-out", init,
+                                "--calib", o.data + "/valid.txt", "--calib-batches",
+                                std::to_string(o.gptq_calib_batches), "--batch", std::to_string(o.batch)};
+  if (o.seq > 0) g.insert(g.end(), {"--seq", std::to_string(o.seq)});
+  RETURN_IF_ERROR(p.Run("gptq-" + name, g, false).status());
+  return init;
+}
+
 struct Variant {
   std::string name, recipe, method, format, file;
   int seed = 0;  // extra QAT seeds only: the variant is qat-R repeated with this seed
@@ -202,8 +237,7 @@ absl::Status RunCompare(const CompareOptions& o) {
   }
   std::vector<Variant> variants = {{"fp", "", "fp", "gguf", o.out + "/fp.gguf"}};
   std::vector<std::pair<std::string, std::string>> runs = {{"fp", fp + "/metrics.jsonl"}};
-  // 3. per recipe: PTQ of fp, QAT from fp (or base) distilled from fp.
-  const std::string qat_init = o.qat_init == "base" ? base : fp;
+  // 3. per recipe: PTQ of fp, QAT from fp (or base, or GPTQ of fp) distilled from fp.
   json qat_lrs = json::array();
   for (size_t ri = 0; ri < o.recipes.size(); ++ri) {
     const std::string& r = o.recipes[ri];
@@ -215,10 +249,18 @@ absl::Status RunCompare(const CompareOptions& o) {
     RETURN_IF_ERROR(p.Run("ptq-" + name, {qat, "quantize", "--model", fp, "--recipe", r, "--out",
                                           o.out + "/ptq-" + name, "--calib", o.data + "/valid.txt"},
                           false).status());
+    variants.push_back({"ptq-" + name, r, "ptq", format, o.out + "/ptq-" + name + ext});
+    std::string qat_init = o.qat_init == "base" ? base : fp;
+    if (o.qat_init == "gptq") {
+      ASSIGN_OR_RETURN(std::string init, GptqStep(p, qat, o, fp, r, name));
+      if (!init.empty()) {
+        qat_init = init;
+        variants.push_back({"ptq-gptq-" + name, r, "ptq", format, o.out + "/ptq-gptq-" + name + ext});
+      }
+    }
     std::vector<std::string> a = TrainArgs(qat, o, o.out + "/qat-" + name, o.steps, QatLr(o, ri));
     a.insert(a.end(), {"--init", qat_init, "--recipe", r, "--teacher", fp, "--kd-alpha", absl::StrCat(o.kd_alpha)});
     RETURN_IF_ERROR(p.Run("qat-" + name, a, false).status());
-    variants.push_back({"ptq-" + name, r, "ptq", format, o.out + "/ptq-" + name + ext});
     variants.push_back({"qat-" + name, r, "qat", format, o.out + "/qat-" + name + ext});
     runs.push_back({"qat-" + name, o.out + "/qat-" + name + "/metrics.jsonl"});
     for (int k = 1; k < o.qat_seeds; ++k) {
@@ -272,7 +314,8 @@ absl::Status RunCompare(const CompareOptions& o) {
   ro.runs = runs;
   ro.settings = {{"steps", o.steps}, {"pretrain_steps", o.base.empty() ? o.pretrain_steps : 0},
                  {"pretrain_lr", o.pretrain_lr},
-                 {"lr", o.lr}, {"qat_lr", qat_lrs}, {"batch", o.batch}, {"kd_alpha", o.kd_alpha}, {"qat_init", o.qat_init}, {"seed", o.seed},
+                 {"lr", o.lr}, {"qat_lr", qat_lrs}, {"batch", o.batch}, {"kd_alpha", o.kd_alpha}, {"qat_init", o.qat_init},
+                 {"gptq_calib_batches", o.qat_init == "gptq" ? json(o.gptq_calib_batches) : json(nullptr)}, {"seed", o.seed},
                  {"qat_seeds", o.qat_seeds},
                  {"base", base}, {"data", o.data}, {"eval_file", eval_file}};
   return WriteCompareReport(ro, results);
@@ -302,7 +345,10 @@ absl::Status CompareCommand(int argc, char** argv) {
       ("lr", "FP fine-tuning learning rate (and QAT's unless --qat-lr)", cxxopts::value(o.lr)->default_value("3e-4"))
       ("qat-lr", "QAT learning rate: one value, or one per recipe (comma-separated, in --recipes order; default: --lr)", cxxopts::value(qat_lr))
       ("kd-alpha", "distillation weight in the QAT loss (1 = pure KD)", cxxopts::value(o.kd_alpha)->default_value("1.0"))
-      ("qat-init", "QAT starts from: fp (the FP fine-tune, also the teacher) or base", cxxopts::value(o.qat_init)->default_value("fp"))
+      ("qat-init", "QAT starts from: fp (the FP fine-tune, also the teacher), base, or gptq (GPTQ rounding of fp, "
+                   "for recipes with q4_0 weights; adds the ptq-gptq-R baseline)", cxxopts::value(o.qat_init)->default_value("fp"))
+      ("gptq-calib-batches", "--qat-init gptq: GPTQ calibration batches of --batch x --seq from DATA/valid.txt",
+       cxxopts::value(o.gptq_calib_batches)->default_value("15"))
       ("eval-file", "evaluation text (default DATA/test.txt)", cxxopts::value(o.eval_file))
       ("ctx", "evaluation context (0: min(512, model context))", cxxopts::value(o.ctx)->default_value("0"))
       ("vocab", "tokenizer vocabulary size when DATA has none", cxxopts::value(o.vocab)->default_value("4096"))
@@ -338,9 +384,10 @@ absl::Status CompareCommand(int argc, char** argv) {
   if (o.qat_seeds < 1 || o.qat_seeds > 100) {
     return absl::InvalidArgumentError(absl::StrCat("--qat-seeds must be in 1..100, got ", o.qat_seeds));
   }
-  if (o.qat_init != "fp" && o.qat_init != "base") {
-    return absl::InvalidArgumentError(absl::StrCat("--qat-init must be fp or base, got '", o.qat_init, "'"));
+  if (o.qat_init != "fp" && o.qat_init != "base" && o.qat_init != "gptq") {
+    return absl::InvalidArgumentError(absl::StrCat("--qat-init must be fp, base or gptq, got '", o.qat_init, "'"));
   }
+  if (o.gptq_calib_batches < 1) return absl::InvalidArgumentError("--gptq-calib-batches must be positive");
   o.llamacpp = r.count("no-llamacpp") == 0;
   return RunCompare(o);
 }

@@ -93,10 +93,15 @@ absl::Status WriteCompareReport(const ReportOptions& o, const std::vector<Varian
     if (v.seed != 0) continue;  // reported with its variant below
     Recovered rec;
     const VariantResult* ptq = nullptr;
-    if (v.method == "qat" && fp) {
-      ptq = FindByName(results, "ptq-" + v.name.substr(4));
+    // qat-R and ptq-gptq-R (what GPTQ alone recovers) are measured against
+    // the round-to-nearest ptq-R.
+    const bool gptq_ptq = v.method == "ptq" && v.name.rfind("ptq-gptq-", 0) == 0;
+    const bool has_rec = v.method == "qat" || gptq_ptq;
+    if (has_rec && fp) {
+      ptq = FindByName(results, "ptq-" + v.name.substr(gptq_ptq ? 9 : 4));
       if (ptq) rec = ComputeRecovered(*fp, *ptq, v, o.bootstrap, o.seed);
     }
+    const VariantResult* ptq_gptq = v.method == "qat" ? FindByName(results, "ptq-gptq-" + v.name.substr(4)) : nullptr;
     // This variant's runs with other seeds.
     json seeds = json::array();
     std::vector<double> seed_rec;
@@ -118,18 +123,22 @@ absl::Status WriteCompareReport(const ReportOptions& o, const std::vector<Varian
               {"method", v.method}, {"format", v.format}, {"file", v.file}, {"bytes", v.bytes},
               {"ppl_runtime", NumOrNull(v.ppl_runtime)}, {"ppl_llamacpp", NumOrNull(v.ppl_llamacpp)},
               {"delta_vs_fp", NumOrNull(delta)}, {"tokens", v.tokens}, {"ctx", v.ctx},
-              {"recovered", v.method == "qat" ? NumOrNull(rec.value) : json(nullptr)},
-              {"recovered_ci95", v.method == "qat" && std::isfinite(rec.lo)
+              {"recovered", has_rec ? NumOrNull(rec.value) : json(nullptr)},
+              {"recovered_ci95", has_rec && std::isfinite(rec.lo)
                                      ? json::array({rec.lo, rec.hi}) : json(nullptr)}};
     if (v.method == "qat") {
+      // QAT started from GPTQ's rounding (--qat-init gptq): that PTQ's perplexity.
+      j["ppl_ptq_gptq"] = ptq_gptq ? NumOrNull(ptq_gptq->ppl_runtime) : json(nullptr);
       j["seeds"] = seeds;
       j["recovered_seeds"] = {{"n", spread.n}, {"mean", NumOrNull(spread.mean)}, {"min", NumOrNull(spread.min)},
                               {"max", NumOrNull(spread.max)}};
     }
     variants.push_back(j);
-    std::string rec_s = v.method != "qat" ? "" :
+    std::string rec_s = !has_rec ? "" :
         absl::StrCat(Fmt(100 * rec.value, "%.1f%%"),
-                     std::isfinite(rec.lo) ? absl::StrFormat(" [%.1f%%, %.1f%%]", 100 * rec.lo, 100 * rec.hi) : "");
+                     std::isfinite(rec.lo) ? absl::StrFormat(" [%.1f%%, %.1f%%]", 100 * rec.lo, 100 * rec.hi) : "",
+                     gptq_ptq ? " (GPTQ alone)" : "",
+                     ptq_gptq ? absl::StrCat(" (from GPTQ, PTQ-GPTQ ", Fmt(ptq_gptq->ppl_runtime), ")") : "");
     absl::StrAppend(&md, "| ", v.name, " | ", v.method, " | ", v.format, " | ",
                     Fmt(v.bytes / 1048576.0, "%.2f"), " | ", Fmt(v.ppl_runtime), " | ",
                     Fmt(v.ppl_llamacpp), " | ", Fmt(100 * delta, "%+.2f%%"), " | ", rec_s, " |");
@@ -145,7 +154,9 @@ absl::Status WriteCompareReport(const ReportOptions& o, const std::vector<Varian
   json doc = {{"variants", variants}, {"runs", runs}, {"settings", o.settings},
               {"recovered_definition", "(ppl_ptq - ppl_qat) / (ppl_ptq - ppl_fp), qat-run perplexity on the test split; "
                                        "95% CI from a paired bootstrap over evaluation chunks; recovered_seeds: "
-                                       "mean and range over the QAT runs with different seeds (--qat-seeds)"}};
+                                       "mean and range over the QAT runs with different seeds (--qat-seeds); "
+                                       "ptq-gptq-R (GPTQ rounding, --qat-init gptq) is measured against the "
+                                       "round-to-nearest ptq-R too, and ppl_ptq_gptq of a QAT variant names it"}};
   RETURN_IF_ERROR(WriteFileAtomic(o.out_dir + "/results.json", doc.dump(2) + "\n"));
   RETURN_IF_ERROR(WriteFileAtomic(o.out_dir + "/results.md", md));
   std::fprintf(stderr, "\n%s\n", md.c_str());

@@ -1,5 +1,7 @@
-// qat quantize: the PTQ baseline (round-to-nearest weights per the recipe,
-// static activation scales calibrated on a few batches of --calib text).
+// qat quantize: the PTQ baseline. Weights per the recipe, by round-to-nearest
+// (--method rtn, the codec itself) or by GPTQ (--method gptq, q4_0 weights:
+// qat/quant/gptq.h, layer inputs from --calib); static activation scales
+// calibrated on a few batches of --calib text.
 #include <cstdio>
 
 #include "formats/util/status_macros.h"
@@ -7,35 +9,112 @@
 #include "formats/util/cli_flags.h"
 #include "qat/data/token_stream.h"
 #include "qat/model/checkpoint.h"
+#include "qat/quant/gptq.h"
 #include "qat/quant/prepare.h"
 #include "qat/train/calibrate.h"
 
 namespace qatk::cli {
+namespace {
 
 struct QuantizeOptions {
   std::string model, recipe, out, calib;
+  std::string method = "rtn";  // rtn | gptq
+  std::string latent_out;      // gptq: also a float checkpoint of the rounded weights
+  std::string gptq_order = "parallel";  // parallel | sequential
+  double percdamp = 0.01;
   int64_t calib_batches = 8, batch = 8, seq = 0;
   uint64_t seed = 1234;
 };
 
+void Log(const char* what, const QuantizeOptions& o, int64_t seq) {
+  std::fprintf(stderr, "%s on %lld batches of %lldx%lld tokens from %s\n", what,
+               static_cast<long long>(o.calib_batches), static_cast<long long>(o.batch),
+               static_cast<long long>(seq), o.calib.c_str());
+}
+
+// GPTQ of every q4_0 linear from layer inputs of the calibration text:
+// "parallel", all from the FP model in one pass; "sequential", one linear at
+// a time in module order, each from the model whose earlier linears are
+// already rounded (a pass per linear).
+absl::Status RunGptq(qat::Checkpoint& c, const QuantizeOptions& o, const std::vector<int32_t>& tokens,
+                     int64_t seq, std::vector<std::string>* names) {
+  *names = qat::GptqModuleNames(*c.model);
+  qat::GptqOptions g;
+  g.percdamp = o.percdamp;
+  Log(absl::StrCat("gptq (", o.gptq_order, "): layer inputs of ", names->size(), " q4_0 linears").c_str(), o, seq);
+  const bool sequential = o.gptq_order == "sequential";
+  std::vector<std::vector<std::string>> steps;
+  if (sequential) {
+    for (const std::string& n : *names) steps.push_back({n});
+  } else {
+    steps.push_back(*names);
+  }
+  for (const std::vector<std::string>& step : steps) {
+    std::map<std::string, torch::Tensor> h = qat::CollectInputHessians(
+        c.model, step, tokens, seq, o.batch, o.calib_batches, o.seed, c.tokenizer->bos_id());
+    RETURN_IF_ERROR(qat::ApplyGptq(*c.model, h, g, nullptr, &step));
+  }
+  return absl::OkStatus();
+}
+
+// The FP checkpoint of --model with the GPTQ'd linears' weights replaced by
+// their dequantized values and no recipe: a QAT --init.
+absl::Status WriteLatent(const QuantizeOptions& o, qat::Checkpoint& quantized, const std::vector<std::string>& names) {
+  ASSIGN_OR_RETURN(qat::Checkpoint fresh, qat::LoadCheckpoint(o.model));
+  torch::NoGradGuard no_grad;
+  auto src = quantized.model->named_parameters();
+  auto dst = fresh.model->named_parameters();
+  for (const std::string& n : names) dst[n + ".weight"].copy_(src[n + ".weight"]);
+  qat::CheckpointWrite w;
+  w.config = &fresh.config;
+  w.model = fresh.model.get();
+  w.tokenizer_model = &fresh.tokenizer->serialized();
+  RETURN_IF_ERROR(qat::SaveCheckpoint(o.latent_out, w));
+  std::fprintf(stderr, "wrote %s (float checkpoint, GPTQ-rounded weights, no recipe)\n", o.latent_out.c_str());
+  return absl::OkStatus();
+}
+
 absl::Status RunQuantize(const QuantizeOptions& o) {
+  const bool gptq = o.method == "gptq";
+  if (!gptq && o.method != "rtn") {
+    return absl::InvalidArgumentError(absl::StrCat("--method must be rtn or gptq, got '", o.method, "'"));
+  }
+  if (!gptq && !o.latent_out.empty()) return absl::InvalidArgumentError("--latent-out needs --method gptq");
+  if (o.gptq_order != "parallel" && o.gptq_order != "sequential") {
+    return absl::InvalidArgumentError(absl::StrCat("--gptq-order must be parallel or sequential, got '", o.gptq_order, "'"));
+  }
+  if (gptq && o.calib.empty()) {
+    return absl::InvalidArgumentError("--method gptq needs --calib TEXT (GPTQ weighs the rounding by the layer inputs)");
+  }
   ASSIGN_OR_RETURN(qat::Checkpoint c, qat::LoadCheckpoint(o.model));
   if (c.recipe) return absl::InvalidArgumentError(absl::StrCat(o.model, " is already quantized (has recipe.json)"));
   ASSIGN_OR_RETURN(Recipe recipe, LoadRecipe(o.recipe));
-  RETURN_IF_ERROR(qat::ApplyRecipe(*c.model, recipe, c.config.head_dim));
-  if (qat::RecipeNeedsCalibration(c.model, recipe)) {
-    if (o.calib.empty()) {
-      return absl::InvalidArgumentError(absl::StrCat(o.recipe, " has static activation scales: give --calib TEXT"));
+  if (gptq) {
+    int converted = 0;
+    ASSIGN_OR_RETURN(recipe, qat::RecipeForGptq(recipe, &converted));
+    if (converted > 0) {
+      std::fprintf(stderr, "gptq: %s: q4_0 weights keep GPTQ's block scales (\"scale_rule\": \"learned\" on %d "
+                   "rules, as configs/recipes/q4_0_learned.json); the GGUF is the same Q4_0 format\n",
+                   o.recipe.c_str(), converted);
     }
+  }
+  RETURN_IF_ERROR(qat::ApplyRecipe(*c.model, recipe, c.config.head_dim));
+  const bool calibrate = qat::RecipeNeedsCalibration(c.model, recipe);
+  if (calibrate && o.calib.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(o.recipe, " has static activation scales: give --calib TEXT"));
+  }
+  std::vector<std::string> gptq_names;
+  if (gptq || calibrate) {
     ASSIGN_OR_RETURN(std::vector<int32_t> tokens, data::LoadTokenStream(o.calib, *c.tokenizer));
     const int64_t seq = o.seq > 0 ? o.seq : std::min<int64_t>(256, c.config.max_position_embeddings);
     if (static_cast<int64_t>(tokens.size()) <= seq + 1) {
       return absl::InvalidArgumentError(absl::StrCat(o.calib, " is too short for --seq ", seq));
     }
-    qat::CalibrateModel(c.model, tokens, seq, o.batch, o.calib_batches, o.seed, c.tokenizer->bos_id());
-    std::fprintf(stderr, "calibrated on %lld batches of %lldx%lld tokens from %s\n",
-                 static_cast<long long>(o.calib_batches), static_cast<long long>(o.batch),
-                 static_cast<long long>(seq), o.calib.c_str());
+    if (gptq) RETURN_IF_ERROR(RunGptq(c, o, tokens, seq, &gptq_names));
+    if (calibrate) {
+      qat::CalibrateModel(c.model, tokens, seq, o.batch, o.calib_batches, o.seed, c.tokenizer->bos_id());
+      Log("calibrated", o, seq);
+    }
   }
   qat::SetQuantMode(*c.model, qat::QuantMode::kQuant);
   qat::FreezeQuantizers(*c.model);
@@ -45,31 +124,35 @@ absl::Status RunQuantize(const QuantizeOptions& o) {
   w.tokenizer_model = &c.tokenizer->serialized();
   w.recipe = &recipe;
   RETURN_IF_ERROR(qat::SaveCheckpoint(o.out, w));
-  std::fprintf(stderr, "wrote %s (recipe %s)\n", o.out.c_str(), recipe.name.c_str());
+  std::fprintf(stderr, "wrote %s (recipe %s, %s)\n", o.out.c_str(), recipe.name.c_str(), o.method.c_str());
+  if (!o.latent_out.empty()) RETURN_IF_ERROR(WriteLatent(o, c, gptq_names));
   return absl::OkStatus();
 }
 
+}  // namespace
+
 absl::Status QuantizeCommand(int argc, char** argv) {
   cxxopts::Options opts("qat quantize", "Post-training quantization (PTQ baseline) of a checkpoint");
-  opts.add_options()("model", "input checkpoint", cxxopts::value<std::string>())(
-      "recipe", "quantization recipe JSON", cxxopts::value<std::string>())(
-      "out", "output checkpoint", cxxopts::value<std::string>())(
-      "calib", "text for static activation calibration", cxxopts::value<std::string>())(
-      "calib-batches", "calibration batches", cxxopts::value<int64_t>())(
-      "batch", "sequences per calibration batch", cxxopts::value<int64_t>())(
-      "seq", "tokens per sequence (default min(256, context))", cxxopts::value<int64_t>())(
-      "seed", "calibration sampling seed", cxxopts::value<uint64_t>());
+  QuantizeOptions o;
+  opts.add_options()("model", "input checkpoint", cxxopts::value(o.model))(
+      "recipe", "quantization recipe JSON", cxxopts::value(o.recipe))(
+      "out", "output checkpoint", cxxopts::value(o.out))(
+      "method", "weight rounding: rtn (round to nearest, the codec) or gptq (q4_0 weights; needs --calib)",
+      cxxopts::value(o.method)->default_value("rtn"))(
+      "calib", "text for static activation calibration and GPTQ's layer inputs", cxxopts::value(o.calib))(
+      "calib-batches", "calibration batches", cxxopts::value(o.calib_batches))(
+      "batch", "sequences per calibration batch", cxxopts::value(o.batch))(
+      "seq", "tokens per sequence (default min(256, context))", cxxopts::value(o.seq))(
+      "seed", "calibration sampling seed", cxxopts::value(o.seed))(
+      "percdamp", "gptq: damping as a fraction of the mean Hessian diagonal", cxxopts::value(o.percdamp)->default_value("0.01"))(
+      "gptq-order", "gptq: parallel (every linear from the FP model's inputs, one pass) or sequential (one "
+                    "linear at a time, inputs from the model with the earlier linears already rounded)",
+      cxxopts::value(o.gptq_order)->default_value("parallel"))(
+      "latent-out", "gptq: also write a float checkpoint (no recipe) with the GPTQ-rounded weights, for "
+                    "qat train --init", cxxopts::value(o.latent_out));
   ASSIGN_OR_RETURN(cxxopts::ParseResult r, ParseFlags(opts, argc, argv));
   for (const char* f : {"model", "recipe", "out"}) RETURN_IF_ERROR(Require(r, f, "quantize"));
-  QuantizeOptions o;
-  o.model = r["model"].as<std::string>();
-  o.recipe = r["recipe"].as<std::string>();
-  o.out = r["out"].as<std::string>();
-  if (r.count("calib")) o.calib = r["calib"].as<std::string>();
-  if (r.count("calib-batches")) o.calib_batches = r["calib-batches"].as<int64_t>();
-  if (r.count("batch")) o.batch = r["batch"].as<int64_t>();
-  if (r.count("seq")) o.seq = r["seq"].as<int64_t>();
-  if (r.count("seed")) o.seed = r["seed"].as<uint64_t>();
+  if (o.calib_batches <= 0 || o.batch <= 0) return absl::InvalidArgumentError("--calib-batches and --batch must be positive");
   return RunQuantize(o);
 }
 

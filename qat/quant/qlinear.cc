@@ -21,6 +21,13 @@ torch::Tensor QLinearImpl::QuantizeInput(const torch::Tensor& x) {
 }
 
 torch::Tensor QLinearImpl::ForwardQuantized(const torch::Tensor& xq) {
+  if (capture_ != nullptr) {
+    torch::NoGradGuard no_grad;
+    const torch::Tensor x = xq.detach().reshape({-1, in_features}).to(torch::kDouble);  // [N, in]
+    if (!capture_->gram.defined()) capture_->gram = torch::zeros({in_features, in_features}, x.options());
+    capture_->gram.addmm_(x.t(), x);
+    capture_->rows += x.size(0);
+  }
   return torch::linear(xq, QuantizedWeight(), bias);
 }
 

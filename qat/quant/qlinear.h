@@ -27,6 +27,14 @@
 
 namespace qatk::qat {
 
+// Input statistics for GPTQ (SetInputCapture): the forward adds X^T X of
+// the matmul's input X [N, in] (fp64, on the input's device) into `gram`
+// [in, in] and N into `rows`.
+struct InputGram {
+  torch::Tensor gram;  // [in, in] f64, undefined until the first forward
+  int64_t rows = 0;
+};
+
 class QLinearImpl : public torch::nn::Module {
  public:
   QLinearImpl(int64_t in_features, int64_t out_features, bool bias = false);
@@ -46,6 +54,9 @@ class QLinearImpl : public torch::nn::Module {
   void Configure(const LayerQuant& lq);
   void SetMode(QuantMode mode);
   void Freeze();
+  // Capture mode: every forward then accumulates its (possibly quantized)
+  // input into *acc; nullptr stops. `acc` must outlive the capture.
+  void SetInputCapture(InputGram* acc) { capture_ = acc; }
   // The weight as the forward uses it ([out, in]).
   torch::Tensor QuantizedWeight();
 
@@ -60,6 +71,7 @@ class QLinearImpl : public torch::nn::Module {
   LayerQuant quant_;
   WeightQuantizer wq_;
   ActQuantizer aq_;
+  InputGram* capture_ = nullptr;
 };
 TORCH_MODULE(QLinear);
 

@@ -100,5 +100,46 @@ TEST(CompareReportTest, OneSeedKeepsTheTableAsBefore) {
   std::system(("rm -rf " + dir).c_str());
 }
 
+// --qat-init gptq: ptq-gptq-x is a row of its own, measured against the
+// round-to-nearest ptq-x like QAT, and QAT names its perplexity.
+TEST(CompareReportTest, GptqBaselineIsMeasuredAgainstRoundToNearest) {
+  char tmpl[] = "/tmp/qatk_compare_report_XXXXXX";
+  const std::string dir = mkdtemp(tmpl);
+  ReportOptions o;
+  o.out_dir = dir;
+  o.bootstrap = 50;
+  ASSERT_TRUE(WriteCompareReport(o, {Flat("fp", "fp", 100), Flat("ptq-x", "ptq", 110),
+                                     Flat("ptq-gptq-x", "ptq", 106), Flat("qat-x", "qat", 102)}).ok());
+  auto text = ReadFileToString(dir + "/results.json");
+  ASSERT_TRUE(text.ok());
+  const json j = json::parse(*text);
+  ASSERT_EQ(j["variants"].size(), 4u);
+  EXPECT_TRUE(j["variants"][1]["recovered"].is_null());  // ptq-x itself
+  const json& g = j["variants"][2];
+  EXPECT_EQ(g["name"], "ptq-gptq-x");
+  EXPECT_NEAR(g["recovered"].get<double>(), 0.4, 1e-12);
+  const json& q = j["variants"][3];
+  EXPECT_NEAR(q["recovered"].get<double>(), 0.8, 1e-12);  // still against ptq-x
+  EXPECT_NEAR(q["ppl_ptq_gptq"].get<double>(), 106, 1e-12);
+  auto md = ReadFileToString(dir + "/results.md");
+  ASSERT_TRUE(md.ok());
+  EXPECT_NE(md->find("40.0% [40.0%, 40.0%] (GPTQ alone)"), std::string::npos) << *md;
+  EXPECT_NE(md->find("(from GPTQ, PTQ-GPTQ 106.000)"), std::string::npos) << *md;
+  std::system(("rm -rf " + dir).c_str());
+}
+
+TEST(CompareReportTest, WithoutGptqTheQatVariantHasNoGptqPerplexity) {
+  char tmpl[] = "/tmp/qatk_compare_report_XXXXXX";
+  const std::string dir = mkdtemp(tmpl);
+  ReportOptions o;
+  o.out_dir = dir;
+  o.bootstrap = 50;
+  ASSERT_TRUE(WriteCompareReport(o, {Flat("fp", "fp", 100), Flat("ptq-x", "ptq", 110), Flat("qat-x", "qat", 102)}).ok());
+  auto text = ReadFileToString(dir + "/results.json");
+  ASSERT_TRUE(text.ok());
+  EXPECT_TRUE(json::parse(*text)["variants"][2]["ppl_ptq_gptq"].is_null());
+  std::system(("rm -rf " + dir).c_str());
+}
+
 }  // namespace
 }  // namespace qatk::cli
