@@ -23,11 +23,11 @@
 // in OUT/.done/, so an interrupted compare resumes where it stopped (training
 // steps resume from their last checkpoint).
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -46,7 +46,6 @@
 namespace qatk::cli {
 namespace {
 
-namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 struct CompareOptions {
@@ -76,10 +75,22 @@ struct CompareOptions {
   std::string eval_file;     // default DATA/test.txt
 };
 
+// Paths as strings (no std::filesystem in LibTorch binaries: file_io.h).
+std::string DirName(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+}
+
+std::string AbsolutePath(const std::string& path) {
+  if (!path.empty() && path[0] == '/') return path;
+  char buf[4096];
+  return ::getcwd(buf, sizeof(buf)) != nullptr ? std::string(buf) + "/" + path : path;
+}
+
 std::string DefaultQatRun() {
-  fs::path self = SelfExecutable();
-  for (fs::path p : {self.parent_path() / "qat-run", self.parent_path().parent_path() / "inference" / "qat-run"}) {
-    if (fs::exists(p)) return p.string();
+  const std::string dir = DirName(SelfExecutable());
+  for (const std::string& p : {dir + "/qat-run", DirName(dir) + "/inference/qat-run"}) {
+    if (PathExists(p)) return p;
   }
   return "qat-run";
 }
@@ -92,7 +103,13 @@ std::string DefaultNodeScript() {
 #endif
 }
 
-std::string Stem(const std::string& path) { return fs::path(path).stem().string(); }
+// File name without folder and extension ("runs/a/fp.gguf" -> "fp").
+std::string Stem(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  const std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+  const size_t dot = name.find_last_of('.');
+  return dot == std::string::npos || dot == 0 || name == ".." ? name : name.substr(0, dot);
+}
 
 // One step of the pipeline: a child command and the marker that says it is done.
 class Pipeline {
@@ -107,7 +124,7 @@ class Pipeline {
     // --qat-lr, must not silently keep the old result); the program's own
     // path may change, e.g. with another build folder.
     const std::string args = ShellJoin(std::vector<std::string>(argv.begin() + 1, argv.end()));
-    if (fs::exists(cached)) {
+    if (PathExists(cached)) {
       absl::StatusOr<std::string> before = ReadFileToString(cached + ".args");
       if (before.ok() && *before != args) {
         return absl::FailedPreconditionError(absl::StrCat(
@@ -210,14 +227,12 @@ absl::Status RunCompare(const CompareOptions& o) {
   const std::string qat_run = o.qat_run.empty() ? DefaultQatRun() : o.qat_run;
   const std::string node_script = o.node_script.empty() ? DefaultNodeScript() : o.node_script;
   const std::string eval_file = o.eval_file.empty() ? o.data + "/test.txt" : o.eval_file;
-  std::error_code ec;
-  fs::create_directories(o.out + "/.done", ec);
-  if (ec) return absl::UnavailableError(absl::StrCat("cannot create ", o.out, ": ", ec.message()));
+  RETURN_IF_ERROR(MakeDirs(o.out + "/.done"));
   Pipeline p(o.out);
 
   // 0. tokenizer, 1. base.
   const std::string tok = o.data + "/tokenizer.model";
-  if (!fs::exists(tok)) {
+  if (!PathExists(tok)) {
     RETURN_IF_ERROR(p.Run("tokenizer", {qat, "tokenizer", "--data", o.data + "/train.txt", "--vocab",
                                         std::to_string(o.vocab), "--out", tok}, false).status());
   }
@@ -284,7 +299,8 @@ absl::Status RunCompare(const CompareOptions& o) {
     res.format = v.format;
     res.file = v.file;
     res.seed = v.seed;
-    res.bytes = fs::file_size(v.file, ec);
+    const absl::StatusOr<uint64_t> bytes = FileSize(v.file);
+    res.bytes = bytes.ok() ? *bytes : 0;
     std::vector<std::string> eval = {qat_run, "perplexity", "--model", v.file, "--file", eval_file, "--json"};
     if (o.ctx > 0) eval.insert(eval.end(), {"--ctx", std::to_string(o.ctx)});
     ASSIGN_OR_RETURN(std::string out, p.Run("eval-" + v.name, eval, true));
@@ -293,10 +309,10 @@ absl::Status RunCompare(const CompareOptions& o) {
     res.tokens = j.value("tokens", 0);
     res.ctx = j.value("ctx", 0);
     if (j.contains("chunk_nll")) res.chunk_nll = j["chunk_nll"].get<std::vector<double>>();
-    if (o.llamacpp && v.format == "gguf" && v.seed == 0 && fs::exists(node_script)) {
+    if (o.llamacpp && v.format == "gguf" && v.seed == 0 && PathExists(node_script)) {
       // interop.mjs computes llama.cpp's perplexity with llama-perplexity's chunking.
       const std::string expect = o.out + "/.done/llamacpp-" + v.name + ".expect.json";
-      json e = {{"perplexity", {{"text_file", fs::absolute(eval_file).string()},
+      json e = {{"perplexity", {{"text_file", AbsolutePath(eval_file)},
                                 {"ctx", res.ctx}, {"ppl", nullptr}}}};
       RETURN_IF_ERROR(WriteFileAtomic(expect, e.dump() + "\n"));
       std::vector<std::string> lc = {"node", node_script, "--model", v.file, "--expect", expect};
@@ -378,7 +394,7 @@ absl::Status CompareCommand(int argc, char** argv) {
                                                    o.recipes.size(), " recipes (give one, or one per recipe)"));
   }
   for (const std::string& rp : o.recipes) {
-    if (!fs::exists(rp)) return absl::InvalidArgumentError(absl::StrCat("recipe file not found: ", rp));
+    if (!PathExists(rp)) return absl::InvalidArgumentError(absl::StrCat("recipe file not found: ", rp));
   }
   if (o.steps <= 0 || o.batch <= 0) return absl::InvalidArgumentError("--steps and --batch must be positive");
   if (o.qat_seeds < 1 || o.qat_seeds > 100) {
