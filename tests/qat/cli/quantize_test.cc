@@ -102,7 +102,10 @@ TEST_F(QuantizeTest, GptqGgufHoldsGptqCodesBitForBit) {
   ASSERT_TRUE(s.ok()) << s;
   const std::map<std::string, qat::GptqResult> want = ExpectedGptq(root_ + "/base", root_ + "/text.txt");
   ASSERT_EQ(want.size(), 14u);  // 2 layers x (q, k, v, o, gate, up, down)
-  ASSERT_TRUE(exporter::ExportGguf({out, out + ".gguf"}).ok());
+  exporter::GgufExportOptions eo;
+  eo.model_dir = out;
+  eo.out = out + ".gguf";
+  ASSERT_TRUE(exporter::ExportGguf(eo).ok());
   auto f = gguf::GgufFile::Open(out + ".gguf");
   ASSERT_TRUE(f.ok()) << f.status();
   auto ck = qat::LoadCheckpoint(out);

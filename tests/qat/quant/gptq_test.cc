@@ -129,7 +129,9 @@ TEST(GptqTest, EachBlockScaleIsTheMaxRuleOfTheUpdatedBlock) {
     for (int64_t b = 0; b < 3; ++b) {
       EXPECT_EQ(g->scales[r][b].item<float>(), ref.scales[r][b]) << "row " << r << " block " << b;
       // Block 0 sees no earlier error; later blocks do, so their d moved.
-      if (b == 0) EXPECT_EQ(ref.scales[r][b], ref.d_initial[r][b]);
+      if (b == 0) {
+        EXPECT_EQ(ref.scales[r][b], ref.d_initial[r][b]);
+      }
       moved += ref.scales[r][b] != ref.d_initial[r][b];
     }
     for (int64_t c = 0; c < 96; ++c) ASSERT_EQ(g->codes[r][c].item<int>(), ref.codes[r][c]) << r << "," << c;
