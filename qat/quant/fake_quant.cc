@@ -86,6 +86,13 @@ std::pair<Tensor, Tensor> Q4_0CodesFloat(const Tensor& xb) {
 }
 
 // Q4_0 with given scales: v = x * id ([N, B, 32]), codes t in 0..15 (float).
+// clamp(trunc(v + 8.5), 0, 15), 0 where not finite: the reference codec's
+// two roundings (x*id, then + 8.5).
+Tensor Q4_0CodesOf(const Tensor& v) {
+  const Tensor u = v + 8.5;
+  return torch::where(torch::isfinite(u), u.clamp(0.0, 15.0).trunc(), torch::zeros_like(u));
+}
+
 struct Q4_0Scaled {
   Tensor v, t, db;
 };
@@ -95,9 +102,7 @@ Q4_0Scaled Q4_0WithScale(const Tensor& x, const Tensor& d) {
              "q4_0 scales must be float32 with one element per block of 32");
   const Tensor db = d.reshape({xb.size(0), xb.size(1), 1});
   const Tensor v = xb * SafeReciprocal(db);
-  const Tensor u = v + 8.5;
-  const Tensor t = torch::where(torch::isfinite(u), u.clamp(0.0, 15.0).trunc(), torch::zeros_like(u));
-  return {v, t, db};
+  return {v, Q4_0CodesOf(v), db};
 }
 
 // q4_0 with learned scales; see FakeQuantQ4_0Lsq in the header.
@@ -411,6 +416,11 @@ Tensor Q4_0DequantizedWithScale(const Tensor& x, const Tensor& d) {
   torch::NoGradGuard no_grad;
   const Q4_0Scaled s = Q4_0WithScale(x, d);
   return ((s.t - 8.0) * ToFp16AndBack(s.db)).reshape(x.sizes());
+}
+
+Tensor Q4_0CodesWithScale(const Tensor& x, const Tensor& d) {
+  torch::NoGradGuard no_grad;
+  return Q4_0CodesOf(x * SafeReciprocal(d));
 }
 
 Tensor FakeQuantQ4_0Lsq(const Tensor& x, const Tensor& d, double grad_factor) {

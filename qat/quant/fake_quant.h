@@ -59,6 +59,10 @@ std::pair<torch::Tensor, torch::Tensor> Q4_0CodesTensor(const torch::Tensor& x);
 torch::Tensor FakeQuantQ4_0Lsq(const torch::Tensor& x, const torch::Tensor& d, double grad_factor);
 // The forward alone (no autograd node).
 torch::Tensor Q4_0DequantizedWithScale(const torch::Tensor& x, const torch::Tensor& d);
+// The code step of that forward on any shape: codes 0..15 (f32) of
+// x * id with id = d ? 1/d : 0 broadcast against x (GPTQ codes one column
+// of rows at a time with it).
+torch::Tensor Q4_0CodesWithScale(const torch::Tensor& x, const torch::Tensor& d);
 
 // ---- intN helpers ----------------------------------------------------------
 // Rounding per spec (half_away_from_zero exactly like roundf, or half_even).

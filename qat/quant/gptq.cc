@@ -24,14 +24,6 @@ Tensor BlockScaleFp16(const Tensor& x) {
   return d.to(torch::kHalf).to(torch::kFloat);
 }
 
-// Column x [R] (f32) coded with id = d ? 1/d : 0 exactly as
-// Q4_0CodesWithScale does: two roundings (x*id, then + 8.5), clamp, trunc,
-// 0 where not finite. Returns the codes as f32 in 0..15.
-Tensor CodeColumn(const Tensor& x, const Tensor& id) {
-  const Tensor u = (x * id) + 8.5;
-  return torch::where(torch::isfinite(u), u.clamp(0.0, 15.0).trunc(), torch::zeros_like(u));
-}
-
 // tr(E H E^T) for E = a - b ([R, C]) and h [C, C], all f64.
 double OutputError(const Tensor& a, const Tensor& b, const Tensor& h) {
   const Tensor e = a - b;
@@ -62,7 +54,7 @@ void Sweep(Tensor wd, const Tensor& u, int64_t block_size, GptqResult* r) {
   Tensor q = torch::empty({rows, cols}, f32);      // dequantized
   Tensor codes = torch::empty({rows, cols}, f32);  // 0..15
   Tensor scales = torch::empty({rows, cols / kBlock}, f32);
-  Tensor d, id;  // [R] the current Q4_0 block's fp16 d and its fp32 reciprocal
+  Tensor d;  // [R] the current Q4_0 block's fp16 d
   for (int64_t i1 = 0; i1 < cols; i1 += block_size) {
     const int64_t i2 = std::min(i1 + block_size, cols), n = i2 - i1;
     Tensor w1 = wd.narrow(1, i1, n);  // a view: updates land in wd
@@ -72,11 +64,10 @@ void Sweep(Tensor wd, const Tensor& u, int64_t block_size, GptqResult* r) {
       const int64_t col = i1 + i;
       if (col % kBlock == 0) {  // start of a Q4_0 block: d from the current values
         d = BlockScaleFp16(w1.narrow(1, i, kBlock));
-        id = torch::where(d != 0, d.reciprocal(), torch::zeros_like(d));
         scales.select(1, col / kBlock).copy_(d);
       }
       const Tensor x = w1.select(1, i);                         // [R] f64
-      const Tensor t = CodeColumn(x.to(torch::kFloat), id);     // [R] codes
+      const Tensor t = Q4_0CodesWithScale(x.to(torch::kFloat), d);  // [R] codes, the fake quant's rule
       const Tensor xq = (t - 8.0) * d;                          // [R] f32
       codes.select(1, col).copy_(t);
       q.select(1, col).copy_(xq);
