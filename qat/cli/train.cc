@@ -45,6 +45,8 @@ absl::Status TrainCommand(int argc, char** argv) {
       "head-lr", "LR of the output head's weight (default --lr)", cxxopts::value<double>())(
       "kd-alpha", "weight of the distillation loss (default 1 with --teacher)", cxxopts::value<double>())(
       "kd-temp", "distillation temperature", cxxopts::value<double>())(
+      "ema", "keep a moving average of the weights with this decay (e.g. 0.98) and save it as the model; "
+             "0: off", cxxopts::value<double>())(
       "seed", "data order and init seed", cxxopts::value<uint64_t>())(
       "save-every", "checkpoint every N steps (0: at the end)", cxxopts::value<int64_t>())(
       "eval-every", "valid perplexity every N steps (0: at the end)", cxxopts::value<int64_t>())(
@@ -63,7 +65,7 @@ absl::Status TrainCommand(int argc, char** argv) {
   Set(r, "grad-accum", &o.grad_accum), Set(r, "lr", &o.lr), Set(r, "min-lr-ratio", &o.min_lr_ratio);
   Set(r, "warmup", &o.warmup), Set(r, "weight-decay", &o.weight_decay), Set(r, "clip", &o.clip);
   Set(r, "scale-lr", &o.scale_lr), Set(r, "head-lr", &o.head_lr);
-  Set(r, "kd-alpha", &o.kd_alpha), Set(r, "kd-temp", &o.kd_temp);
+  Set(r, "kd-alpha", &o.kd_alpha), Set(r, "kd-temp", &o.kd_temp), Set(r, "ema", &o.ema);
   Set(r, "seed", &o.seed), Set(r, "save-every", &o.save_every), Set(r, "eval-every", &o.eval_every);
   Set(r, "eval-chunks", &o.eval_chunks), Set(r, "calib-batches", &o.calib_batches), Set(r, "device", &o.device);
   o.resume = r.count("resume") > 0;

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <fstream>
 #include <optional>
+#include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -47,7 +48,68 @@ struct Run {
   uint64_t sampler_pos = 0;  // windows consumed
   std::string metrics;       // metrics.jsonl so far
   torch::Device device{torch::kCPU};
+  std::vector<torch::Tensor> ema_params;  // the trainable parameters (--ema) ...
+  std::vector<torch::Tensor> ema;         // ... and their moving averages
 };
+
+// Exchanges the trainable parameters with their averages, so that what is
+// evaluated and saved is the averaged model; a second call swaps back.
+void SwapEma(Run& r) {
+  torch::NoGradGuard ng;
+  for (size_t i = 0; i < r.ema.size(); ++i) {
+    torch::Tensor raw = r.ema_params[i].detach().clone();
+    r.ema_params[i].detach().copy_(r.ema[i]);
+    r.ema[i].copy_(raw);
+  }
+}
+
+class EmaSwapped {
+ public:
+  explicit EmaSwapped(Run& r) : r_(r) { SwapEma(r_); }
+  ~EmaSwapped() { SwapEma(r_); }
+  EmaSwapped(const EmaSwapped&) = delete;
+  EmaSwapped& operator=(const EmaSwapped&) = delete;
+
+ private:
+  Run& r_;
+};
+
+void UpdateEma(Run& r) {
+  torch::NoGradGuard ng;
+  for (size_t i = 0; i < r.ema.size(); ++i) r.ema[i].mul_(r.o.ema).add_(r.ema_params[i].detach(), 1.0 - r.o.ema);
+}
+
+// Starts the averages at the current weights; on --resume the checkpoint's
+// weights are the averages and train_weights.pt holds the raw ones.
+absl::Status InitEma(Run& r, bool resumed) {
+  if (r.o.ema <= 0) return absl::OkStatus();
+  for (const auto& p : r.model->parameters()) {
+    if (p.requires_grad()) {
+      r.ema_params.push_back(p);
+      r.ema.push_back(p.detach().clone());
+    }
+  }
+  if (!resumed) return absl::OkStatus();
+  const std::string path = r.o.out + "/train_weights.pt";
+  std::vector<torch::Tensor> raw;
+  try {
+    torch::load(raw, path, r.device);
+  } catch (const std::exception& e) {
+    return absl::DataLossError(absl::StrCat(path, ": cannot load the raw weights of the --ema run: ", e.what()));
+  }
+  if (raw.size() != r.ema_params.size()) {
+    return absl::DataLossError(absl::StrCat(path, " holds ", raw.size(), " tensors; the model has ",
+                                            r.ema_params.size(), " trainable parameters"));
+  }
+  torch::NoGradGuard ng;
+  for (size_t i = 0; i < raw.size(); ++i) {
+    if (!raw[i].sizes().equals(r.ema_params[i].sizes())) {
+      return absl::DataLossError(absl::StrCat(path, ": tensor ", i, " has the wrong shape"));
+    }
+    r.ema_params[i].detach().copy_(raw[i]);
+  }
+  return absl::OkStatus();
+}
 
 absl::Status LoadTokenizer(Run& r) {
   if (r.tokenizer) return absl::OkStatus();
@@ -81,6 +143,10 @@ absl::Status BuildModel(Run& r) {
     r.sampler_pos = c.trainer_state.value("sampler_position", uint64_t{0});
     if (c.trainer_state.value("seed", uint64_t{0}) != o.seed) {
       return absl::InvalidArgumentError("--resume with a different --seed than the saved run");
+    }
+    if (c.trainer_state.value("ema", 0.0) != o.ema) {
+      return absl::InvalidArgumentError(absl::StrCat("--resume with --ema ", o.ema, " but the saved run used ",
+                                                     c.trainer_state.value("ema", 0.0)));
     }
     auto m = ReadFileToString(o.out + "/metrics.jsonl");
     if (m.ok()) r.metrics = *m;
@@ -164,7 +230,21 @@ absl::Status Save(Run& r) {
                 {"seq", r.o.seq},
                 {"grad_accum", r.o.grad_accum},
                 {"steps", r.o.steps}};
+  if (r.o.ema > 0) state["ema"] = r.o.ema;
+  std::optional<EmaSwapped> swapped;
   CheckpointWrite w;
+  if (!r.ema.empty()) {
+    swapped.emplace(r);  // the model holds the averages, r.ema the raw weights
+    std::vector<torch::Tensor> raw;
+    for (const auto& t : r.ema) raw.push_back(t.cpu());
+    std::ostringstream os;
+    try {
+      torch::save(raw, os);
+    } catch (const std::exception& e) {
+      return absl::UnavailableError(absl::StrCat("cannot serialize the raw weights: ", e.what()));
+    }
+    w.extra_files["train_weights.pt"] = os.str();
+  }
   w.config = &r.config;
   w.model = r.model.get();
   w.tokenizer_model = &r.tokenizer->serialized();
@@ -243,6 +323,8 @@ void Progress(const Run& r, double loss, double tok_s, double eta) {
 }
 
 absl::Status Evaluate(Run& r, int64_t max_chunks) {
+  std::optional<EmaSwapped> swapped;
+  if (!r.ema.empty()) swapped.emplace(r);
   std::vector<int32_t> ids;
   ids.reserve(r.valid_tokens.size() + 1);
   ids.push_back(r.tokenizer->bos_id());
@@ -285,6 +367,7 @@ absl::Status Prepare(Run& r) {
   if (o.batch <= 0 || o.steps <= 0 || o.grad_accum <= 0) {
     return absl::InvalidArgumentError("--batch, --steps and --grad-accum must be > 0");
   }
+  if (!(o.ema >= 0 && o.ema < 1)) return absl::InvalidArgumentError("--ema must be in [0, 1)");
   ASSIGN_OR_RETURN(r.device, ParseDevice(o.device));
   RETURN_IF_ERROR(BuildModel(r));
   RETURN_IF_ERROR(LoadTokenizer(r));
@@ -314,6 +397,7 @@ absl::Status Prepare(Run& r) {
   BuildOptimizer(r);
   if (o.resume && r.step > 0) RETURN_IF_ERROR(LoadOptimizer(o.out, *r.optimizer, r.device));
   if (r.calibrate) Calibrate(r);
+  RETURN_IF_ERROR(InitEma(r, o.resume && r.step > 0));
   return absl::OkStatus();
 }
 
@@ -344,6 +428,7 @@ absl::Status Train(const TrainOptions& options) {
                           : std::string("No checkpoint was written."),
           " Try a lower --lr or stronger --clip."));
     }
+    UpdateEma(r);
     const double step_s = std::chrono::duration<double>(Clock::now() - step_t0).count();
     ++r.step;
     r.sampler_pos = sampler.position();

@@ -9,6 +9,10 @@
 // the output head's weight can get its own LR too (head_lr, default lr): a
 // 2-bit head needs larger steps than the body to move weights across its
 // few quantization levels.
+// With ema > 0 an exponential moving average of the trainable parameters
+// (started at the initial weights) is kept after every step; evaluations and
+// model.safetensors hold the averaged weights, and the raw ones go to
+// train_weights.pt for resuming.
 // Resume reloads weights, optimizer.pt and the sampler position from
 // trainer_state.json, so the losses equal those of an uninterrupted run.
 #ifndef QATK_QAT_TRAIN_TRAINER_H_
@@ -42,6 +46,8 @@ struct TrainOptions {
   double head_lr = 0;       // lm_head.weight's LR; 0: lr
   double kd_alpha = -1;     // -1: 1 with a teacher, else 0
   double kd_temp = 1.0;
+  double ema = 0;           // > 0: keep an EMA of the weights with this decay;
+                            // evaluations and the saved model use it
   uint64_t seed = 1234;
   int64_t save_every = 0;   // 0: only at the end
   int64_t eval_every = 0;   // 0: only at the end

@@ -77,6 +77,61 @@ TEST_F(TrainerTest, ResumeEqualsUninterrupted) {
   EXPECT_LT(a.back(), a.front());
 }
 
+// --ema: the raw trajectory is the plain run's (kept in train_weights.pt),
+// the saved model is decay * start + (1 - decay) * raw after one step, and a
+// resumed run saves the same averages as an uninterrupted one.
+TEST_F(TrainerTest, EmaAveragesTheRawWeightsAndResumes) {
+  torch::set_num_threads(1);
+  TrainOptions start = Options("ema_start");
+  start.steps = 2;
+  ASSERT_TRUE(Train(start).ok());
+  auto one_step = [&](const std::string& out, double ema) {
+    TrainOptions o = Options(out);
+    o.config.clear();
+    o.init = start.out;
+    o.steps = 1;
+    o.ema = ema;
+    return Train(o);
+  };
+  ASSERT_TRUE(one_step("ema_raw1", 0).ok());
+  ASSERT_TRUE(one_step("ema_avg1", 0.75).ok());
+  auto s = LoadCheckpoint(start.out), raw = LoadCheckpoint(*dir_ + "/ema_raw1"), avg = LoadCheckpoint(*dir_ + "/ema_avg1");
+  ASSERT_TRUE(s.ok() && raw.ok() && avg.ok());
+  std::vector<torch::Tensor> saved_raw;
+  torch::load(saved_raw, *dir_ + "/ema_avg1/train_weights.pt");
+  auto sp = s->model->named_parameters(), rp = raw->model->named_parameters(), ap = avg->model->named_parameters();
+  ASSERT_EQ(saved_raw.size(), rp.size());
+  double moved = 0;
+  for (size_t i = 0; i < rp.size(); ++i) {
+    const std::string& n = rp[i].key();
+    EXPECT_TRUE(torch::equal(saved_raw[i], rp[i].value())) << n;
+    EXPECT_TRUE(torch::allclose(ap[n], 0.75 * sp[n] + 0.25 * rp[n], 1e-6, 1e-7)) << n;
+    moved += (rp[n] - sp[n]).abs().sum().item<double>();
+  }
+  EXPECT_GT(moved, 0);  // the step changed the weights, so the average differs from both ends
+
+  TrainOptions full = Options("ema_full");
+  full.ema = 0.5;
+  ASSERT_TRUE(Train(full).ok());
+  TrainOptions half = full;
+  half.out = *dir_ + "/ema_half";
+  half.stop_after = 2;
+  ASSERT_TRUE(Train(half).ok());
+  half.stop_after = 0;
+  half.resume = true;
+  TrainOptions other = half;
+  other.ema = 0.9;
+  absl::Status st = Train(other);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << st;
+  EXPECT_NE(st.message().find("--ema"), std::string::npos) << st;
+  ASSERT_TRUE(Train(half).ok());
+  EXPECT_EQ(Losses(full.out), Losses(half.out));
+  auto a = LoadCheckpoint(full.out), b = LoadCheckpoint(half.out);
+  ASSERT_TRUE(a.ok() && b.ok());
+  auto bp = b->model->named_parameters();
+  for (const auto& p : a->model->named_parameters()) EXPECT_TRUE(torch::equal(p.value(), bp[p.key()])) << p.key();
+}
+
 TEST_F(TrainerTest, MissingOrCorruptCheckpointGivesClearErrors) {
   TrainOptions o = Options("ck");
   o.steps = 1;
