@@ -21,6 +21,7 @@ struct QuantizeOptions {
   std::string method = "rtn";  // rtn | gptq
   std::string latent_out;      // gptq: also a float checkpoint of the rounded weights
   std::string gptq_order = "parallel";  // parallel | sequential
+  bool act_order = false;
   double percdamp = 0.01;
   int64_t calib_batches = 8, batch = 8, seq = 0;
   uint64_t seed = 1234;
@@ -41,6 +42,7 @@ absl::Status RunGptq(qat::Checkpoint& c, const QuantizeOptions& o, const std::ve
   *names = qat::GptqModuleNames(*c.model);
   qat::GptqOptions g;
   g.percdamp = o.percdamp;
+  g.act_order = o.act_order;
   Log(absl::StrCat("gptq (", o.gptq_order, "): layer inputs of ", names->size(), " q4_0 linears").c_str(), o, seq);
   const bool sequential = o.gptq_order == "sequential";
   std::vector<std::vector<std::string>> steps;
@@ -148,6 +150,8 @@ absl::Status QuantizeCommand(int argc, char** argv) {
       "gptq-order", "gptq: parallel (every linear from the FP model's inputs, one pass) or sequential (one "
                     "linear at a time, inputs from the model with the earlier linears already rounded)",
       cxxopts::value(o.gptq_order)->default_value("parallel"))(
+      "gptq-act-order", "gptq: round each linear's input columns by decreasing input energy (H_jj) instead "
+                        "of left to right", cxxopts::value(o.act_order))(
       "latent-out", "gptq: also write a float checkpoint (no recipe) with the GPTQ-rounded weights, for "
                     "qat train --init", cxxopts::value(o.latent_out));
   ASSIGN_OR_RETURN(cxxopts::ParseResult r, ParseFlags(opts, argc, argv));

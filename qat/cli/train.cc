@@ -45,6 +45,8 @@ absl::Status TrainCommand(int argc, char** argv) {
       "head-lr", "LR of the output head's weight (default --lr)", cxxopts::value<double>())(
       "kd-alpha", "weight of the distillation loss (default 1 with --teacher)", cxxopts::value<double>())(
       "kd-temp", "distillation temperature", cxxopts::value<double>())(
+      "freeze-codes", "q4_0 weights keep their current codes; only their block scales (learned) and the "
+                      "unquantized parameters train")(
       "ema", "keep a moving average of the weights with this decay (e.g. 0.98) and save it as the model; "
              "0: off", cxxopts::value<double>())(
       "seed", "data order and init seed", cxxopts::value<uint64_t>())(
@@ -69,6 +71,7 @@ absl::Status TrainCommand(int argc, char** argv) {
   Set(r, "seed", &o.seed), Set(r, "save-every", &o.save_every), Set(r, "eval-every", &o.eval_every);
   Set(r, "eval-chunks", &o.eval_chunks), Set(r, "calib-batches", &o.calib_batches), Set(r, "device", &o.device);
   o.resume = r.count("resume") > 0;
+  o.freeze_codes = r.count("freeze-codes") > 0;
   o.progress = r.count("no-progress") == 0;
   if (r.count("threads")) torch::set_num_threads(r["threads"].as<int>());
   std::signal(SIGINT, OnSigint);

@@ -427,6 +427,13 @@ Tensor FakeQuantQ4_0Lsq(const Tensor& x, const Tensor& d, double grad_factor) {
   return Q4_0LsqFn::apply(x, d, grad_factor);
 }
 
+Tensor FakeQuantQ4_0FixedCodes(const Tensor& c, const Tensor& d) {
+  QATK_CHECK(c.dim() == 2 && d.dim() == 2 && c.size(0) == d.size(0) && c.size(1) == d.size(1) * 32,
+             "FakeQuantQ4_0FixedCodes expects codes [R, C] and scales [R, C/32]");
+  const Tensor d16 = StePassFn::apply(d, ToFp16AndBack(d.detach()), Tensor());
+  return (c.view({c.size(0), d.size(1), 32}) * d16.unsqueeze(-1)).view(c.sizes());
+}
+
 Tensor FakeQuantQ4_0(const Tensor& x) { return StePassFn::apply(x, Q4_0Dequantized(x), Tensor()); }
 Tensor FakeQuantQ8_0(const Tensor& x) { return StePassFn::apply(x, Q8_0Dequantized(x), Tensor()); }
 Tensor FakeQuantQ2_0(const Tensor& x) { return StePassFn::apply(x, Q2_0Dequantized(x), Tensor()); }

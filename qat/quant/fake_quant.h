@@ -57,6 +57,11 @@ std::pair<torch::Tensor, torch::Tensor> Q4_0CodesTensor(const torch::Tensor& x);
 //   dL/dd = g * sum over the block of dL/dy * {q-8 - v inside, q-8 outside}
 // With d from Q4_0CodesTensor the forward equals FakeQuantQ4_0's.
 torch::Tensor FakeQuantQ4_0Lsq(const torch::Tensor& x, const torch::Tensor& d, double grad_factor);
+// q4_0 with fixed codes and learned block scales: y = c * fp16(d) for
+// c = code - 8 ([R, C] f32, from Q4_0CodesWithScale) and d [R, C/32];
+// dL/dd = sum over the block of dL/dy * c (exact, apart from the fp16
+// rounding, which passes the gradient straight through).
+torch::Tensor FakeQuantQ4_0FixedCodes(const torch::Tensor& c, const torch::Tensor& d);
 // The forward alone (no autograd node).
 torch::Tensor Q4_0DequantizedWithScale(const torch::Tensor& x, const torch::Tensor& d);
 // The code step of that forward on any shape: codes 0..15 (f32) of

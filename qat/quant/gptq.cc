@@ -47,28 +47,38 @@ absl::StatusOr<std::pair<Tensor, Tensor>> InverseFactor(Tensor h /*[C, C] f64*/,
 }
 
 // The column sweep over wd [R, C] f64 (updated in place) with the upper
-// inverse-Hessian factor u [C, C]: fills r's dequantized, codes and scales.
-void Sweep(Tensor wd, const Tensor& u, int64_t block_size, GptqResult* r) {
+// inverse-Hessian factor u [C, C], both in sweep order: sweep column j is
+// column order[j] of the weight (order: [C] int64, or undefined for the
+// identity). Fills r's dequantized, codes and scales in the weight's order.
+void Sweep(Tensor wd, const Tensor& u, int64_t block_size, const Tensor& order, GptqResult* r) {
   const int64_t rows = wd.size(0), cols = wd.size(1);
   const auto f32 = torch::TensorOptions().dtype(torch::kFloat).device(wd.device());
   Tensor q = torch::empty({rows, cols}, f32);      // dequantized
   Tensor codes = torch::empty({rows, cols}, f32);  // 0..15
   Tensor scales = torch::empty({rows, cols / kBlock}, f32);
-  Tensor d;  // [R] the current Q4_0 block's fp16 d
+  std::vector<int64_t> col_of(cols), pos_of(cols);  // sweep position -> weight column, and back
+  std::vector<bool> has_scale(cols / kBlock, false);
+  const Tensor order_cpu = order.defined() ? order.to(torch::kCPU, torch::kLong).contiguous() : Tensor();
+  for (int64_t j = 0; j < cols; ++j) col_of[j] = order.defined() ? order_cpu.data_ptr<int64_t>()[j] : j;
+  for (int64_t j = 0; j < cols; ++j) pos_of[col_of[j]] = j;
+  const auto i64 = torch::TensorOptions().dtype(torch::kLong).device(wd.device());
   for (int64_t i1 = 0; i1 < cols; i1 += block_size) {
     const int64_t i2 = std::min(i1 + block_size, cols), n = i2 - i1;
     Tensor w1 = wd.narrow(1, i1, n);  // a view: updates land in wd
     Tensor err1 = torch::zeros({rows, n}, wd.options());
     const Tensor u1 = u.index({idx::Slice(i1, i2), idx::Slice(i1, i2)});
     for (int64_t i = 0; i < n; ++i) {
-      const int64_t col = i1 + i;
-      if (col % kBlock == 0) {  // start of a Q4_0 block: d from the current values
-        d = BlockScaleFp16(w1.narrow(1, i, kBlock));
-        scales.select(1, col / kBlock).copy_(d);
+      const int64_t col = col_of[i1 + i], blk = col / kBlock;
+      if (!has_scale[blk]) {  // the sweep reaches a Q4_0 block: d from its current values
+        std::vector<int64_t> at(kBlock);
+        for (int64_t k = 0; k < kBlock; ++k) at[k] = pos_of[blk * kBlock + k];
+        scales.select(1, blk).copy_(BlockScaleFp16(wd.index_select(1, torch::tensor(at, i64))));
+        has_scale[blk] = true;
       }
-      const Tensor x = w1.select(1, i);                         // [R] f64
+      const Tensor d = scales.select(1, blk);
+      const Tensor x = w1.select(1, i);                             // [R] f64
       const Tensor t = Q4_0CodesWithScale(x.to(torch::kFloat), d);  // [R] codes, the fake quant's rule
-      const Tensor xq = (t - 8.0) * d;                          // [R] f32
+      const Tensor xq = (t - 8.0) * d;                              // [R] f32
       codes.select(1, col).copy_(t);
       q.select(1, col).copy_(xq);
       const Tensor e = (x - xq.to(torch::kDouble)) / u1[i][i];  // [R]
@@ -112,11 +122,23 @@ absl::StatusOr<GptqResult> GptqQ4_0(const Tensor& w, const Tensor& h, const Gptq
   const Tensor h_raw = hd.clone();
   Tensor wd = w.detach().to(f64).clone();  // [R, C], updated in place by the sweep
   if (!torch::isfinite(wd).all().item<bool>()) return absl::InvalidArgumentError("the weight has non-finite values");
-  ASSIGN_OR_RETURN(auto factor, InverseFactor(hd, o.percdamp));
+  const Tensor dead = hd.diagonal() == 0;
   GptqResult r;
-  r.dead_columns = factor.second.sum().item<int64_t>();
-  wd.masked_fill_(factor.second.unsqueeze(0), 0.0);
-  Sweep(wd, factor.first, o.block_size, &r);
+  r.dead_columns = dead.sum().item<int64_t>();
+  wd.masked_fill_(dead.unsqueeze(0), 0.0);
+  Tensor order;  // act order: columns by decreasing H_jj
+  int64_t block_size = o.block_size;
+  if (o.act_order) {
+    order = std::get<1>(hd.diagonal().sort(/*stable=*/true, /*dim=*/0, /*descending=*/true));
+    hd = hd.index_select(0, order).index_select(1, order);
+    wd = wd.index_select(1, order);
+    // A Q4_0 block's columns now lie anywhere in the sweep; its d is taken
+    // when the first of them is reached, from values that must already hold
+    // every earlier error update, so no update is deferred.
+    block_size = wd.size(1);
+  }
+  ASSIGN_OR_RETURN(auto factor, InverseFactor(hd, o.percdamp));
+  Sweep(wd, factor.first, block_size, order, &r);
   const Tensor w64 = w.detach().to(f64);
   r.error = OutputError(w64, r.dequantized.to(torch::kDouble), h_raw);
   r.rtn_error = OutputError(w64, Q4_0Dequantized(w.detach().to(torch::kFloat).contiguous()).to(torch::kDouble), h_raw);

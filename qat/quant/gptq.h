@@ -24,6 +24,11 @@
 //      not finite), x^ = (q - 8) * d. That is exactly the learned-scale Q4_0
 //      codec (Q4_0CodesWithScale) with weight_scale = d, so a checkpoint with
 //      weight = x^ and weight_scale = d exports these codes and scales.
+//   5. act order (GptqOptions::act_order): the columns are swept by
+//      decreasing H_jj, so the inputs with the most energy are rounded first
+//      while the most columns are left to absorb their error. A Q4_0 block's
+//      d is taken, by the same rule, when the sweep reaches the first of its
+//      32 columns, from the block's current values; the lazy update is off.
 // Accumulation and the sweep run in fp64 (the codes in fp32, as the codec
 // does), on the device of the weight: no host copies.
 #ifndef QATK_QAT_QUANT_GPTQ_H_
@@ -44,6 +49,7 @@ namespace qatk::qat {
 struct GptqOptions {
   double percdamp = 0.01;    // damping, a fraction of mean(diag H)
   int64_t block_size = 128;  // lazy-update block (a multiple of 32)
+  bool act_order = false;    // sweep the columns by decreasing H_jj (below)
   bool verbose = true;       // one progress line per layer on stderr
 };
 

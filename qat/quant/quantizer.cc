@@ -54,6 +54,7 @@ torch::Tensor WeightQuantizer::operator()(const torch::Tensor& w, const torch::T
   if (mode != QuantMode::kQuant || !spec_.enabled()) return w;
   if (!scale_.defined()) return FakeQuantWeightNoState(w, spec_);
   const torch::Tensor s = rows.defined() ? scale_.index_select(0, rows) : scale_;  // [R, 1] or [R, C/32]
+  if (codes_.defined()) return FakeQuantQ4_0FixedCodes(rows.defined() ? codes_.index_select(0, rows) : codes_, s);
   if (spec_.scheme == QuantScheme::kQ4_0) {
     // LSQ with N = the weights of the tensor, like the per-channel rule.
     const double n = static_cast<double>(scale_.size(0)) * static_cast<double>(w.size(-1));
@@ -64,6 +65,18 @@ torch::Tensor WeightQuantizer::operator()(const torch::Tensor& w, const torch::T
   const double n = static_cast<double>(scale_.size(0)) * static_cast<double>(w.size(-1));
   const double g = 1.0 / std::sqrt(n * spec_.Qp());
   return FakeQuantLsq(w, StoreScaleSte(s, spec_), spec_, g);
+}
+
+void WeightQuantizer::FreezeCodes(const torch::Tensor& w) {
+  QATK_CHECK(spec_.scheme == QuantScheme::kQ4_0 && scale_.defined(), "FreezeCodes needs q4_0 with learned scales");
+  const torch::Tensor d = scale_.detach();
+  const torch::Tensor x = w.detach().reshape({d.size(0), d.size(1), 32});
+  codes_ = (Q4_0CodesWithScale(x, d.unsqueeze(-1)) - 8.0).reshape(w.sizes()).contiguous();
+}
+
+torch::Tensor WeightQuantizer::FrozenDequantized() const {
+  torch::NoGradGuard no_grad;
+  return FakeQuantQ4_0FixedCodes(codes_, scale_.detach());
 }
 
 void WeightQuantizer::RefreshScale(const torch::Tensor& w) {

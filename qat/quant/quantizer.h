@@ -38,6 +38,14 @@ class WeightQuantizer {
   // Re-runs the mse search (mse rule) from the current weight.
   void RefreshScale(const torch::Tensor& w);
   void Freeze();
+  // q4_0 with learned scales only: fixes the codes of w under the current
+  // scales. From then on w^ = (code - 8) * fp16(d) whatever w holds, the
+  // gradient goes to d alone (FakeQuantQ4_0FixedCodes), and w should be
+  // set to FrozenDequantized() before it is saved, so that the saved weight
+  // and scales give the same codes again.
+  void FreezeCodes(const torch::Tensor& w);
+  bool codes_frozen() const { return codes_.defined(); }
+  torch::Tensor FrozenDequantized() const;
   const QuantSpec& spec() const { return spec_; }
   const torch::Tensor& scale() const { return scale_; }  // undefined if no state
   QuantMode mode = QuantMode::kQuant;
@@ -45,6 +53,7 @@ class WeightQuantizer {
  private:
   QuantSpec spec_;
   torch::Tensor scale_;  // [R, 1] or [R, C/32]
+  torch::Tensor codes_;  // [R, C] f32 code - 8 once FreezeCodes ran
 };
 
 // Activation quantizer (linear inputs, KV cache): static per-tensor

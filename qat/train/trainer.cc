@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -16,6 +17,8 @@
 #include "formats/util/status_macros.h"
 #include "qat/data/token_stream.h"
 #include "qat/model/checkpoint.h"
+#include "qat/quant/gptq.h"
+#include "qat/quant/qlinear.h"
 #include "qat/quant/prepare.h"
 #include "qat/train/calibrate.h"
 #include "qat/train/evaluate.h"
@@ -144,6 +147,9 @@ absl::Status BuildModel(Run& r) {
     if (c.trainer_state.value("seed", uint64_t{0}) != o.seed) {
       return absl::InvalidArgumentError("--resume with a different --seed than the saved run");
     }
+    if (c.trainer_state.value("freeze_codes", false) != o.freeze_codes) {
+      return absl::InvalidArgumentError("--resume: give --freeze-codes exactly when the saved run had it");
+    }
     if (c.trainer_state.value("ema", 0.0) != o.ema) {
       return absl::InvalidArgumentError(absl::StrCat("--resume with --ema ", o.ema, " but the saved run used ",
                                                      c.trainer_state.value("ema", 0.0)));
@@ -171,6 +177,61 @@ absl::Status BuildModel(Run& r) {
     r.calibrate = RecipeNeedsCalibration(r.model, rec);
     r.recipe = std::move(rec);
   }
+  return absl::OkStatus();
+}
+
+// The weight quantizers of q4_0 weights with frozen codes, with their weights.
+std::vector<std::pair<WeightQuantizer*, torch::Tensor>> FrozenQuantizers(CausalLM& model) {
+  std::vector<std::pair<WeightQuantizer*, torch::Tensor>> out;
+  for (const auto& item : model->named_modules("", /*include_self=*/false)) {
+    if (auto* l = item.value()->as<QLinearImpl>()) {
+      if (l->weight_quantizer().codes_frozen()) out.emplace_back(&l->weight_quantizer(), l->weight);
+    } else if (auto* e = item.value()->as<QEmbeddingImpl>()) {
+      if (e->weight_quantizer().codes_frozen()) out.emplace_back(&e->weight_quantizer(), e->weight);
+    }
+  }
+  return out;
+}
+
+// --freeze-codes (trainer.h). Runs on the model already on its device.
+absl::Status FreezeCodes(Run& r) {
+  const bool has_q4_0 = r.recipe && std::any_of(r.recipe->rules.begin(), r.recipe->rules.end(), [](const RecipeRule& u) {
+                          return u.has_weight && u.weight.scheme == QuantScheme::kQ4_0;
+                        });
+  if (!has_q4_0) return absl::InvalidArgumentError("--freeze-codes needs a recipe with q4_0 weights");
+  int converted = 0;
+  ASSIGN_OR_RETURN(Recipe learned, RecipeForGptq(*r.recipe, &converted));
+  torch::NoGradGuard ng;
+  if (converted > 0) {  // rebuild with learned scales, initialised from the current weights
+    CausalLM fresh(r.config);
+    auto old_params = r.model->named_parameters();
+    auto old_buffers = r.model->named_buffers();
+    auto copy_from_old = [&](torch::nn::Module& m) {
+      for (auto& p : m.named_parameters()) {
+        if (const torch::Tensor* t = old_params.find(p.key())) p.value().copy_(*t);
+      }
+      for (auto& b : m.named_buffers()) {
+        if (const torch::Tensor* t = old_buffers.find(b.key())) b.value().copy_(*t);
+      }
+    };
+    copy_from_old(*fresh);
+    RETURN_IF_ERROR(ApplyRecipe(*fresh, learned, r.config.head_dim));
+    copy_from_old(*fresh);  // the recipe's own state (activation scales), now registered
+    fresh->to(r.device);
+    r.model = fresh;
+    r.recipe = std::move(learned);
+  }
+  for (const auto& item : r.model->named_modules("", /*include_self=*/false)) {
+    WeightQuantizer* wq = nullptr;
+    torch::Tensor w;
+    if (auto* l = item.value()->as<QLinearImpl>()) wq = &l->weight_quantizer(), w = l->weight;
+    if (auto* e = item.value()->as<QEmbeddingImpl>()) wq = &e->weight_quantizer(), w = e->weight;
+    if (wq == nullptr || wq->spec().scheme != QuantScheme::kQ4_0 || !wq->scale().defined()) continue;
+    wq->FreezeCodes(w);
+    w.set_requires_grad(false);
+  }
+  std::fprintf(stderr, "froze the codes of %zu q4_0 weights; their block scales train\n",
+               FrozenQuantizers(r.model).size());
   return absl::OkStatus();
 }
 
@@ -231,6 +292,11 @@ absl::Status Save(Run& r) {
                 {"grad_accum", r.o.grad_accum},
                 {"steps", r.o.steps}};
   if (r.o.ema > 0) state["ema"] = r.o.ema;
+  if (r.o.freeze_codes) state["freeze_codes"] = true;
+  {
+    torch::NoGradGuard ng;  // the saved weight gives the frozen codes again with the saved scales
+    for (auto& [wq, w] : FrozenQuantizers(r.model)) w.copy_(wq->FrozenDequantized());
+  }
   std::optional<EmaSwapped> swapped;
   CheckpointWrite w;
   if (!r.ema.empty()) {
@@ -393,6 +459,7 @@ absl::Status Prepare(Run& r) {
                                                    " tokens, fewer than --seq + 1"));
   }
   r.model->to(r.device);
+  if (o.freeze_codes) RETURN_IF_ERROR(FreezeCodes(r));
   r.model->train();
   BuildOptimizer(r);
   if (o.resume && r.step > 0) RETURN_IF_ERROR(LoadOptimizer(o.out, *r.optimizer, r.device));

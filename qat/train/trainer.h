@@ -13,6 +13,11 @@
 // (started at the initial weights) is kept after every step; evaluations and
 // model.safetensors hold the averaged weights, and the raw ones go to
 // train_weights.pt for resuming.
+// With freeze_codes every q4_0 weight keeps the codes it has at the start
+// (under the reference rule's d, or the checkpoint's learned d): only its
+// block scales train, with exact gradients instead of the STE, alongside
+// every parameter that is not a q4_0 weight. A recipe with rule-derived q4_0
+// scales is switched to learned ones first.
 // Resume reloads weights, optimizer.pt and the sampler position from
 // trainer_state.json, so the losses equal those of an uninterrupted run.
 #ifndef QATK_QAT_TRAIN_TRAINER_H_
@@ -46,6 +51,8 @@ struct TrainOptions {
   double head_lr = 0;       // lm_head.weight's LR; 0: lr
   double kd_alpha = -1;     // -1: 1 with a teacher, else 0
   double kd_temp = 1.0;
+  bool freeze_codes = false;  // q4_0 weights keep their current codes; their block
+                              // scales (learned) and the other parameters train
   double ema = 0;           // > 0: keep an EMA of the weights with this decay;
                             // evaluations and the saved model use it
   uint64_t seed = 1234;

@@ -79,35 +79,45 @@ float MaxRuleD16(const std::vector<double>& row, int64_t c0) {
   return Fp16ToFp32(Fp32ToFp16(m / -8.0f));
 }
 
-Reference PlainGptq(const torch::Tensor& w /*[R, C] f32*/, const torch::Tensor& h /*[C, C] f64*/, double percdamp) {
+// `order` (empty: left to right) is the sweep order of the columns; a
+// block's d is taken when the sweep first reaches one of its columns.
+Reference PlainGptq(const torch::Tensor& w /*[R, C] f32*/, const torch::Tensor& h /*[C, C] f64*/, double percdamp,
+                    std::vector<int64_t> order = {}) {
   const int64_t R = w.size(0), C = w.size(1);
-  torch::Tensor hd = h.clone();
+  if (order.empty()) {
+    for (int64_t j = 0; j < C; ++j) order.push_back(j);
+  }
+  const torch::Tensor perm = torch::tensor(order, torch::kLong);
+  torch::Tensor hd = h.index_select(0, perm).index_select(1, perm);  // in sweep order
   hd.diagonal().add_(percdamp * hd.diagonal().mean().item<double>());
   const torch::Tensor hinv_t = torch::inverse(hd).contiguous();
   std::vector<double> hinv(hinv_t.data_ptr<double>(), hinv_t.data_ptr<double>() + C * C);
   const torch::Tensor wd = w.to(torch::kDouble).contiguous();
-  std::vector<std::vector<double>> W(R);
+  std::vector<std::vector<double>> W(R);  // in the weight's column order
   Reference ref;
   ref.codes.assign(R, std::vector<int>(C));
   ref.scales.assign(R, std::vector<float>(C / 32));
   ref.d_initial.assign(R, std::vector<float>(C / 32));
+  std::vector<bool> has_scale(C / 32, false);
   for (int64_t r = 0; r < R; ++r) {
     W[r].assign(wd.data_ptr<double>() + r * C, wd.data_ptr<double>() + (r + 1) * C);
     for (int64_t b = 0; b < C / 32; ++b) ref.d_initial[r][b] = MaxRuleD16(W[r], 32 * b);
   }
   for (int64_t j = 0; j < C; ++j) {
+    const int64_t col = order[j], blk = col / 32;
     for (int64_t r = 0; r < R; ++r) {
-      if (j % 32 == 0) ref.scales[r][j / 32] = MaxRuleD16(W[r], j);
-      const float d = ref.scales[r][j / 32];
+      if (!has_scale[blk]) ref.scales[r][blk] = MaxRuleD16(W[r], 32 * blk);
+      const float d = ref.scales[r][blk];
       const float id = d != 0 ? 1.0f / d : 0.0f;
-      volatile float xs = static_cast<float>(W[r][j]) * id;  // two roundings, no FMA
+      volatile float xs = static_cast<float>(W[r][col]) * id;  // two roundings, no FMA
       const float v = xs + 8.5f;
       const int q = std::isfinite(v) ? static_cast<int>(std::trunc(std::min(std::max(v, 0.0f), 15.0f))) : 0;
-      ref.codes[r][j] = q;
-      const double err = (W[r][j] - static_cast<double>((q - 8) * d)) / hinv[j * C + j];
-      for (int64_t k = j + 1; k < C; ++k) W[r][k] -= err * hinv[j * C + k];
+      ref.codes[r][col] = q;
+      const double err = (W[r][col] - static_cast<double>((q - 8) * d)) / hinv[j * C + j];
+      for (int64_t k = j + 1; k < C; ++k) W[r][order[k]] -= err * hinv[j * C + k];
     }
-    // Remove column j from the inverse Hessian of the columns left.
+    has_scale[blk] = true;
+    // Remove sweep column j from the inverse Hessian of the columns left.
     const double pivot = hinv[j * C + j];
     for (int64_t a = j + 1; a < C; ++a) {
       for (int64_t b = j + 1; b < C; ++b) hinv[a * C + b] -= hinv[a * C + j] * hinv[j * C + b] / pivot;
@@ -137,6 +147,35 @@ TEST(GptqTest, EachBlockScaleIsTheMaxRuleOfTheUpdatedBlock) {
     for (int64_t c = 0; c < 96; ++c) ASSERT_EQ(g->codes[r][c].item<int>(), ref.codes[r][c]) << r << "," << c;
   }
   EXPECT_GE(moved, 5) << "too few blocks whose d moved: the test would not tell the rules apart";
+}
+
+// Act order sweeps the columns by decreasing H_jj; each block's d is the max
+// rule of the block when the sweep first reaches it. It is checked against
+// the plain loop run in that order, and must differ from left to right.
+TEST(GptqTest, ActOrderMatchesThePlainLoopInThatOrder) {
+  torch::Tensor x = CorrelatedInputs(512, 96, 5);
+  x = x * torch::linspace(0.2, 3.0, 96).index_select(0, torch::randperm(96, torch::kLong));  // uneven energy
+  torch::manual_seed(6);
+  const torch::Tensor w = torch::randn({5, 96}) * 0.1f;
+  const torch::Tensor h = Hessian(x);
+  GptqOptions o;
+  o.act_order = true;
+  o.verbose = false;
+  absl::StatusOr<GptqResult> g = GptqQ4_0(w, h, o);
+  ASSERT_TRUE(g.ok()) << g.status();
+  const torch::Tensor perm = std::get<1>(h.diagonal().sort(/*stable=*/true, 0, /*descending=*/true));
+  const Reference ref = PlainGptq(w, h, 0.01, std::vector<int64_t>(perm.data_ptr<int64_t>(), perm.data_ptr<int64_t>() + 96));
+  const Reference plain = PlainGptq(w, h, 0.01);
+  int differ = 0;
+  for (int64_t r = 0; r < 5; ++r) {
+    for (int64_t b = 0; b < 3; ++b) EXPECT_EQ(g->scales[r][b].item<float>(), ref.scales[r][b]) << r << "," << b;
+    for (int64_t c = 0; c < 96; ++c) {
+      ASSERT_EQ(g->codes[r][c].item<int>(), ref.codes[r][c]) << r << "," << c;
+      differ += ref.codes[r][c] != plain.codes[r][c];
+    }
+  }
+  EXPECT_GE(differ, 10) << "act order left the codes as they were: the test would not tell the orders apart";
+  EXPECT_LT(g->error, g->rtn_error);
 }
 
 TEST(GptqTest, DeadInputsAreZeroedAndCoded8) {

@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -11,6 +12,7 @@
 #include "nlohmann/json.hpp"
 #include "qat/data/tokenizer.h"
 #include "qat/model/checkpoint.h"
+#include "qat/quant/prepare.h"
 
 namespace qatk::qat {
 namespace {
@@ -130,6 +132,54 @@ TEST_F(TrainerTest, EmaAveragesTheRawWeightsAndResumes) {
   ASSERT_TRUE(a.ok() && b.ok());
   auto bp = b->model->named_parameters();
   for (const auto& p : a->model->named_parameters()) EXPECT_TRUE(torch::equal(p.value(), bp[p.key()])) << p.key();
+}
+
+// --freeze-codes from a q4_0 QAT checkpoint (max-rule scales): the recipe
+// becomes learned, every q4_0 weight exports the same codes as before, the
+// block scales move, and a recipe without q4_0 weights is refused.
+TEST_F(TrainerTest, FreezeCodesTrainsOnlyTheBlockScales) {
+  torch::set_num_threads(1);
+  TrainOptions qat = Options("fc_qat");
+  qat.recipe = std::string(QATK_SOURCE_DIR) + "/configs/recipes/q4_0.json";
+  qat.steps = 2;
+  ASSERT_TRUE(Train(qat).ok());
+  TrainOptions fc = Options("fc_frozen");
+  fc.config.clear();
+  fc.init = qat.out;
+  fc.freeze_codes = true;
+  fc.scale_lr = 1e-3;
+  ASSERT_TRUE(Train(fc).ok());
+  auto before = LoadCheckpoint(qat.out), after = LoadCheckpoint(fc.out);
+  ASSERT_TRUE(before.ok() && after.ok());
+  ASSERT_TRUE(after->recipe.has_value());
+  auto cb = ConvertWeights(*before->model), ca = ConvertWeights(*after->model);
+  ASSERT_TRUE(cb.ok() && ca.ok());
+  int q4 = 0, scales_moved = 0;
+  for (const auto& [name, m] : *cb) {
+    if (m.spec.scheme != QuantScheme::kQ4_0) continue;
+    ++q4;
+    const QuantizedMatrix& n = ca->at(name);
+    ASSERT_EQ(m.blocks.size(), n.blocks.size()) << name;
+    for (size_t off = 0; off < m.blocks.size(); off += 18) {  // block_q4_0: fp16 d, then 16 bytes of codes
+      ASSERT_EQ(0, std::memcmp(&m.blocks[off + 2], &n.blocks[off + 2], 16)) << name << " block " << off / 18;
+      scales_moved += std::memcmp(&m.blocks[off], &n.blocks[off], 2) != 0;
+    }
+  }
+  EXPECT_EQ(q4, 2 * 7 + 1);  // 2 layers of 7 linears, and the token embeddings
+  EXPECT_GT(scales_moved, 0);
+  auto sa = after->model->named_parameters();
+  ASSERT_NE(sa.find("model.layers.0.mlp.down_proj.weight_scale"), nullptr);
+
+  TrainOptions fp = Options("fc_fp");
+  fp.steps = 1;
+  ASSERT_TRUE(Train(fp).ok());
+  TrainOptions bad = Options("fc_bad");
+  bad.config.clear();
+  bad.init = fp.out;
+  bad.freeze_codes = true;
+  absl::Status st = Train(bad);
+  EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << st;
+  EXPECT_NE(st.message().find("q4_0"), std::string::npos) << st;
 }
 
 TEST_F(TrainerTest, MissingOrCorruptCheckpointGivesClearErrors) {
