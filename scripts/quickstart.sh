@@ -5,14 +5,15 @@
 # the mobile format, perplexity in qat-run and llama.cpp), then prints the
 # table, where the files and plots are, and a sample from the QAT model.
 #
-#   scripts/quickstart.sh [--fast] [--out DIR] [--seeds N] [--qat-init fp|gptq]
+#   scripts/quickstart.sh [--fast] [--out DIR] [--seeds N] [--qat-init gptq|fp]
 #     --fast     3-minute smoke version (tiny budget; numbers are not meaningful;
 #                2 QAT seeds, to exercise that path)
 #     --seeds N  N QAT runs per recipe (seeds 1..N, default 1): the table adds
 #                the recovered fraction's mean and range over them (each extra
 #                seed adds about 5 minutes)
-#     --qat-init gptq  QAT of the q4_0 recipe starts from GPTQ rounding of the
-#                FP model (adds the ptq-gptq-q4_0 row); default fp
+#     --qat-init fp    QAT of the q4_0 recipe starts from the FP model instead
+#                of its GPTQ rounding (the default, gptq, adds the
+#                ptq-gptq-q4_0 row)
 # Re-running resumes where an interrupted run stopped.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,7 +21,7 @@ build_dir="${QATK_BUILD_DIR:-$here/build}"
 fast=0
 out=""
 seeds=""
-qat_init=fp
+qat_init=gptq
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --fast) fast=1 ;;

@@ -6,9 +6,10 @@
 //         ├─ ptq-gptq-R : GPTQ PTQ of fp (--qat-init gptq, recipes with
 //         │              q4_0 weights): a baseline of its own, and its
 //         │              rounded weights (gptq-init-R) are QAT's start
-//         └─ qat-R : QAT with recipe R, N steps, initialised from fp
-//                    (--qat-init fp, the default), from base, or from
-//                    gptq-init-R (--qat-init gptq), and distilled from fp.
+//         └─ qat-R : QAT with recipe R, N steps, initialised from
+//                    gptq-init-R (--qat-init gptq, the default; fp for
+//                    recipes without q4_0 weights), from fp (--qat-init
+//                    fp) or from base, and distilled from fp.
 //                    The recovered fraction is always against ptq-R.
 //   With pure distillation (--kd-alpha 1) from fp, QAT learns nothing from
 //   the data that fp does not already know: what it gains over PTQ is
@@ -62,7 +63,7 @@ struct CompareOptions {
   double lr = 3e-4;          // FP fine-tuning learning rate
   std::vector<double> qat_lr;  // QAT learning rate per recipe (empty: --lr; one value: all)
   double kd_alpha = 1.0;     // weight of distillation in the QAT loss
-  std::string qat_init = "fp";  // QAT starts from the FP fine-tune ("fp"), the base, or GPTQ of fp ("gptq")
+  std::string qat_init = "gptq";  // QAT starts from GPTQ of fp ("gptq"), the FP fine-tune ("fp"), or the base
   int gptq_calib_batches = 15;  // GPTQ's calibration: batches of --batch x --seq from DATA/valid.txt
   int ctx = 0;               // eval context, 0: min(512, model context)
   int vocab = 4096;          // tokenizer size when DATA has none
@@ -361,8 +362,9 @@ absl::Status CompareCommand(int argc, char** argv) {
       ("lr", "FP fine-tuning learning rate (and QAT's unless --qat-lr)", cxxopts::value(o.lr)->default_value("3e-4"))
       ("qat-lr", "QAT learning rate: one value, or one per recipe (comma-separated, in --recipes order; default: --lr)", cxxopts::value(qat_lr))
       ("kd-alpha", "distillation weight in the QAT loss (1 = pure KD)", cxxopts::value(o.kd_alpha)->default_value("1.0"))
-      ("qat-init", "QAT starts from: fp (the FP fine-tune, also the teacher), base, or gptq (GPTQ rounding of fp, "
-                   "for recipes with q4_0 weights; adds the ptq-gptq-R baseline)", cxxopts::value(o.qat_init)->default_value("fp"))
+      ("qat-init", "QAT starts from: gptq (GPTQ rounding of fp for recipes with q4_0 weights, which adds the "
+                   "ptq-gptq-R baseline; fp for the others), fp (the FP fine-tune, also the teacher), or base",
+       cxxopts::value(o.qat_init)->default_value("gptq"))
       ("gptq-calib-batches", "--qat-init gptq: GPTQ calibration batches of --batch x --seq from DATA/valid.txt",
        cxxopts::value(o.gptq_calib_batches)->default_value("15"))
       ("eval-file", "evaluation text (default DATA/test.txt)", cxxopts::value(o.eval_file))
