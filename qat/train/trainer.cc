@@ -180,15 +180,12 @@ absl::Status BuildModel(Run& r) {
   return absl::OkStatus();
 }
 
-// The weight quantizers of q4_0 weights with frozen codes, with their weights.
-std::vector<std::pair<WeightQuantizer*, torch::Tensor>> FrozenQuantizers(CausalLM& model) {
+// Every weight quantizer of the model (QLinear and QEmbedding) with its weight.
+std::vector<std::pair<WeightQuantizer*, torch::Tensor>> WeightQuantizers(CausalLM& model) {
   std::vector<std::pair<WeightQuantizer*, torch::Tensor>> out;
   for (const auto& item : model->named_modules("", /*include_self=*/false)) {
-    if (auto* l = item.value()->as<QLinearImpl>()) {
-      if (l->weight_quantizer().codes_frozen()) out.emplace_back(&l->weight_quantizer(), l->weight);
-    } else if (auto* e = item.value()->as<QEmbeddingImpl>()) {
-      if (e->weight_quantizer().codes_frozen()) out.emplace_back(&e->weight_quantizer(), e->weight);
-    }
+    if (auto* l = item.value()->as<QLinearImpl>()) out.emplace_back(&l->weight_quantizer(), l->weight);
+    if (auto* e = item.value()->as<QEmbeddingImpl>()) out.emplace_back(&e->weight_quantizer(), e->weight);
   }
   return out;
 }
@@ -221,17 +218,14 @@ absl::Status FreezeCodes(Run& r) {
     r.model = fresh;
     r.recipe = std::move(learned);
   }
-  for (const auto& item : r.model->named_modules("", /*include_self=*/false)) {
-    WeightQuantizer* wq = nullptr;
-    torch::Tensor w;
-    if (auto* l = item.value()->as<QLinearImpl>()) wq = &l->weight_quantizer(), w = l->weight;
-    if (auto* e = item.value()->as<QEmbeddingImpl>()) wq = &e->weight_quantizer(), w = e->weight;
-    if (wq == nullptr || wq->spec().scheme != QuantScheme::kQ4_0 || !wq->scale().defined()) continue;
+  int frozen = 0;
+  for (auto& [wq, w] : WeightQuantizers(r.model)) {
+    if (wq->spec().scheme != QuantScheme::kQ4_0 || !wq->scale().defined()) continue;
     wq->FreezeCodes(w);
     w.set_requires_grad(false);
+    ++frozen;
   }
-  std::fprintf(stderr, "froze the codes of %zu q4_0 weights; their block scales train\n",
-               FrozenQuantizers(r.model).size());
+  std::fprintf(stderr, "froze the codes of %d q4_0 weights; their block scales train\n", frozen);
   return absl::OkStatus();
 }
 
@@ -293,10 +287,6 @@ absl::Status Save(Run& r) {
                 {"steps", r.o.steps}};
   if (r.o.ema > 0) state["ema"] = r.o.ema;
   if (r.o.freeze_codes) state["freeze_codes"] = true;
-  {
-    torch::NoGradGuard ng;  // the saved weight gives the frozen codes again with the saved scales
-    for (auto& [wq, w] : FrozenQuantizers(r.model)) w.copy_(wq->FrozenDequantized());
-  }
   std::optional<EmaSwapped> swapped;
   CheckpointWrite w;
   if (!r.ema.empty()) {
@@ -310,6 +300,12 @@ absl::Status Save(Run& r) {
       return absl::UnavailableError(absl::StrCat("cannot serialize the raw weights: ", e.what()));
     }
     w.extra_files["train_weights.pt"] = os.str();
+  }
+  {
+    torch::NoGradGuard ng;  // the saved weight gives the frozen codes again with the saved scales
+    for (auto& [wq, wt] : WeightQuantizers(r.model)) {
+      if (wq->codes_frozen()) wt.copy_(wq->FrozenDequantized());
+    }
   }
   w.config = &r.config;
   w.model = r.model.get();

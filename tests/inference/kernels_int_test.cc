@@ -85,7 +85,9 @@ TEST(KernelsIntTest, RegistersScalarAndSimdTargets) {
     int scalar = 0;
     for (auto& k : ks) scalar += std::string(k.target) == "scalar";
     EXPECT_EQ(scalar, 1) << WTypeName(t);
-    if (__builtin_cpu_supports("avx2")) EXPECT_GE(ks.size(), 2u) << WTypeName(t);
+    if (__builtin_cpu_supports("avx2")) {
+      EXPECT_GE(ks.size(), 2u) << WTypeName(t);
+    }
   }
 }
 

@@ -258,6 +258,24 @@ void CheckIntPerChannel(const std::function<torch::Tensor(const torch::Tensor&)>
   }
 }
 
+// Fixed codes: with the codes of x under d, the forward is the learned-scale
+// forward (fp16 d included); dL/dd is exactly sum(dL/dy * (code - 8)) per
+// block, and nothing flows anywhere else.
+TEST_F(FakeQuantTest, Q4_0FixedCodesForwardAndExactScaleGradient) {
+  torch::manual_seed(21);
+  const torch::Tensor x = torch::randn({3, 64}) * 0.05;
+  const torch::Tensor d0 = Q4_0CodesTensor(x).second.reshape({3, 2}) * 1.0001;  // not an fp16 value
+  const torch::Tensor c = (Q4_0CodesWithScale(x.view({3, 2, 32}), d0.unsqueeze(-1)) - 8.0).view({3, 64});
+  const torch::Tensor d = d0.clone().requires_grad_(true);
+  const torch::Tensor y = FakeQuantQ4_0FixedCodes(c, d);
+  EXPECT_TRUE(torch::equal(y, Q4_0DequantizedWithScale(x, d0)));
+  const torch::Tensor go = torch::randn({3, 64});
+  y.backward(go);
+  const torch::Tensor want = (go * c).view({3, 2, 32}).sum(-1);
+  EXPECT_TRUE(torch::allclose(d.grad(), want, 1e-6, 1e-7)) << d.grad() << want;
+  EXPECT_GT(d.grad().abs().sum().item<double>(), 0);
+}
+
 TEST_F(FakeQuantTest, IntPerChannelMatchesReferenceBitForBit) {
   BothPaths([&] { CheckIntPerChannel([](const torch::Tensor& w) { return w; }); });
 }

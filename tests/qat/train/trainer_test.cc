@@ -149,26 +149,33 @@ TEST_F(TrainerTest, FreezeCodesTrainsOnlyTheBlockScales) {
   fc.freeze_codes = true;
   fc.scale_lr = 1e-3;
   ASSERT_TRUE(Train(fc).ok());
-  auto before = LoadCheckpoint(qat.out), after = LoadCheckpoint(fc.out);
-  ASSERT_TRUE(before.ok() && after.ok());
-  ASSERT_TRUE(after->recipe.has_value());
-  auto cb = ConvertWeights(*before->model), ca = ConvertWeights(*after->model);
-  ASSERT_TRUE(cb.ok() && ca.ok());
-  int q4 = 0, scales_moved = 0;
-  for (const auto& [name, m] : *cb) {
-    if (m.spec.scheme != QuantScheme::kQ4_0) continue;
-    ++q4;
-    const QuantizedMatrix& n = ca->at(name);
-    ASSERT_EQ(m.blocks.size(), n.blocks.size()) << name;
-    for (size_t off = 0; off < m.blocks.size(); off += 18) {  // block_q4_0: fp16 d, then 16 bytes of codes
-      ASSERT_EQ(0, std::memcmp(&m.blocks[off + 2], &n.blocks[off + 2], 16)) << name << " block " << off / 18;
-      scales_moved += std::memcmp(&m.blocks[off], &n.blocks[off], 2) != 0;
+  TrainOptions fc_ema = fc;  // the saved (averaged) scales must give the same codes too
+  fc_ema.out = *dir_ + "/fc_frozen_ema";
+  fc_ema.ema = 0.5;
+  ASSERT_TRUE(Train(fc_ema).ok());
+  for (const std::string& out : {fc.out, fc_ema.out}) {
+    SCOPED_TRACE(out);
+    auto before = LoadCheckpoint(qat.out), after = LoadCheckpoint(out);
+    ASSERT_TRUE(before.ok() && after.ok());
+    ASSERT_TRUE(after->recipe.has_value());
+    auto cb = ConvertWeights(*before->model), ca = ConvertWeights(*after->model);
+    ASSERT_TRUE(cb.ok() && ca.ok());
+    int q4 = 0, scales_moved = 0;
+    for (const auto& [name, m] : *cb) {
+      if (m.spec.scheme != QuantScheme::kQ4_0) continue;
+      ++q4;
+      const QuantizedMatrix& n = ca->at(name);
+      ASSERT_EQ(m.blocks.size(), n.blocks.size()) << name;
+      for (size_t off = 0; off < m.blocks.size(); off += 18) {  // block_q4_0: fp16 d, then 16 bytes of codes
+        ASSERT_EQ(0, std::memcmp(&m.blocks[off + 2], &n.blocks[off + 2], 16)) << name << " block " << off / 18;
+        scales_moved += std::memcmp(&m.blocks[off], &n.blocks[off], 2) != 0;
+      }
     }
+    EXPECT_EQ(q4, 2 * 7 + 1);  // 2 layers of 7 linears, and the token embeddings
+    EXPECT_GT(scales_moved, 0);
+    auto sa = after->model->named_parameters();
+    ASSERT_NE(sa.find("model.layers.0.mlp.down_proj.weight_scale"), nullptr);
   }
-  EXPECT_EQ(q4, 2 * 7 + 1);  // 2 layers of 7 linears, and the token embeddings
-  EXPECT_GT(scales_moved, 0);
-  auto sa = after->model->named_parameters();
-  ASSERT_NE(sa.find("model.layers.0.mlp.down_proj.weight_scale"), nullptr);
 
   TrainOptions fp = Options("fc_fp");
   fp.steps = 1;
