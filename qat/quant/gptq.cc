@@ -30,8 +30,9 @@ double OutputError(const Tensor& a, const Tensor& b, const Tensor& h) {
   return (e.matmul(h) * e).sum().item<double>();
 }
 
-// The upper Cholesky factor of (damped H)^-1, and the dead-column mask.
-absl::StatusOr<std::pair<Tensor, Tensor>> InverseFactor(Tensor h /*[C, C] f64*/, double percdamp) {
+// The upper Cholesky factor of (damped H)^-1; dead inputs (H_jj = 0) get
+// H_jj = 1 first.
+absl::StatusOr<Tensor> InverseFactor(Tensor h /*[C, C] f64*/, double percdamp) {
   const int64_t c = h.size(0);
   const Tensor dead = h.diagonal() == 0;  // [C]
   h.diagonal().masked_fill_(dead, 1.0);
@@ -43,7 +44,7 @@ absl::StatusOr<std::pair<Tensor, Tensor>> InverseFactor(Tensor h /*[C, C] f64*/,
   }
   auto [u, info2] = torch::linalg_cholesky_ex(torch::cholesky_inverse(l), /*upper=*/true);
   if (info2.item<int64_t>() != 0) return absl::InvalidArgumentError("the inverse Hessian is not positive definite");
-  return std::make_pair(u, dead);
+  return u;
 }
 
 // The column sweep over wd [R, C] f64 (updated in place) with the upper
@@ -137,8 +138,8 @@ absl::StatusOr<GptqResult> GptqQ4_0(const Tensor& w, const Tensor& h, const Gptq
     // every earlier error update, so no update is deferred.
     block_size = wd.size(1);
   }
-  ASSIGN_OR_RETURN(auto factor, InverseFactor(hd, o.percdamp));
-  Sweep(wd, factor.first, block_size, order, &r);
+  ASSIGN_OR_RETURN(const Tensor u, InverseFactor(hd, o.percdamp));
+  Sweep(wd, u, block_size, order, &r);
   const Tensor w64 = w.detach().to(f64);
   r.error = OutputError(w64, r.dequantized.to(torch::kDouble), h_raw);
   r.rtn_error = OutputError(w64, Q4_0Dequantized(w.detach().to(torch::kFloat).contiguous()).to(torch::kDouble), h_raw);

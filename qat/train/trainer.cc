@@ -192,9 +192,8 @@ std::vector<std::pair<WeightQuantizer*, torch::Tensor>> WeightQuantizers(CausalL
 
 // --freeze-codes (trainer.h). Runs on the model already on its device.
 absl::Status FreezeCodes(Run& r) {
-  const bool has_q4_0 = r.recipe && std::any_of(r.recipe->rules.begin(), r.recipe->rules.end(), [](const RecipeRule& u) {
-                          return u.has_weight && u.weight.scheme == QuantScheme::kQ4_0;
-                        });
+  auto is_q4_0 = [](const RecipeRule& u) { return u.has_weight && u.weight.scheme == QuantScheme::kQ4_0; };
+  const bool has_q4_0 = r.recipe && std::any_of(r.recipe->rules.begin(), r.recipe->rules.end(), is_q4_0);
   if (!has_q4_0) return absl::InvalidArgumentError("--freeze-codes needs a recipe with q4_0 weights");
   int converted = 0;
   ASSIGN_OR_RETURN(Recipe learned, RecipeForGptq(*r.recipe, &converted));

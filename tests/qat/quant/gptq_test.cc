@@ -164,7 +164,8 @@ TEST(GptqTest, ActOrderMatchesThePlainLoopInThatOrder) {
   absl::StatusOr<GptqResult> g = GptqQ4_0(w, h, o);
   ASSERT_TRUE(g.ok()) << g.status();
   const torch::Tensor perm = std::get<1>(h.diagonal().sort(/*stable=*/true, 0, /*descending=*/true));
-  const Reference ref = PlainGptq(w, h, 0.01, std::vector<int64_t>(perm.data_ptr<int64_t>(), perm.data_ptr<int64_t>() + 96));
+  const std::vector<int64_t> order(perm.data_ptr<int64_t>(), perm.data_ptr<int64_t>() + 96);
+  const Reference ref = PlainGptq(w, h, 0.01, order);
   const Reference plain = PlainGptq(w, h, 0.01);
   int differ = 0;
   for (int64_t r = 0; r < 5; ++r) {

@@ -48,6 +48,13 @@ class TrainerTest : public ::testing::Test {
     o.progress = false;
     return o;
   }
+  // Options for a run that starts from the checkpoint `init` instead of the config.
+  TrainOptions OptionsFrom(const std::string& out, const std::string& init) {
+    TrainOptions o = Options(out);
+    o.config.clear();
+    o.init = init;
+    return o;
+  }
   static std::vector<double> Losses(const std::string& ckpt) {
     std::vector<double> out;
     std::istringstream in(*ReadFileToString(ckpt + "/metrics.jsonl"));
@@ -88,16 +95,15 @@ TEST_F(TrainerTest, EmaAveragesTheRawWeightsAndResumes) {
   start.steps = 2;
   ASSERT_TRUE(Train(start).ok());
   auto one_step = [&](const std::string& out, double ema) {
-    TrainOptions o = Options(out);
-    o.config.clear();
-    o.init = start.out;
+    TrainOptions o = OptionsFrom(out, start.out);
     o.steps = 1;
     o.ema = ema;
     return Train(o);
   };
   ASSERT_TRUE(one_step("ema_raw1", 0).ok());
   ASSERT_TRUE(one_step("ema_avg1", 0.75).ok());
-  auto s = LoadCheckpoint(start.out), raw = LoadCheckpoint(*dir_ + "/ema_raw1"), avg = LoadCheckpoint(*dir_ + "/ema_avg1");
+  auto s = LoadCheckpoint(start.out), raw = LoadCheckpoint(*dir_ + "/ema_raw1");
+  auto avg = LoadCheckpoint(*dir_ + "/ema_avg1");
   ASSERT_TRUE(s.ok() && raw.ok() && avg.ok());
   std::vector<torch::Tensor> saved_raw;
   torch::load(saved_raw, *dir_ + "/ema_avg1/train_weights.pt");
@@ -143,9 +149,7 @@ TEST_F(TrainerTest, FreezeCodesTrainsOnlyTheBlockScales) {
   qat.recipe = std::string(QATK_SOURCE_DIR) + "/configs/recipes/q4_0.json";
   qat.steps = 2;
   ASSERT_TRUE(Train(qat).ok());
-  TrainOptions fc = Options("fc_frozen");
-  fc.config.clear();
-  fc.init = qat.out;
+  TrainOptions fc = OptionsFrom("fc_frozen", qat.out);
   fc.freeze_codes = true;
   fc.scale_lr = 1e-3;
   ASSERT_TRUE(Train(fc).ok());
@@ -180,9 +184,7 @@ TEST_F(TrainerTest, FreezeCodesTrainsOnlyTheBlockScales) {
   TrainOptions fp = Options("fc_fp");
   fp.steps = 1;
   ASSERT_TRUE(Train(fp).ok());
-  TrainOptions bad = Options("fc_bad");
-  bad.config.clear();
-  bad.init = fp.out;
+  TrainOptions bad = OptionsFrom("fc_bad", fp.out);
   bad.freeze_codes = true;
   absl::Status st = Train(bad);
   EXPECT_EQ(st.code(), absl::StatusCode::kInvalidArgument) << st;
@@ -215,9 +217,7 @@ TEST_F(TrainerTest, HeadLrAppliesToTheOutputHeadOnly) {
   TrainOptions base = Options("head_base");
   base.steps = 1;
   ASSERT_TRUE(Train(base).ok());
-  TrainOptions o = Options("head_frozen");
-  o.config.clear();
-  o.init = base.out;
+  TrainOptions o = OptionsFrom("head_frozen", base.out);
   o.steps = 2;
   o.head_lr = 1e-12;
   ASSERT_TRUE(Train(o).ok());
@@ -276,9 +276,7 @@ TEST_F(TrainerTest, NanLossStopsWithClearErrorAndKeepsCheckpoint) {
   w.model = c->model.get();
   w.tokenizer_model = &c->tokenizer->serialized();
   ASSERT_TRUE(SaveCheckpoint(*dir_ + "/nan_bad", w).ok());
-  TrainOptions bad = Options("nan_out");
-  bad.config.clear();
-  bad.init = *dir_ + "/nan_bad";
+  TrainOptions bad = OptionsFrom("nan_out", *dir_ + "/nan_bad");
   absl::Status s = Train(bad);
   ASSERT_FALSE(s.ok());
   EXPECT_NE(std::string(s.message()).find("loss is nan"), std::string::npos) << s;
@@ -300,9 +298,8 @@ TEST_F(TrainerTest, CudaLossesMatchCpu) {
     std::vector<double> losses[2];
     for (int cuda = 0; cuda < 2; ++cuda) {
       SCOPED_TRACE(::testing::Message() << "recipe '" << recipe << "' on " << (cuda ? "cuda" : "cpu"));
-      TrainOptions o = Options("cuda_" + (recipe.empty() ? std::string("fp") : recipe) + (cuda ? "_cuda" : "_cpu"));
-      o.config.clear();
-      o.init = base.out;
+      const std::string name = "cuda_" + (recipe.empty() ? std::string("fp") : recipe) + (cuda ? "_cuda" : "_cpu");
+      TrainOptions o = OptionsFrom(name, base.out);
       o.steps = 5;
       o.lr = 1e-3;
       o.device = cuda ? "cuda" : "cpu";
