@@ -93,7 +93,12 @@ absl::Status RunQuantize(const QuantizeOptions& o) {
   ASSIGN_OR_RETURN(Recipe recipe, LoadRecipe(o.recipe));
   if (gptq) {
     int converted = 0;
-    ASSIGN_OR_RETURN(recipe, qat::RecipeForGptq(recipe, &converted));
+    absl::StatusOr<Recipe> learned = qat::WithLearnedQ4_0Scales(recipe, &converted);
+    if (!learned.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--method gptq needs q4_0 weights: ", learned.status().message(), " (use --method rtn)"));
+    }
+    recipe = *std::move(learned);
     if (converted > 0) {
       std::fprintf(stderr, "gptq: %s: q4_0 weights keep GPTQ's block scales (\"scale_rule\": \"learned\" on %d "
                    "rules, as configs/recipes/q4_0_learned.json); the GGUF is the same Q4_0 format\n",

@@ -166,7 +166,7 @@ absl::Status ApplyGptq(torch::nn::Module& model, const std::map<std::string, Ten
     if (only != nullptr && std::find(only->begin(), only->end(), name) == only->end()) continue;
     const Tensor& scale = l->weight_quantizer().scale();
     if (!scale.defined()) {
-      return absl::InvalidArgumentError(absl::StrCat(name, ": GPTQ needs stored q4_0 block scales (RecipeForGptq)"));
+      return absl::InvalidArgumentError(absl::StrCat(name, ": GPTQ needs stored q4_0 block scales (WithLearnedQ4_0Scales)"));
     }
     auto it = hessians.find(name);
     if (it == hessians.end()) return absl::NotFoundError(absl::StrCat(name, ": no Hessian (not reached by the calibration run)"));
@@ -183,26 +183,6 @@ absl::Status ApplyGptq(torch::nn::Module& model, const std::map<std::string, Ten
     if (results) results->emplace(name, *std::move(g));
   }
   return absl::OkStatus();
-}
-
-absl::StatusOr<Recipe> RecipeForGptq(const Recipe& recipe, int* converted) {
-  Recipe out = recipe;
-  int n = 0;
-  bool any = false;
-  for (RecipeRule& rule : out.rules) {
-    if (!rule.has_weight || rule.weight.scheme != QuantScheme::kQ4_0) continue;
-    any = true;
-    if (rule.weight.scale_rule != ScaleRule::kLearned) {
-      rule.weight.scale_rule = ScaleRule::kLearned;
-      ++n;
-    }
-  }
-  if (!any) {
-    return absl::InvalidArgumentError(absl::StrCat(recipe.source, ": --method gptq needs q4_0 weights, and recipe '",
-                                                   recipe.name, "' has none (use --method rtn)"));
-  }
-  if (converted) *converted = n;
-  return out;
 }
 
 }  // namespace qatk::qat

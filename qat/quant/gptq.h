@@ -75,7 +75,7 @@ std::vector<std::string> GptqModuleNames(torch::nn::Module& model);
 
 // Runs GptqQ4_0 on every module of GptqModuleNames with hessians[name] and
 // writes the result into the module: weight = dequantized, weight_scale = d.
-// The modules must have learned q4_0 scales (RecipeForGptq). kNotFound for a
+// The modules must have learned q4_0 scales (WithLearnedQ4_0Scales). kNotFound for a
 // module without a Hessian; the error of GptqQ4_0 prefixed with the module
 // name. `results` (optional) receives each module's result; `only`
 // (optional) restricts the run to those modules (the sequential order: one
@@ -83,14 +83,6 @@ std::vector<std::string> GptqModuleNames(torch::nn::Module& model);
 absl::Status ApplyGptq(torch::nn::Module& model, const std::map<std::string, torch::Tensor>& hessians,
                        const GptqOptions& options, std::map<std::string, GptqResult>* results = nullptr,
                        const std::vector<std::string>* only = nullptr);
-
-// The recipe GPTQ's output needs: every q4_0 weight spec gets the stored
-// ("learned") block scale, so the checkpoint keeps GPTQ's d (the max rule
-// would re-derive a different d for a block whose largest element moved).
-// The file is the same Q4_0 GGUF either way. Sets *converted (optional) to
-// the number of rules changed. kInvalidArgument when the recipe has no q4_0
-// weight rule (GPTQ here knows Q4_0 only).
-absl::StatusOr<Recipe> RecipeForGptq(const Recipe& recipe, int* converted = nullptr);
 
 }  // namespace qatk::qat
 

@@ -121,4 +121,23 @@ absl::StatusOr<std::map<std::string, QuantizedMatrix>> ConvertWeights(torch::nn:
   return out;
 }
 
+absl::StatusOr<Recipe> WithLearnedQ4_0Scales(const Recipe& recipe, int* converted) {
+  Recipe out = recipe;
+  int n = 0;
+  bool any = false;
+  for (RecipeRule& rule : out.rules) {
+    if (!rule.has_weight || rule.weight.scheme != QuantScheme::kQ4_0) continue;
+    any = true;
+    if (rule.weight.scale_rule != ScaleRule::kLearned) {
+      rule.weight.scale_rule = ScaleRule::kLearned;
+      ++n;
+    }
+  }
+  if (!any) {
+    return absl::InvalidArgumentError(absl::StrCat(recipe.source, ": recipe '", recipe.name, "' has no q4_0 weights"));
+  }
+  if (converted) *converted = n;
+  return out;
+}
+
 }  // namespace qatk::qat

@@ -48,6 +48,13 @@ absl::StatusOr<QuantizedMatrix> ConvertWeight(const torch::Tensor& weight /*[R, 
                                               const torch::Tensor& weight_scale /*[R,1], [R,C/32] or undef*/);
 absl::StatusOr<std::map<std::string, QuantizedMatrix>> ConvertWeights(torch::nn::Module& model);
 
+// `recipe` with every q4_0 weight spec on stored ("learned") block scales, so
+// a checkpoint keeps the d it was given (GPTQ's, or one that training with
+// frozen codes moves) instead of re-deriving it by the max rule. The GGUF is
+// the same Q4_0 format either way. Sets *converted (optional) to the number
+// of rules changed. kInvalidArgument when the recipe has no q4_0 weight rule.
+absl::StatusOr<Recipe> WithLearnedQ4_0Scales(const Recipe& recipe, int* converted = nullptr);
+
 }  // namespace qatk::qat
 
 #endif  // QATK_QAT_QUANT_PREPARE_H_

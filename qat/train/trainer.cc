@@ -2,7 +2,6 @@
 
 #include <sys/stat.h>
 
-#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -17,7 +16,6 @@
 #include "formats/util/status_macros.h"
 #include "qat/data/token_stream.h"
 #include "qat/model/checkpoint.h"
-#include "qat/quant/gptq.h"
 #include "qat/quant/qlinear.h"
 #include "qat/quant/prepare.h"
 #include "qat/train/calibrate.h"
@@ -192,11 +190,13 @@ std::vector<std::pair<WeightQuantizer*, torch::Tensor>> WeightQuantizers(CausalL
 
 // --freeze-codes (trainer.h). Runs on the model already on its device.
 absl::Status FreezeCodes(Run& r) {
-  auto is_q4_0 = [](const RecipeRule& u) { return u.has_weight && u.weight.scheme == QuantScheme::kQ4_0; };
-  const bool has_q4_0 = r.recipe && std::any_of(r.recipe->rules.begin(), r.recipe->rules.end(), is_q4_0);
-  if (!has_q4_0) return absl::InvalidArgumentError("--freeze-codes needs a recipe with q4_0 weights");
+  if (!r.recipe) return absl::InvalidArgumentError("--freeze-codes needs a recipe with q4_0 weights (none given)");
   int converted = 0;
-  ASSIGN_OR_RETURN(Recipe learned, RecipeForGptq(*r.recipe, &converted));
+  absl::StatusOr<Recipe> with_learned = WithLearnedQ4_0Scales(*r.recipe, &converted);
+  if (!with_learned.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--freeze-codes needs q4_0 weights: ", with_learned.status().message()));
+  }
+  Recipe learned = *std::move(with_learned);
   torch::NoGradGuard ng;
   if (converted > 0) {  // rebuild with learned scales, initialised from the current weights
     CausalLM fresh(r.config);

@@ -65,7 +65,7 @@ std::map<std::string, qat::GptqResult> ExpectedGptq(const std::string& base, con
   EXPECT_TRUE(c.ok()) << c.status();
   auto recipe = LoadRecipe(kRecipe);
   EXPECT_TRUE(recipe.ok());
-  auto g = qat::RecipeForGptq(*recipe);
+  auto g = qat::WithLearnedQ4_0Scales(*recipe);
   EXPECT_TRUE(g.ok());
   EXPECT_TRUE(qat::ApplyRecipe(*c->model, *g, c->config.head_dim).ok());
   auto tokens = data::LoadTokenStream(text, *c->tokenizer);

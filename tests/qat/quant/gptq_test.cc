@@ -4,6 +4,7 @@
 // explicit inverse-Hessian downdates instead of a Cholesky factor), dead
 // inputs, bad Hessians, the capture mode of QLinear, and the recipe switch.
 #include "qat/quant/gptq.h"
+#include "qat/quant/prepare.h"
 
 #include <cmath>
 #include <vector>
@@ -234,7 +235,7 @@ TEST(GptqTest, RecipeKeepsGptqScales) {
   absl::StatusOr<Recipe> r = ParseRecipe(text);
   ASSERT_TRUE(r.ok()) << r.status();
   int converted = -1;
-  absl::StatusOr<Recipe> g = RecipeForGptq(*r, &converted);
+  absl::StatusOr<Recipe> g = WithLearnedQ4_0Scales(*r, &converted);
   ASSERT_TRUE(g.ok()) << g.status();
   EXPECT_EQ(converted, 1);
   EXPECT_EQ(g->rules[0].weight.scale_rule, ScaleRule::kLearned);
@@ -245,9 +246,9 @@ TEST(GptqTest, RecipeKeepsGptqScales) {
       {"match": "*_proj", "weight": {"scheme": "q8_0"}}]})";
   absl::StatusOr<Recipe> m = ParseRecipe(mobile);
   ASSERT_TRUE(m.ok()) << m.status();
-  g = RecipeForGptq(*m);
+  g = WithLearnedQ4_0Scales(*m);
   ASSERT_FALSE(g.ok());
-  EXPECT_THAT(std::string(g.status().message()), HasSubstr("needs q4_0 weights"));
+  EXPECT_THAT(std::string(g.status().message()), HasSubstr("has no q4_0 weights"));
 }
 
 // The same GPTQ on a CUDA tensor (skipped without a GPU): the code is
