@@ -64,6 +64,7 @@ struct CompareOptions {
   std::vector<double> qat_lr;  // QAT learning rate per recipe (empty: --lr; one value: all)
   double kd_alpha = 1.0;     // weight of distillation in the QAT loss
   std::string qat_init = "gptq";  // QAT starts from GPTQ of fp ("gptq"), the FP fine-tune ("fp"), or the base
+  bool no_awq = false;          // GPTQ without AWQ's input scaling first
   int gptq_calib_batches = 15;  // GPTQ's calibration: batches of --batch x --seq from DATA/valid.txt
   int ctx = 0;               // eval context, 0: min(512, model context)
   int vocab = 4096;          // tokenizer size when DATA has none
@@ -214,6 +215,7 @@ absl::StatusOr<std::string> GptqStep(Pipeline& p, const std::string& qat, const 
                                 "--calib", o.data + "/valid.txt", "--calib-batches",
                                 std::to_string(o.gptq_calib_batches), "--batch", std::to_string(o.batch)};
   if (o.seq > 0) g.insert(g.end(), {"--seq", std::to_string(o.seq)});
+  if (!o.no_awq) g.push_back("--awq");
   RETURN_IF_ERROR(p.Run("gptq-" + name, g, false).status());
   return init;
 }
@@ -332,7 +334,8 @@ absl::Status RunCompare(const CompareOptions& o) {
   ro.settings = {{"steps", o.steps}, {"pretrain_steps", o.base.empty() ? o.pretrain_steps : 0},
                  {"pretrain_lr", o.pretrain_lr},
                  {"lr", o.lr}, {"qat_lr", qat_lrs}, {"batch", o.batch}, {"kd_alpha", o.kd_alpha}, {"qat_init", o.qat_init},
-                 {"gptq_calib_batches", o.qat_init == "gptq" ? json(o.gptq_calib_batches) : json(nullptr)}, {"seed", o.seed},
+                 {"gptq_calib_batches", o.qat_init == "gptq" ? json(o.gptq_calib_batches) : json(nullptr)},
+                 {"gptq_awq", o.qat_init == "gptq" ? json(!o.no_awq) : json(nullptr)}, {"seed", o.seed},
                  {"qat_seeds", o.qat_seeds},
                  {"base", base}, {"data", o.data}, {"eval_file", eval_file}};
   return WriteCompareReport(ro, results);
@@ -367,6 +370,8 @@ absl::Status CompareCommand(int argc, char** argv) {
        cxxopts::value(o.qat_init)->default_value("gptq"))
       ("gptq-calib-batches", "--qat-init gptq: GPTQ calibration batches of --batch x --seq from DATA/valid.txt",
        cxxopts::value(o.gptq_calib_batches)->default_value("15"))
+      ("no-awq", "--qat-init gptq: plain GPTQ, without AWQ's activation-aware input scaling first",
+       cxxopts::value(o.no_awq))
       ("eval-file", "evaluation text (default DATA/test.txt)", cxxopts::value(o.eval_file))
       ("ctx", "evaluation context (0: min(512, model context))", cxxopts::value(o.ctx)->default_value("0"))
       ("vocab", "tokenizer vocabulary size when DATA has none", cxxopts::value(o.vocab)->default_value("4096"))

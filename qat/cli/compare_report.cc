@@ -88,6 +88,9 @@ absl::Status WriteCompareReport(const ReportOptions& o, const std::vector<Varian
       "| variant | method | format | size (MiB) | PPL qat-run | PPL llama.cpp | Δ vs FP | recovered [95% CI] |",
       multi_seed ? " recovered over seeds: mean [min, max] (n) |" : "", "\n",
       "|---|---|---|---:|---:|---:|---:|---|", multi_seed ? "---|" : "", "\n");
+  // The GPTQ start ran AWQ's input scaling first (compare's default).
+  const json awq = o.settings.is_object() ? o.settings.value("gptq_awq", json()) : json();
+  const std::string gptq = awq.is_boolean() && awq.get<bool>() ? "AWQ+GPTQ" : "GPTQ";
   for (const VariantResult& v : results) {
     if (v.seed != 0) continue;  // reported with its variant below
     Recovered rec;
@@ -136,8 +139,8 @@ absl::Status WriteCompareReport(const ReportOptions& o, const std::vector<Varian
     std::string rec_s = !has_rec ? "" :
         absl::StrCat(Fmt(100 * rec.value, "%.1f%%"),
                      std::isfinite(rec.lo) ? absl::StrFormat(" [%.1f%%, %.1f%%]", 100 * rec.lo, 100 * rec.hi) : "",
-                     gptq_ptq ? " (GPTQ alone)" : "",
-                     ptq_gptq ? absl::StrCat(" (from GPTQ, PTQ-GPTQ ", Fmt(ptq_gptq->ppl_runtime), ")") : "");
+                     gptq_ptq ? absl::StrCat(" (", gptq, " alone)") : "",
+                     ptq_gptq ? absl::StrCat(" (from ", gptq, ", PTQ-GPTQ ", Fmt(ptq_gptq->ppl_runtime), ")") : "");
     absl::StrAppend(&md, "| ", v.name, " | ", v.method, " | ", v.format, " | ",
                     Fmt(v.bytes / 1048576.0, "%.2f"), " | ", Fmt(v.ppl_runtime), " | ",
                     Fmt(v.ppl_llamacpp), " | ", Fmt(100 * delta, "%+.2f%%"), " | ", rec_s, " |");

@@ -9,6 +9,7 @@
 #include "formats/util/cli_flags.h"
 #include "qat/data/token_stream.h"
 #include "qat/model/checkpoint.h"
+#include "qat/quant/awq.h"
 #include "qat/quant/gptq.h"
 #include "qat/quant/prepare.h"
 #include "qat/train/calibrate.h"
@@ -22,6 +23,7 @@ struct QuantizeOptions {
   std::string latent_out;      // gptq: also a float checkpoint of the rounded weights
   std::string gptq_order = "parallel";  // parallel | sequential
   bool act_order = false;
+  bool awq = false;  // gptq: activation-aware input scaling first (qat/quant/awq.h)
   double percdamp = 0.01;
   int64_t calib_batches = 8, batch = 8, seq = 0;
   uint64_t seed = 1234;
@@ -36,37 +38,52 @@ void Log(const char* what, const QuantizeOptions& o, int64_t seq) {
 // GPTQ of every q4_0 linear from layer inputs of the calibration text:
 // "parallel", all from the FP model in one pass; "sequential", one linear at
 // a time in module order, each from the model whose earlier linears are
-// already rounded (a pass per linear).
+// already rounded (a pass per linear). With --awq the inputs are first
+// rescaled (ApplyAwq on the FP model's inputs), then GPTQ rounds.
 absl::Status RunGptq(qat::Checkpoint& c, const QuantizeOptions& o, const std::vector<int32_t>& tokens,
-                     int64_t seq, std::vector<std::string>* names) {
-  *names = qat::GptqModuleNames(*c.model);
+                     int64_t seq) {
+  const std::vector<std::string> names = qat::GptqModuleNames(*c.model);
   qat::GptqOptions g;
   g.percdamp = o.percdamp;
   g.act_order = o.act_order;
-  Log(absl::StrCat("gptq (", o.gptq_order, "): layer inputs of ", names->size(), " q4_0 linears").c_str(), o, seq);
+  Log(absl::StrCat("gptq (", o.gptq_order, "): layer inputs of ", names.size(), " q4_0 linears").c_str(), o, seq);
   const bool sequential = o.gptq_order == "sequential";
   std::vector<std::vector<std::string>> steps;
   if (sequential) {
-    for (const std::string& n : *names) steps.push_back({n});
+    for (const std::string& n : names) steps.push_back({n});
   } else {
-    steps.push_back(*names);
+    steps.push_back(names);
+  }
+  std::map<std::string, torch::Tensor> awq_hessians;
+  if (o.awq) {  // on the FP model's inputs, before any rounding
+    awq_hessians = qat::CollectInputHessians(c.model, names, tokens, seq, o.batch, o.calib_batches, o.seed,
+                                             c.tokenizer->bos_id());
+    RETURN_IF_ERROR(qat::ApplyAwq(c.model, awq_hessians).status());
   }
   for (const std::vector<std::string>& step : steps) {
-    std::map<std::string, torch::Tensor> h = qat::CollectInputHessians(
-        c.model, step, tokens, seq, o.batch, o.calib_batches, o.seed, c.tokenizer->bos_id());
+    // Parallel GPTQ rounds with the FP inputs, which --awq has just collected
+    // (and rescaled); sequential recollects them after each linear.
+    std::map<std::string, torch::Tensor> h =
+        o.awq && !sequential ? std::move(awq_hessians)
+                             : qat::CollectInputHessians(c.model, step, tokens, seq, o.batch, o.calib_batches,
+                                                         o.seed, c.tokenizer->bos_id());
     RETURN_IF_ERROR(qat::ApplyGptq(*c.model, h, g, nullptr, &step));
   }
   return absl::OkStatus();
 }
 
-// The FP checkpoint of --model with the GPTQ'd linears' weights replaced by
-// their dequantized values and no recipe: a QAT --init.
-absl::Status WriteLatent(const QuantizeOptions& o, qat::Checkpoint& quantized, const std::vector<std::string>& names) {
+// The FP checkpoint of --model with the float parameters of the quantized
+// model (GPTQ's dequantized weights; with --awq also the rescaled norms and
+// linears) and no recipe: a QAT --init.
+absl::Status WriteLatent(const QuantizeOptions& o, qat::Checkpoint& quantized) {
   ASSIGN_OR_RETURN(qat::Checkpoint fresh, qat::LoadCheckpoint(o.model));
   torch::NoGradGuard no_grad;
   auto src = quantized.model->named_parameters();
   auto dst = fresh.model->named_parameters();
-  for (const std::string& n : names) dst[n + ".weight"].copy_(src[n + ".weight"]);
+  // Every float parameter: GPTQ's weights and, with --awq, the folded norms and up_proj rows.
+  for (auto& p : dst) {
+    if (const torch::Tensor* t = src.find(p.key())) p.value().copy_(*t);
+  }
   qat::CheckpointWrite w;
   w.config = &fresh.config;
   w.model = fresh.model.get();
@@ -81,6 +98,7 @@ absl::Status RunQuantize(const QuantizeOptions& o) {
   if (!gptq && o.method != "rtn") {
     return absl::InvalidArgumentError(absl::StrCat("--method must be rtn or gptq, got '", o.method, "'"));
   }
+  if (!gptq && o.awq) return absl::InvalidArgumentError("--awq needs --method gptq");
   if (!gptq && !o.latent_out.empty()) return absl::InvalidArgumentError("--latent-out needs --method gptq");
   if (o.gptq_order != "parallel" && o.gptq_order != "sequential") {
     return absl::InvalidArgumentError(absl::StrCat("--gptq-order must be parallel or sequential, got '", o.gptq_order, "'"));
@@ -110,14 +128,13 @@ absl::Status RunQuantize(const QuantizeOptions& o) {
   if (calibrate && o.calib.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(o.recipe, " has static activation scales: give --calib TEXT"));
   }
-  std::vector<std::string> gptq_names;
   if (gptq || calibrate) {
     ASSIGN_OR_RETURN(std::vector<int32_t> tokens, data::LoadTokenStream(o.calib, *c.tokenizer));
     const int64_t seq = o.seq > 0 ? o.seq : std::min<int64_t>(256, c.config.max_position_embeddings);
     if (static_cast<int64_t>(tokens.size()) <= seq + 1) {
       return absl::InvalidArgumentError(absl::StrCat(o.calib, " is too short for --seq ", seq));
     }
-    if (gptq) RETURN_IF_ERROR(RunGptq(c, o, tokens, seq, &gptq_names));
+    if (gptq) RETURN_IF_ERROR(RunGptq(c, o, tokens, seq));
     if (calibrate) {
       qat::CalibrateModel(c.model, tokens, seq, o.batch, o.calib_batches, o.seed, c.tokenizer->bos_id());
       Log("calibrated", o, seq);
@@ -132,7 +149,7 @@ absl::Status RunQuantize(const QuantizeOptions& o) {
   w.recipe = &recipe;
   RETURN_IF_ERROR(qat::SaveCheckpoint(o.out, w));
   std::fprintf(stderr, "wrote %s (recipe %s, %s)\n", o.out.c_str(), recipe.name.c_str(), o.method.c_str());
-  if (!o.latent_out.empty()) RETURN_IF_ERROR(WriteLatent(o, c, gptq_names));
+  if (!o.latent_out.empty()) RETURN_IF_ERROR(WriteLatent(o, c));
   return absl::OkStatus();
 }
 
@@ -155,6 +172,8 @@ absl::Status QuantizeCommand(int argc, char** argv) {
       "gptq-order", "gptq: parallel (every linear from the FP model's inputs, one pass) or sequential (one "
                     "linear at a time, inputs from the model with the earlier linears already rounded)",
       cxxopts::value(o.gptq_order)->default_value("parallel"))(
+      "awq", "gptq: first scale each q4_0 linear's inputs by their RMS to a searched power (AWQ), folded "
+             "into the norms and up_proj rows, so the FP model is unchanged", cxxopts::value(o.awq))(
       "gptq-act-order", "gptq: round each linear's input columns by decreasing input energy (H_jj) instead "
                         "of left to right", cxxopts::value(o.act_order))(
       "latent-out", "gptq: also write a float checkpoint (no recipe) with the GPTQ-rounded weights, for "

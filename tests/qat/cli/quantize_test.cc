@@ -20,6 +20,7 @@
 #include "qat/cli/commands.h"
 #include "qat/data/token_stream.h"
 #include "qat/model/checkpoint.h"
+#include "qat/quant/awq.h"
 #include "qat/quant/gptq.h"
 #include "qat/quant/prepare.h"
 #include "qat/quant/qlinear.h"
@@ -151,6 +152,55 @@ TEST_F(QuantizeTest, GptqGgufHoldsGptqCodesBitForBit) {
   EXPECT_TRUE(torch::equal(params["model.embed_tokens.weight"], base->model->named_parameters()["model.embed_tokens.weight"]));
 }
 
+// --awq: the checkpoints equal ApplyAwq then ApplyGptq run in-process on the
+// FP inputs; the latent checkpoint carries the rescaled norms and up_proj rows.
+TEST_F(QuantizeTest, AwqRescalesThenRoundsAsInProcess) {
+  const std::string out = root_ + "/awq", latent = root_ + "/awq-init";
+  std::vector<std::string> args = {"--method", "gptq", "--awq", "--model", root_ + "/base", "--recipe", kRecipe,
+                                   "--out", out, "--latent-out", latent};
+  for (const std::string& a : Calib()) args.push_back(a);
+  const absl::Status s = Quantize(args);
+  ASSERT_TRUE(s.ok()) << s;
+
+  auto want = qat::LoadCheckpoint(root_ + "/base");
+  ASSERT_TRUE(want.ok());
+  auto recipe = LoadRecipe(kRecipe);
+  ASSERT_TRUE(recipe.ok());
+  auto learned = qat::WithLearnedQ4_0Scales(*recipe);
+  ASSERT_TRUE(learned.ok());
+  ASSERT_TRUE(qat::ApplyRecipe(*want->model, *learned, want->config.head_dim).ok());
+  auto tokens = data::LoadTokenStream(root_ + "/text.txt", *want->tokenizer);
+  ASSERT_TRUE(tokens.ok());
+  auto h = qat::CollectInputHessians(want->model, qat::GptqModuleNames(*want->model), *tokens, 32, 2, 2, 1234,
+                                     want->tokenizer->bos_id());
+  qat::AwqOptions ao;
+  ao.verbose = false;
+  auto groups = qat::ApplyAwq(want->model, h, ao);
+  ASSERT_TRUE(groups.ok()) << groups.status();
+  int scaled = 0;
+  for (const qat::AwqGroup& g : *groups) scaled += g.alpha > 0;
+  ASSERT_GT(scaled, 0) << "AWQ left every group of the tiny model alone: the test checks nothing";
+  qat::GptqOptions go;
+  go.verbose = false;
+  ASSERT_TRUE(qat::ApplyGptq(*want->model, h, go).ok());
+
+  auto got = qat::LoadCheckpoint(out);
+  ASSERT_TRUE(got.ok()) << got.status();
+  auto lat = qat::LoadCheckpoint(latent);
+  ASSERT_TRUE(lat.ok()) << lat.status();
+  auto base = qat::LoadCheckpoint(root_ + "/base");
+  ASSERT_TRUE(base.ok());
+  auto want_p = want->model->named_parameters();
+  auto base_p = base->model->named_parameters();
+  for (const auto& p : got->model->named_parameters()) EXPECT_TRUE(torch::equal(p.value(), want_p[p.key()])) << p.key();
+  int moved_norms = 0;
+  for (const auto& p : lat->model->named_parameters()) {
+    EXPECT_TRUE(torch::equal(p.value(), want_p[p.key()])) << p.key();
+    if (p.key().find("layernorm") != std::string::npos) moved_norms += !torch::equal(p.value(), base_p[p.key()]);
+  }
+  EXPECT_GT(moved_norms, 0);
+}
+
 // --gptq-order sequential: the first linear sees the same (FP) inputs as in
 // the parallel order, later ones see the outputs of rounded predecessors.
 TEST_F(QuantizeTest, SequentialOrderRoundsLaterLinearsOnRoundedInputs) {
@@ -194,6 +244,7 @@ TEST_F(QuantizeTest, FlagErrors) {
   expect(Quantize(with({"--method", "gptq", "--recipe", std::string(QATK_SOURCE_DIR) + "/configs/recipes/mobile.json"},
                        true)), "needs q4_0 weights");
   expect(Quantize(with({"--recipe", kRecipe, "--latent-out", root_ + "/x"}, true)), "--latent-out needs --method gptq");
+  expect(Quantize(with({"--recipe", kRecipe, "--awq"}, true)), "--awq needs --method gptq");
   expect(Quantize(with({"--method", "gptq", "--gptq-order", "random", "--recipe", kRecipe}, true)),
          "--gptq-order must be parallel or sequential");
   // NaN activations (a NaN embedding table) make a NaN Hessian: named, not silently rounded.
