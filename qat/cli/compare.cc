@@ -4,7 +4,8 @@
 //     └─ fp      : FP fine-tune of base, N steps                  (reference)
 //         ├─ ptq-R : round-to-nearest PTQ of fp with recipe R     (baseline)
 //         ├─ ptq-gptq-R : GPTQ PTQ of fp (--qat-init gptq, recipes with
-//         │              q4_0 weights): a baseline of its own, and its
+//         │              q4_0 weights; with --awq, AWQ's input scaling
+//         │              first): a baseline of its own, and its
 //         │              rounded weights (gptq-init-R) are QAT's start
 //         └─ qat-R : QAT with recipe R, N steps, initialised from
 //                    gptq-init-R (--qat-init gptq, the default; fp for
@@ -64,7 +65,7 @@ struct CompareOptions {
   std::vector<double> qat_lr;  // QAT learning rate per recipe (empty: --lr; one value: all)
   double kd_alpha = 1.0;     // weight of distillation in the QAT loss
   std::string qat_init = "gptq";  // QAT starts from GPTQ of fp ("gptq"), the FP fine-tune ("fp"), or the base
-  bool no_awq = false;          // GPTQ without AWQ's input scaling first
+  bool awq = false;             // AWQ's input scaling before GPTQ (qat quantize --awq)
   int gptq_calib_batches = 15;  // GPTQ's calibration: batches of --batch x --seq from DATA/valid.txt
   int ctx = 0;               // eval context, 0: min(512, model context)
   int vocab = 4096;          // tokenizer size when DATA has none
@@ -215,7 +216,7 @@ absl::StatusOr<std::string> GptqStep(Pipeline& p, const std::string& qat, const 
                                 "--calib", o.data + "/valid.txt", "--calib-batches",
                                 std::to_string(o.gptq_calib_batches), "--batch", std::to_string(o.batch)};
   if (o.seq > 0) g.insert(g.end(), {"--seq", std::to_string(o.seq)});
-  if (!o.no_awq) g.push_back("--awq");
+  if (o.awq) g.push_back("--awq");
   RETURN_IF_ERROR(p.Run("gptq-" + name, g, false).status());
   return init;
 }
@@ -335,7 +336,7 @@ absl::Status RunCompare(const CompareOptions& o) {
                  {"pretrain_lr", o.pretrain_lr},
                  {"lr", o.lr}, {"qat_lr", qat_lrs}, {"batch", o.batch}, {"kd_alpha", o.kd_alpha}, {"qat_init", o.qat_init},
                  {"gptq_calib_batches", o.qat_init == "gptq" ? json(o.gptq_calib_batches) : json(nullptr)},
-                 {"gptq_awq", o.qat_init == "gptq" ? json(!o.no_awq) : json(nullptr)}, {"seed", o.seed},
+                 {"gptq_awq", o.qat_init == "gptq" ? json(o.awq) : json(nullptr)}, {"seed", o.seed},
                  {"qat_seeds", o.qat_seeds},
                  {"base", base}, {"data", o.data}, {"eval_file", eval_file}};
   return WriteCompareReport(ro, results);
@@ -370,8 +371,8 @@ absl::Status CompareCommand(int argc, char** argv) {
        cxxopts::value(o.qat_init)->default_value("gptq"))
       ("gptq-calib-batches", "--qat-init gptq: GPTQ calibration batches of --batch x --seq from DATA/valid.txt",
        cxxopts::value(o.gptq_calib_batches)->default_value("15"))
-      ("no-awq", "--qat-init gptq: plain GPTQ, without AWQ's activation-aware input scaling first",
-       cxxopts::value(o.no_awq))
+      ("awq", "--qat-init gptq: AWQ's activation-aware input scaling before GPTQ (qat quantize --awq)",
+       cxxopts::value(o.awq))
       ("eval-file", "evaluation text (default DATA/test.txt)", cxxopts::value(o.eval_file))
       ("ctx", "evaluation context (0: min(512, model context))", cxxopts::value(o.ctx)->default_value("0"))
       ("vocab", "tokenizer vocabulary size when DATA has none", cxxopts::value(o.vocab)->default_value("4096"))
@@ -411,6 +412,7 @@ absl::Status CompareCommand(int argc, char** argv) {
     return absl::InvalidArgumentError(absl::StrCat("--qat-init must be fp, base or gptq, got '", o.qat_init, "'"));
   }
   if (o.gptq_calib_batches < 1) return absl::InvalidArgumentError("--gptq-calib-batches must be positive");
+  if (o.awq && o.qat_init != "gptq") return absl::InvalidArgumentError("--awq needs --qat-init gptq");
   o.llamacpp = r.count("no-llamacpp") == 0;
   return RunCompare(o);
 }

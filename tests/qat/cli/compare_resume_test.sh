@@ -30,4 +30,11 @@ rc=$?
 grep -q "step 'base' in $out was run with" "$out/changed.log" || fail "no message naming the step: $(tail -5 "$out/changed.log")"
 grep -q -- "--steps 30 " "$out/changed.log" && grep -q -- "--steps 31 " "$out/changed.log" ||
   fail "the message does not show both argument lists: $(tail -5 "$out/changed.log")"
+
+# --awq scales the GPTQ start: with another start it is an error, not ignored.
+"$build/qat/qat" compare --config "$src/configs/models/tiny.json" --data "$src/data/brown" --out "$out-awq" \
+  --recipes "$src/configs/recipes/q4_0.json" --qat-init fp --awq > "$out/awq.log" 2>&1 &&
+  fail "--awq with --qat-init fp was accepted"
+grep -q -- "--awq needs --qat-init gptq" "$out/awq.log" || fail "no --awq message: $(tail -3 "$out/awq.log")"
+[ ! -e "$out-awq" ] || fail "a rejected compare created $out-awq"
 echo "compare_resume_test: ok"
