@@ -88,7 +88,7 @@ absl::Status WriteCompareReport(const ReportOptions& o, const std::vector<Varian
       "| variant | method | format | size (MiB) | PPL qat-run | PPL llama.cpp | Δ vs FP | recovered [95% CI] |",
       multi_seed ? " recovered over seeds: mean [min, max] (n) |" : "", "\n",
       "|---|---|---|---:|---:|---:|---:|---|", multi_seed ? "---|" : "", "\n");
-  // The GPTQ start ran AWQ's input scaling first (compare's default).
+  // The GPTQ start ran AWQ's input scaling first (compare --awq).
   const json awq = o.settings.is_object() ? o.settings.value("gptq_awq", json()) : json();
   const std::string gptq = awq.is_boolean() && awq.get<bool>() ? "AWQ+GPTQ" : "GPTQ";
   for (const VariantResult& v : results) {

@@ -95,16 +95,22 @@ absl::StatusOr<std::vector<AwqGroup>> ApplyAwq(CausalLM& model, std::map<std::st
       const double alpha = static_cast<double>(step) / o.grid;
       const Tensor s = AwqScales(h, alpha);
       const double e = error_at(s);
-      if (e < r.error) r = {g.name, alpha, e, r.rtn_error}, best = s;
+      if (e < r.error) {
+        r.alpha = alpha;
+        r.error = e;
+        best = s;
+      }
     }
     if (r.alpha > 0) {
-      for (QLinearImpl* l : g.linears) l->weight.copy_((l->weight.to(torch::kDouble) * best).to(l->weight.scalar_type()));
+      for (QLinearImpl* l : g.linears) {
+        l->weight.copy_((l->weight.to(torch::kDouble) * best).to(l->weight.scalar_type()));
+      }
       if (g.norm_weight.defined()) {
         FoldIntoNorm(g.norm_weight, best, g.gemma_norm);
       } else {
         g.up_rows.copy_((g.up_rows.to(torch::kDouble) / best.unsqueeze(1)).to(g.up_rows.scalar_type()));
       }
-      const Tensor inv = (1.0 / best);
+      const Tensor inv = 1.0 / best;
       for (const std::string& n : g.names) {
         Tensor& hn = hessians.at(n);
         hn = (hn.to(torch::kDouble) * inv.unsqueeze(0) * inv.unsqueeze(1)).to(hn.scalar_type());

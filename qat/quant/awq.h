@@ -1,7 +1,7 @@
 // Activation-aware scaling for Q4_0 (after Lin et al. 2023, "AWQ:
 // Activation-aware Weight Quantization for LLM Compression and
 // Acceleration"), used by `qat quantize --method gptq --awq` in front of
-// GPTQ, and so by `qat compare`'s GPTQ start for QAT.
+// GPTQ, and by `qat compare --awq` for its GPTQ start of QAT.
 //
 // A linear W [R, C] reads x [C]; for any s [C] > 0, W x = (W diag(s))
 // (diag(s)^-1 x). The input scaling diag(s)^-1 is folded, exactly in float,
