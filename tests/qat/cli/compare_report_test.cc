@@ -127,7 +127,7 @@ TEST(CompareReportTest, GptqBaselineIsMeasuredAgainstRoundToNearest) {
   ASSERT_TRUE(md.ok());
   EXPECT_NE(md->find("40.0% [40.0%, 40.0%] (GPTQ alone)"), std::string::npos) << *md;
   EXPECT_NE(md->find("(from GPTQ, PTQ-GPTQ 106.000)"), std::string::npos) << *md;
-  // With AWQ's scaling in front of GPTQ (compare's default) the rows say so.
+  // With AWQ's scaling in front of GPTQ (compare --awq) the rows say so.
   o.settings = {{"gptq_awq", true}};
   ASSERT_TRUE(WriteCompareReport(o, {Flat("fp", "fp", 100), Flat("ptq-x", "ptq", 110),
                                      Flat("ptq-gptq-x", "ptq", 106), Flat("qat-x", "qat", 102)}).ok());
