@@ -45,6 +45,15 @@ struct Recovered {
 Recovered ComputeRecovered(const VariantResult& fp, const VariantResult& ptq, const VariantResult& qat,
                            int resamples, uint64_t seed);
 
+// The mean recovered fraction over several QAT runs of one variant, with a
+// 95% interval from a two-level bootstrap: each resample redraws the runs
+// (with replacement) and the evaluation chunks (paired across every file),
+// so the interval holds both the training noise between seeds and the
+// sampling noise of the test text. The interval is NaN with fewer than two
+// runs or when any chunk NLLs are missing or of different lengths.
+Recovered ComputeMeanRecovered(const VariantResult& fp, const VariantResult& ptq,
+                               const std::vector<const VariantResult*>& runs, int resamples, uint64_t seed);
+
 struct ReportOptions {
   std::string out_dir;
   int bootstrap = 1000;

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_format.h"
 #include "formats/util/file_io.h"
 #include "gtest/gtest.h"
 
@@ -43,6 +44,35 @@ TEST(CompareReportTest, RecoveredAndItsInterval) {
   EXPECT_TRUE(std::isnan(ComputeRecovered(fp, ptq, short_nll, 200, 1).lo));
 }
 
+// The mean over QAT runs: its interval widens with the spread between the
+// runs (flat chunks) and with the noise of the chunks (identical runs).
+TEST(CompareReportTest, MeanOverRunsHasAnIntervalFromRunsAndChunks) {
+  const VariantResult fp = Flat("fp", "fp", 100), ptq = Flat("ptq-x", "ptq", 110);
+  const VariantResult a = Flat("qat-x", "qat", 102), b = Flat("qat-x-seed2", "qat", 104, 2),
+                      c = Flat("qat-x-seed3", "qat", 101, 3);
+  const Recovered m = ComputeMeanRecovered(fp, ptq, {&a, &b, &c}, 500, 1);
+  EXPECT_NEAR(m.value, (0.8 + 0.6 + 0.9) / 3, 1e-12);
+  EXPECT_GE(m.lo, 0.6 - 1e-9);
+  EXPECT_LT(m.lo, m.value);
+  EXPECT_GT(m.hi, m.value);
+  EXPECT_LE(m.hi, 0.9 + 1e-9);
+
+  VariantResult noisy = a;
+  for (size_t i = 0; i < noisy.chunk_nll.size(); ++i) noisy.chunk_nll[i] += (i % 2 ? 0.01 : -0.01);
+  const Recovered same = ComputeMeanRecovered(fp, ptq, {&noisy, &noisy}, 500, 1);
+  const Recovered one = ComputeRecovered(fp, ptq, noisy, 500, 1);
+  EXPECT_NEAR(same.value, one.value, 1e-12);
+  EXPECT_LT(same.lo, same.hi);
+  EXPECT_NEAR(same.hi - same.lo, one.hi - one.lo, 0.25 * (one.hi - one.lo));
+
+  EXPECT_TRUE(std::isnan(ComputeMeanRecovered(fp, ptq, {&a}, 500, 1).lo));  // one run: no interval
+  VariantResult short_nll = b;
+  short_nll.chunk_nll.pop_back();
+  const Recovered unpaired = ComputeMeanRecovered(fp, ptq, {&a, &short_nll}, 500, 1);
+  EXPECT_NEAR(unpaired.value, 0.7, 1e-12);
+  EXPECT_TRUE(std::isnan(unpaired.lo));
+}
+
 TEST(CompareReportTest, SeedSpreadSkipsNonFinite) {
   const SeedSpread s = ComputeSeedSpread({0.7, NAN, 0.9, 0.8});
   EXPECT_EQ(s.n, 3);
@@ -76,10 +106,15 @@ TEST(CompareReportTest, ExtraSeedsAreReportedInsideTheirVariant) {
   EXPECT_NEAR(q["recovered_seeds"]["mean"].get<double>(), (0.8 + 0.6 + 0.9) / 3, 1e-12);
   EXPECT_NEAR(q["recovered_seeds"]["min"].get<double>(), 0.6, 1e-12);
   EXPECT_NEAR(q["recovered_seeds"]["max"].get<double>(), 0.9, 1e-12);
+  const json& ci = q["recovered_seeds"]["mean_ci95"];
+  ASSERT_EQ(ci.size(), 2u);
+  EXPECT_LT(ci[0].get<double>(), ci[1].get<double>());
   auto md = ReadFileToString(dir + "/results.md");
   ASSERT_TRUE(md.ok());
   EXPECT_NE(md->find("recovered over seeds"), std::string::npos);
-  EXPECT_NE(md->find("76.7% [60.0%, 90.0%] (3)"), std::string::npos) << *md;
+  EXPECT_NE(md->find(absl::StrFormat("76.7%% [%.1f%%, %.1f%%] (3), 60.0-90.0%%", 100 * ci[0].get<double>(),
+                                     100 * ci[1].get<double>())),
+            std::string::npos) << *md;
   EXPECT_EQ(md->find("seed2"), std::string::npos);
   std::system(("rm -rf " + dir).c_str());
 }
