@@ -19,7 +19,8 @@
 //   in qat-run, and in llama.cpp for GGUF files.
 //   --qat-seeds N repeats each QAT run with seeds seed+1 .. seed+N-1
 //   (qat-R-seedS, exported and evaluated in qat-run), and the report gives
-//   the recovered fraction's mean and range over the N runs.
+//   the recovered fraction's mean over the N runs, with a 95% interval from a
+//   bootstrap over both the runs and the evaluation chunks, and its range.
 //
 // Every step is a child `qat`/`qat-run` process whose completion is recorded
 // in OUT/.done/, so an interrupted compare resumes where it stopped (training
@@ -377,7 +378,7 @@ absl::Status CompareCommand(int argc, char** argv) {
       ("ctx", "evaluation context (0: min(512, model context))", cxxopts::value(o.ctx)->default_value("0"))
       ("vocab", "tokenizer vocabulary size when DATA has none", cxxopts::value(o.vocab)->default_value("4096"))
       ("seed", "seed for training and bootstrap", cxxopts::value(o.seed)->default_value("1"))
-      ("qat-seeds", "QAT runs per recipe, seeds --seed.. (N > 1: the report adds the recovered fraction's mean and range; the extra runs are evaluated in qat-run only)", cxxopts::value(o.qat_seeds)->default_value("1"))
+      ("qat-seeds", "QAT runs per recipe, seeds --seed.. (N > 1: the report adds the recovered fraction's mean, its 95% interval over seeds and chunks, and its range; the extra runs are evaluated in qat-run only)", cxxopts::value(o.qat_seeds)->default_value("1"))
       ("bootstrap", "bootstrap resamples over evaluation chunks", cxxopts::value(o.bootstrap)->default_value("1000"))
       ("no-llamacpp", "skip the llama.cpp perplexity of GGUF files")
       ("qat-run", "path of the qat-run binary", cxxopts::value(o.qat_run))
