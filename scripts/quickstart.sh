@@ -53,7 +53,7 @@ if [[ $fast -eq 1 ]]; then
           --qat-seeds "${seeds:-2}")
 else
   out="${out:-$here/runs/quickstart}"
-  budget=(--pretrain-steps 2000 --pretrain-lr 3e-3 --steps 200 --lr 1e-4 --qat-lr 1e-4,3e-4 --batch 8 --seq 256
+  budget=(--pretrain-steps 3800 --pretrain-lr 3e-3 --steps 200 --lr 1e-4 --qat-lr 3e-4 --batch 8 --seq 256
           --qat-seeds "${seeds:-1}")
 fi
 

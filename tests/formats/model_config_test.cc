@@ -70,7 +70,7 @@ TEST(ModelConfig, ErrorsNameTheKey) {
 }
 
 TEST(ModelConfig, ShippedConfigsLoad) {
-  for (const char* name : {"tiny", "tiny-256", "tiny-gemma", "small", "1b"}) {
+  for (const char* name : {"tiny", "tiny-4l", "tiny-256", "tiny-gemma", "small", "1b"}) {
     auto c = LoadModelConfig(std::string(QATK_SOURCE_DIR) + "/configs/models/" + name + ".json");
     ASSERT_TRUE(c.ok()) << name << ": " << c.status();
     for (int64_t d : {c->hidden_size, c->intermediate_size, c->q_dim(), c->kv_dim(), c->vocab_size}) {
@@ -79,8 +79,7 @@ TEST(ModelConfig, ShippedConfigsLoad) {
   }
   auto tiny = LoadModelConfig(std::string(QATK_SOURCE_DIR) + "/configs/models/tiny.json");
   ASSERT_TRUE(tiny.ok());
-  EXPECT_GT(tiny->num_parameters(), 1'500'000);  // the quickstart default: ~1.84 M
-  EXPECT_LT(tiny->num_parameters(), 2'500'000);
+  EXPECT_EQ(tiny->num_parameters(), 1'344'128);  // the quickstart default: 2 layers, FFN 256
   auto big = LoadModelConfig(std::string(QATK_SOURCE_DIR) + "/configs/models/1b.json");
   ASSERT_TRUE(big.ok());
   EXPECT_GT(big->num_parameters(), 900'000'000);
