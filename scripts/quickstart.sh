@@ -9,8 +9,8 @@
 #     --fast     3-minute smoke version (tiny budget; numbers are not meaningful;
 #                2 QAT seeds, to exercise that path)
 #     --seeds N  N QAT runs per recipe (seeds 1..N, default 1): the table adds
-#                the recovered fraction's mean and range over them (each extra
-#                seed adds about 5 minutes)
+#                the recovered fraction's mean over them, its 95% interval and
+#                its range (each extra seed adds about 2 minutes)
 #     --qat-init fp    QAT of the q4_0 recipe starts from the FP model instead
 #                of its GPTQ rounding (the default, gptq, adds the
 #                ptq-gptq-q4_0 row)
