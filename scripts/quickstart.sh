@@ -12,8 +12,8 @@
 #                the recovered fraction's mean over them, its 95% interval and
 #                its range (each extra seed adds about 2 minutes)
 #     --qat-init fp    QAT of the q4_0 recipe starts from the FP model instead
-#                of its GPTQ rounding (the default, gptq, adds the
-#                ptq-gptq-q4_0 row)
+#                of its GPTQ rounding followed by block reconstruction (the
+#                default, gptq, adds the ptq-gptq-q4_0 row)
 # Re-running resumes where an interrupted run stopped.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -50,10 +50,10 @@ if [[ $fast -eq 1 ]]; then
   mkdir -p "$out"
   head -c 40000 "$data/test.txt" > "$out/smoke-test.txt"
   budget=(--pretrain-steps 30 --steps 10 --batch 4 --seq 128 --bootstrap 200 --eval-file "$out/smoke-test.txt"
-          --qat-seeds "${seeds:-2}")
+          --recon-steps 10 --qat-seeds "${seeds:-2}")
 else
   out="${out:-$here/runs/quickstart}"
-  budget=(--pretrain-steps 3800 --pretrain-lr 3e-3 --steps 200 --lr 1e-4 --qat-lr 3e-4 --batch 8 --seq 256
+  budget=(--pretrain-steps 3800 --pretrain-lr 3e-3 --steps 200 --lr 1e-4 --qat-lr 1e-4,3e-4 --batch 8 --seq 256
           --qat-seeds "${seeds:-1}")
 fi
 

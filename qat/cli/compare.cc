@@ -5,8 +5,10 @@
 //         ├─ ptq-R : round-to-nearest PTQ of fp with recipe R     (baseline)
 //         ├─ ptq-gptq-R : GPTQ PTQ of fp (--qat-init gptq, recipes with
 //         │              q4_0 weights; with --awq, AWQ's input scaling
-//         │              first): a baseline of its own, and its
-//         │              rounded weights (gptq-init-R) are QAT's start
+//         │              first), then block reconstruction (--recon-steps,
+//         │              qat/train/block_recon.h), calibrated on
+//         │              DATA/train.txt (--gptq-calib): a baseline of its
+//         │              own, and its weights (gptq-init-R) are QAT's start
 //         └─ qat-R : QAT with recipe R, N steps, initialised from
 //                    gptq-init-R (--qat-init gptq, the default; fp for
 //                    recipes without q4_0 weights), from fp (--qat-init
@@ -67,7 +69,9 @@ struct CompareOptions {
   double kd_alpha = 1.0;     // weight of distillation in the QAT loss
   std::string qat_init = "gptq";  // QAT starts from GPTQ of fp ("gptq"), the FP fine-tune ("fp"), or the base
   bool awq = false;             // AWQ's input scaling before GPTQ (qat quantize --awq)
-  int gptq_calib_batches = 15;  // GPTQ's calibration: batches of --batch x --seq from DATA/valid.txt
+  int gptq_calib_batches = 15;  // GPTQ's calibration: batches of --batch x --seq from DATA/<gptq_calib>.txt
+  std::string gptq_calib = "train";  // the split GPTQ and block reconstruction calibrate on
+  int recon_steps = 600;             // block reconstruction steps per layer after GPTQ (0: off)
   int ctx = 0;               // eval context, 0: min(512, model context)
   int vocab = 4096;          // tokenizer size when DATA has none
   int seed = 1;
@@ -201,7 +205,8 @@ absl::StatusOr<bool> HasQ4_0Weights(const std::string& path) {
   return false;
 }
 
-// --qat-init gptq: GPTQ PTQ of fp with recipe r (step gptq-NAME) writing
+// --qat-init gptq: GPTQ PTQ of fp with recipe r, then block reconstruction
+// (--recon-steps; step gptq-NAME) writing
 // ptq-gptq-NAME and the float gptq-init-NAME; returns the latter, or "" for a
 // recipe without q4_0 weights (its QAT then starts from fp).
 absl::StatusOr<std::string> GptqStep(Pipeline& p, const std::string& qat, const CompareOptions& o,
@@ -214,8 +219,9 @@ absl::StatusOr<std::string> GptqStep(Pipeline& p, const std::string& qat, const 
   const std::string init = o.out + "/gptq-init-" + name;
   std::vector<std::string> g = {qat, "quantize", "--method", "gptq", "--model", fp, "--recipe", r,
                                 "--out", o.out + "/ptq-gptq-" + name, "--latent-out", init,
-                                "--calib", o.data + "/valid.txt", "--calib-batches",
-                                std::to_string(o.gptq_calib_batches), "--batch", std::to_string(o.batch)};
+                                "--calib", o.data + "/" + o.gptq_calib + ".txt", "--calib-batches",
+                                std::to_string(o.gptq_calib_batches), "--batch", std::to_string(o.batch),
+                                "--recon-steps", std::to_string(o.recon_steps)};
   if (o.seq > 0) g.insert(g.end(), {"--seq", std::to_string(o.seq)});
   if (o.awq) g.push_back("--awq");
   RETURN_IF_ERROR(p.Run("gptq-" + name, g, false).status());
@@ -337,7 +343,9 @@ absl::Status RunCompare(const CompareOptions& o) {
                  {"pretrain_lr", o.pretrain_lr},
                  {"lr", o.lr}, {"qat_lr", qat_lrs}, {"batch", o.batch}, {"kd_alpha", o.kd_alpha}, {"qat_init", o.qat_init},
                  {"gptq_calib_batches", o.qat_init == "gptq" ? json(o.gptq_calib_batches) : json(nullptr)},
-                 {"gptq_awq", o.qat_init == "gptq" ? json(o.awq) : json(nullptr)}, {"seed", o.seed},
+                 {"gptq_awq", o.qat_init == "gptq" ? json(o.awq) : json(nullptr)},
+                 {"gptq_calib", o.qat_init == "gptq" ? json(o.gptq_calib) : json(nullptr)},
+                 {"gptq_recon_steps", o.qat_init == "gptq" ? json(o.recon_steps) : json(nullptr)}, {"seed", o.seed},
                  {"qat_seeds", o.qat_seeds},
                  {"base", base}, {"data", o.data}, {"eval_file", eval_file}};
   return WriteCompareReport(ro, results);
@@ -367,11 +375,17 @@ absl::Status CompareCommand(int argc, char** argv) {
       ("lr", "FP fine-tuning learning rate (and QAT's unless --qat-lr)", cxxopts::value(o.lr)->default_value("3e-4"))
       ("qat-lr", "QAT learning rate: one value, or one per recipe (comma-separated, in --recipes order; default: --lr)", cxxopts::value(qat_lr))
       ("kd-alpha", "distillation weight in the QAT loss (1 = pure KD)", cxxopts::value(o.kd_alpha)->default_value("1.0"))
-      ("qat-init", "QAT starts from: gptq (GPTQ rounding of fp for recipes with q4_0 weights, which adds the "
-                   "ptq-gptq-R baseline; fp for the others), fp (the FP fine-tune, also the teacher), or base",
+      ("qat-init", "QAT starts from: gptq (GPTQ rounding of fp, then block reconstruction, for recipes with q4_0 "
+                   "weights, which adds the ptq-gptq-R baseline; fp for the others), fp (the FP fine-tune, also "
+                   "the teacher), or base",
        cxxopts::value(o.qat_init)->default_value("gptq"))
-      ("gptq-calib-batches", "--qat-init gptq: GPTQ calibration batches of --batch x --seq from DATA/valid.txt",
+      ("gptq-calib", "--qat-init gptq: the split, train or valid, that GPTQ and block reconstruction calibrate on",
+       cxxopts::value(o.gptq_calib)->default_value("train"))
+      ("gptq-calib-batches", "--qat-init gptq: GPTQ calibration batches of --batch x --seq",
        cxxopts::value(o.gptq_calib_batches)->default_value("15"))
+      ("recon-steps", "--qat-init gptq: after GPTQ, each decoder layer trains N steps to reproduce the FP "
+                      "layer's output, on 40 batches of --batch x --seq (qat quantize --recon-steps; 0: GPTQ only)",
+       cxxopts::value(o.recon_steps)->default_value("600"))
       ("awq", "--qat-init gptq: AWQ's activation-aware input scaling before GPTQ (qat quantize --awq)",
        cxxopts::value(o.awq))
       ("eval-file", "evaluation text (default DATA/test.txt)", cxxopts::value(o.eval_file))
@@ -413,6 +427,10 @@ absl::Status CompareCommand(int argc, char** argv) {
     return absl::InvalidArgumentError(absl::StrCat("--qat-init must be fp, base or gptq, got '", o.qat_init, "'"));
   }
   if (o.gptq_calib_batches < 1) return absl::InvalidArgumentError("--gptq-calib-batches must be positive");
+  if (o.gptq_calib != "train" && o.gptq_calib != "valid") {
+    return absl::InvalidArgumentError(absl::StrCat("--gptq-calib must be train or valid, got '", o.gptq_calib, "'"));
+  }
+  if (o.recon_steps < 0) return absl::InvalidArgumentError("--recon-steps must be >= 0");
   if (o.awq && o.qat_init != "gptq") return absl::InvalidArgumentError("--awq needs --qat-init gptq");
   o.llamacpp = r.count("no-llamacpp") == 0;
   return RunCompare(o);

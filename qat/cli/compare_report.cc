@@ -124,7 +124,10 @@ absl::Status WriteCompareReport(const ReportOptions& o, const std::vector<Varian
       "|---|---|---|---:|---:|---:|---:|---|", multi_seed ? "---|" : "", "\n");
   // The GPTQ start ran AWQ's input scaling first (compare --awq).
   const json awq = o.settings.is_object() ? o.settings.value("gptq_awq", json()) : json();
-  const std::string gptq = awq.is_boolean() && awq.get<bool>() ? "AWQ+GPTQ" : "GPTQ";
+  // ... and block reconstruction after GPTQ (compare --recon-steps).
+  const json recon = o.settings.is_object() ? o.settings.value("gptq_recon_steps", json()) : json();
+  const std::string gptq = absl::StrCat(awq.is_boolean() && awq.get<bool>() ? "AWQ+GPTQ" : "GPTQ",
+                                        recon.is_number_integer() && recon.get<int>() > 0 ? "+recon" : "");
   for (const VariantResult& v : results) {
     if (v.seed != 0) continue;  // reported with its variant below
     Recovered rec;
@@ -181,7 +184,7 @@ absl::Status WriteCompareReport(const ReportOptions& o, const std::vector<Varian
         absl::StrCat(Fmt(100 * rec.value, "%.1f%%"),
                      std::isfinite(rec.lo) ? absl::StrFormat(" [%.1f%%, %.1f%%]", 100 * rec.lo, 100 * rec.hi) : "",
                      gptq_ptq ? absl::StrCat(" (", gptq, " alone)") : "",
-                     ptq_gptq ? absl::StrCat(" (from ", gptq, ", PTQ-GPTQ ", Fmt(ptq_gptq->ppl_runtime), ")") : "");
+                     ptq_gptq ? absl::StrCat(" (from ", gptq, ", PTQ ", Fmt(ptq_gptq->ppl_runtime), ")") : "");
     absl::StrAppend(&md, "| ", v.name, " | ", v.method, " | ", v.format, " | ",
                     Fmt(v.bytes / 1048576.0, "%.2f"), " | ", Fmt(v.ppl_runtime), " | ",
                     Fmt(v.ppl_llamacpp), " | ", Fmt(100 * delta, "%+.2f%%"), " | ", rec_s, " |");
@@ -204,7 +207,7 @@ absl::Status WriteCompareReport(const ReportOptions& o, const std::vector<Varian
                                        "95% CI from a paired bootstrap over evaluation chunks; recovered_seeds: "
                                        "mean and range over the QAT runs with different seeds (--qat-seeds), and "
                                        "mean_ci95 from a bootstrap that redraws both the runs and the chunks; "
-                                       "ptq-gptq-R (GPTQ rounding, --qat-init gptq) is measured against the "
+                                       "ptq-gptq-R (GPTQ rounding, then block reconstruction with --recon-steps; --qat-init gptq) is measured against the "
                                        "round-to-nearest ptq-R too, and ppl_ptq_gptq of a QAT variant names it"}};
   RETURN_IF_ERROR(WriteFileAtomic(o.out_dir + "/results.json", doc.dump(2) + "\n"));
   RETURN_IF_ERROR(WriteFileAtomic(o.out_dir + "/results.md", md));

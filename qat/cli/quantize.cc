@@ -1,7 +1,8 @@
 // qat quantize: the PTQ baseline. Weights per the recipe, by round-to-nearest
 // (--method rtn, the codec itself) or by GPTQ (--method gptq, q4_0 weights:
 // qat/quant/gptq.h, layer inputs from --calib); static activation scales
-// calibrated on a few batches of --calib text.
+// calibrated on a few batches of --calib text. With --recon-steps, GPTQ's
+// model then goes through block reconstruction (qat/train/block_recon.h).
 #include <cstdio>
 
 #include "formats/util/status_macros.h"
@@ -12,6 +13,7 @@
 #include "qat/quant/awq.h"
 #include "qat/quant/gptq.h"
 #include "qat/quant/prepare.h"
+#include "qat/train/block_recon.h"
 #include "qat/train/calibrate.h"
 
 namespace qatk::cli {
@@ -27,6 +29,7 @@ struct QuantizeOptions {
   double percdamp = 0.01;
   int64_t calib_batches = 8, batch = 8, seq = 0;
   uint64_t seed = 1234;
+  qat::BlockReconOptions recon;  // steps: --recon-steps, 0 by default
 };
 
 void Log(const char* what, const QuantizeOptions& o, int64_t seq) {
@@ -72,9 +75,26 @@ absl::Status RunGptq(qat::Checkpoint& c, const QuantizeOptions& o, const std::ve
   return absl::OkStatus();
 }
 
+// After GPTQ: every decoder layer trains to reproduce the FP model's (--model).
+absl::Status RunBlockRecon(qat::Checkpoint& c, const QuantizeOptions& o, const std::vector<int32_t>& tokens,
+                           int64_t seq) {
+  ASSIGN_OR_RETURN(qat::Checkpoint fp, qat::LoadCheckpoint(o.model));
+  qat::BlockReconOptions r = o.recon;
+  r.batch = o.batch;
+  r.seq = seq;
+  r.seed = o.seed;
+  std::fprintf(stderr, "block recon: %lld steps per layer on %lld batches of %lldx%lld tokens from %s\n",
+               static_cast<long long>(r.steps), static_cast<long long>(r.batches), static_cast<long long>(r.batch),
+               static_cast<long long>(seq), o.calib.c_str());
+  return qat::BlockReconstruct(c.model, fp.model, tokens, c.tokenizer->bos_id(), r).status();
+}
+
 // The FP checkpoint of --model with the float parameters of the quantized
-// model (GPTQ's dequantized weights; with --awq also the rescaled norms and
-// linears) and no recipe: a QAT --init.
+// model and no recipe: a QAT --init. Each q4_0 linear's weight is the one its
+// forward uses, (q - 8) * d: GPTQ's dequantized weight, or after block
+// reconstruction the rounding of its latent weight with its learned scales.
+// The rest as trained (with --awq the rescaled norms and linears, after block
+// reconstruction the norms).
 absl::Status WriteLatent(const QuantizeOptions& o, qat::Checkpoint& quantized) {
   ASSIGN_OR_RETURN(qat::Checkpoint fresh, qat::LoadCheckpoint(o.model));
   torch::NoGradGuard no_grad;
@@ -84,12 +104,18 @@ absl::Status WriteLatent(const QuantizeOptions& o, qat::Checkpoint& quantized) {
   for (auto& p : dst) {
     if (const torch::Tensor* t = src.find(p.key())) p.value().copy_(*t);
   }
+  for (const auto& m : quantized.model->named_modules("", /*include_self=*/false)) {
+    auto* l = m.value()->as<qat::QLinearImpl>();
+    if (l == nullptr || l->quant().weight.scheme != QuantScheme::kQ4_0) continue;
+    if (torch::Tensor* t = dst.find(m.key() + ".weight")) t->copy_(l->QuantizedWeight());
+  }
   qat::CheckpointWrite w;
   w.config = &fresh.config;
   w.model = fresh.model.get();
   w.tokenizer_model = &fresh.tokenizer->serialized();
   RETURN_IF_ERROR(qat::SaveCheckpoint(o.latent_out, w));
-  std::fprintf(stderr, "wrote %s (float checkpoint, GPTQ-rounded weights, no recipe)\n", o.latent_out.c_str());
+  std::fprintf(stderr, "wrote %s (float checkpoint, %s weights, no recipe)\n", o.latent_out.c_str(),
+               o.recon.steps > 0 ? "GPTQ + block reconstruction" : "GPTQ-rounded");
   return absl::OkStatus();
 }
 
@@ -100,6 +126,7 @@ absl::Status RunQuantize(const QuantizeOptions& o) {
   }
   if (!gptq && o.awq) return absl::InvalidArgumentError("--awq needs --method gptq");
   if (!gptq && !o.latent_out.empty()) return absl::InvalidArgumentError("--latent-out needs --method gptq");
+  if (!gptq && o.recon.steps > 0) return absl::InvalidArgumentError("--recon-steps needs --method gptq");
   if (o.gptq_order != "parallel" && o.gptq_order != "sequential") {
     return absl::InvalidArgumentError(absl::StrCat("--gptq-order must be parallel or sequential, got '", o.gptq_order, "'"));
   }
@@ -135,6 +162,7 @@ absl::Status RunQuantize(const QuantizeOptions& o) {
       return absl::InvalidArgumentError(absl::StrCat(o.calib, " is too short for --seq ", seq));
     }
     if (gptq) RETURN_IF_ERROR(RunGptq(c, o, tokens, seq));
+    if (o.recon.steps > 0) RETURN_IF_ERROR(RunBlockRecon(c, o, tokens, seq));
     if (calibrate) {
       qat::CalibrateModel(c.model, tokens, seq, o.batch, o.calib_batches, o.seed, c.tokenizer->bos_id());
       Log("calibrated", o, seq);
@@ -176,11 +204,23 @@ absl::Status QuantizeCommand(int argc, char** argv) {
              "into the norms and up_proj rows, so the FP model is unchanged", cxxopts::value(o.awq))(
       "gptq-act-order", "gptq: round each linear's input columns by decreasing input energy (H_jj) instead "
                         "of left to right", cxxopts::value(o.act_order))(
-      "latent-out", "gptq: also write a float checkpoint (no recipe) with the GPTQ-rounded weights, for "
-                    "qat train --init", cxxopts::value(o.latent_out));
+      "latent-out", "gptq: also write a float checkpoint (no recipe) with the rounded weights, for "
+                    "qat train --init", cxxopts::value(o.latent_out))(
+      "recon-steps", "gptq: then block reconstruction: each decoder layer in turn trains N Adam steps (STE) to "
+                     "reproduce the FP layer's output on --calib windows, from the output of the layers before it "
+                     "(0: off)", cxxopts::value(o.recon.steps)->default_value("0"))(
+      "recon-batches", "block reconstruction: batches of --batch x --seq, cycled",
+      cxxopts::value(o.recon.batches)->default_value("40"))(
+      "recon-lr", "block reconstruction: peak LR of the weights and norms (cosine to 0)",
+      cxxopts::value(o.recon.lr)->default_value("1e-4"))(
+      "recon-scale-lr", "block reconstruction: peak LR of the q4_0 block scales",
+      cxxopts::value(o.recon.scale_lr)->default_value("1e-5"));
   ASSIGN_OR_RETURN(cxxopts::ParseResult r, ParseFlags(opts, argc, argv));
   for (const char* f : {"model", "recipe", "out"}) RETURN_IF_ERROR(Require(r, f, "quantize"));
   if (o.calib_batches <= 0 || o.batch <= 0) return absl::InvalidArgumentError("--calib-batches and --batch must be positive");
+  if (o.recon.steps < 0 || o.recon.batches <= 0 || !(o.recon.lr >= 0) || !(o.recon.scale_lr >= 0)) {
+    return absl::InvalidArgumentError("--recon-steps and the LRs must be >= 0, --recon-batches positive");
+  }
   return RunQuantize(o);
 }
 

@@ -127,12 +127,17 @@ DecoderImpl::DecoderImpl(const ModelConfig& c) : gemma_(c.is_gemma()), E_(c.hidd
   norm = register_module("norm", RMSNorm(c.hidden_size, c.rms_norm_eps, gemma_));
 }
 
-torch::Tensor DecoderImpl::forward(const torch::Tensor& ids) {
+torch::Tensor DecoderImpl::EmbedInput(const torch::Tensor& ids) {
   torch::Tensor x = embed_tokens->forward(ids);  // [B, T, E]
   if (gemma_) {
     // HF: normalizer = tensor(sqrt(E), dtype=x.dtype).
     x = x * torch::tensor(std::sqrt(static_cast<double>(E_)), x.options());
   }
+  return x;
+}
+
+torch::Tensor DecoderImpl::forward(const torch::Tensor& ids) {
+  torch::Tensor x = EmbedInput(ids);
   for (const auto& layer : *layers) x = layer->as<DecoderLayer>()->forward(x);
   return norm->forward(x);
 }

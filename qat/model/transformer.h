@@ -86,6 +86,8 @@ class DecoderImpl : public torch::nn::Module {  // "model"
  public:
   explicit DecoderImpl(const ModelConfig& c);
   torch::Tensor forward(const torch::Tensor& ids);  // [B, T] int64 -> hidden [B, T, E]
+  // The first layer's input: the embeddings (times sqrt(E) for Gemma).
+  torch::Tensor EmbedInput(const torch::Tensor& ids);  // [B, T] int64 -> [B, T, E]
   QEmbedding embed_tokens{nullptr};
   torch::nn::ModuleList layers{nullptr};
   RMSNorm norm{nullptr};

@@ -161,7 +161,7 @@ TEST(CompareReportTest, GptqBaselineIsMeasuredAgainstRoundToNearest) {
   auto md = ReadFileToString(dir + "/results.md");
   ASSERT_TRUE(md.ok());
   EXPECT_NE(md->find("40.0% [40.0%, 40.0%] (GPTQ alone)"), std::string::npos) << *md;
-  EXPECT_NE(md->find("(from GPTQ, PTQ-GPTQ 106.000)"), std::string::npos) << *md;
+  EXPECT_NE(md->find("(from GPTQ, PTQ 106.000)"), std::string::npos) << *md;
   // With AWQ's scaling in front of GPTQ (compare --awq) the rows say so.
   o.settings = {{"gptq_awq", true}};
   ASSERT_TRUE(WriteCompareReport(o, {Flat("fp", "fp", 100), Flat("ptq-x", "ptq", 110),
@@ -169,7 +169,15 @@ TEST(CompareReportTest, GptqBaselineIsMeasuredAgainstRoundToNearest) {
   md = ReadFileToString(dir + "/results.md");
   ASSERT_TRUE(md.ok());
   EXPECT_NE(md->find("(AWQ+GPTQ alone)"), std::string::npos) << *md;
-  EXPECT_NE(md->find("(from AWQ+GPTQ, PTQ-GPTQ 106.000)"), std::string::npos) << *md;
+  EXPECT_NE(md->find("(from AWQ+GPTQ, PTQ 106.000)"), std::string::npos) << *md;
+  // With block reconstruction after GPTQ (compare --recon-steps N > 0) too.
+  o.settings = {{"gptq_awq", false}, {"gptq_recon_steps", 600}};
+  ASSERT_TRUE(WriteCompareReport(o, {Flat("fp", "fp", 100), Flat("ptq-x", "ptq", 110),
+                                     Flat("ptq-gptq-x", "ptq", 106), Flat("qat-x", "qat", 102)}).ok());
+  md = ReadFileToString(dir + "/results.md");
+  ASSERT_TRUE(md.ok());
+  EXPECT_NE(md->find("(GPTQ+recon alone)"), std::string::npos) << *md;
+  EXPECT_NE(md->find("(from GPTQ+recon, PTQ 106.000)"), std::string::npos) << *md;
   std::system(("rm -rf " + dir).c_str());
 }
 

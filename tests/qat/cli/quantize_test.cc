@@ -1,7 +1,8 @@
 // qat quantize --method gptq end to end: the GGUF written from its
 // checkpoint holds GPTQ's codes and scales bit for bit (also for the
 // row-permuted attn_q / attn_k), the --latent-out checkpoint carries the
-// rounded weights without a recipe, and the flag errors.
+// rounded weights without a recipe, block reconstruction after GPTQ
+// (--recon-steps), and the flag errors.
 #include <unistd.h>
 
 #include <cstdlib>
@@ -227,6 +228,43 @@ TEST_F(QuantizeTest, SequentialOrderRoundsLaterLinearsOnRoundedInputs) {
                             weights[1]["model.layers.1.mlp.down_proj.weight"]));
 }
 
+// --recon-steps: block reconstruction moves the weights, norms and block
+// scales GPTQ left, and the latent checkpoint holds the forward's weights,
+// (q - 8) * d, of the reconstructed model: what its GGUF holds.
+TEST_F(QuantizeTest, BlockReconMovesGptqAndLatentHoldsItsRounding) {
+  const std::string gptq = root_ + "/recon0", out = root_ + "/recon", latent = root_ + "/recon-init";
+  std::vector<std::string> args = {"--method", "gptq", "--model", root_ + "/base", "--recipe", kRecipe, "--out", gptq};
+  for (const std::string& a : Calib()) args.push_back(a);
+  ASSERT_TRUE(Quantize(args).ok());
+  args = {"--method", "gptq", "--recon-steps", "20", "--recon-batches", "2", "--recon-lr", "1e-3",
+          "--model", root_ + "/base", "--recipe", kRecipe, "--out", out, "--latent-out", latent};
+  for (const std::string& a : Calib()) args.push_back(a);
+  const absl::Status s = Quantize(args);
+  ASSERT_TRUE(s.ok()) << s;
+  auto g = qat::LoadCheckpoint(gptq);
+  auto r = qat::LoadCheckpoint(out);
+  auto lat = qat::LoadCheckpoint(latent);
+  ASSERT_TRUE(g.ok() && r.ok() && lat.ok());
+  EXPECT_FALSE(lat->recipe.has_value());
+  auto gp = g->model->named_parameters(), rp = r->model->named_parameters(), lp = lat->model->named_parameters();
+  for (const char* name : {"model.layers.0.input_layernorm.weight", "model.layers.1.mlp.down_proj.weight",
+                           "model.layers.1.mlp.down_proj.weight_scale"}) {
+    EXPECT_FALSE(torch::equal(gp[name], rp[name])) << name << " did not move";
+  }
+  // Not reconstructed: the embeddings and the head.
+  EXPECT_TRUE(torch::equal(gp["model.embed_tokens.weight"], rp["model.embed_tokens.weight"]));
+  EXPECT_TRUE(torch::equal(gp["lm_head.weight"], rp["lm_head.weight"]));
+  int linears = 0;
+  for (const auto& m : r->model->named_modules("", false)) {
+    auto* l = m.value()->as<qat::QLinearImpl>();
+    if (l == nullptr || l->quant().weight.scheme != QuantScheme::kQ4_0) continue;
+    EXPECT_TRUE(torch::equal(lp[m.key() + ".weight"], l->QuantizedWeight())) << m.key();
+    ++linears;
+  }
+  EXPECT_EQ(linears, 14);
+  EXPECT_TRUE(torch::equal(lp["model.layers.0.input_layernorm.weight"], rp["model.layers.0.input_layernorm.weight"]));
+}
+
 TEST_F(QuantizeTest, FlagErrors) {
   const std::string base = root_ + "/base";
   auto expect = [](const absl::Status& s, const char* needle) {
@@ -245,6 +283,8 @@ TEST_F(QuantizeTest, FlagErrors) {
                        true)), "needs q4_0 weights");
   expect(Quantize(with({"--recipe", kRecipe, "--latent-out", root_ + "/x"}, true)), "--latent-out needs --method gptq");
   expect(Quantize(with({"--recipe", kRecipe, "--awq"}, true)), "--awq needs --method gptq");
+  expect(Quantize(with({"--recipe", kRecipe, "--recon-steps", "5"}, true)), "--recon-steps needs --method gptq");
+  expect(Quantize(with({"--method", "gptq", "--recipe", kRecipe, "--recon-batches", "0"}, true)), "--recon-batches");
   expect(Quantize(with({"--method", "gptq", "--gptq-order", "random", "--recipe", kRecipe}, true)),
          "--gptq-order must be parallel or sequential");
   // NaN activations (a NaN embedding table) make a NaN Hessian: named, not silently rounded.
