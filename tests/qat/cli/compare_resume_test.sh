@@ -37,4 +37,10 @@ grep -q -- "--steps 30 " "$out/changed.log" && grep -q -- "--steps 31 " "$out/ch
   fail "--awq with --qat-init fp was accepted"
 grep -q -- "--awq needs --qat-init gptq" "$out/awq.log" || fail "no --awq message: $(tail -3 "$out/awq.log")"
 [ ! -e "$out-awq" ] || fail "a rejected compare created $out-awq"
+# The GPTQ start calibrates on train or valid, nothing else.
+"$build/qat/qat" compare --config "$src/configs/models/tiny.json" --data "$src/data/brown" --out "$out-calib" \
+  --recipes "$src/configs/recipes/q4_0.json" --gptq-calib test > "$out/calib.log" 2>&1 &&
+  fail "--gptq-calib test was accepted"
+grep -q -- "--gptq-calib must be train or valid" "$out/calib.log" || fail "no --gptq-calib message: $(tail -3 "$out/calib.log")"
+[ ! -e "$out-calib" ] || fail "a rejected compare created $out-calib"
 echo "compare_resume_test: ok"
