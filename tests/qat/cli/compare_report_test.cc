@@ -162,22 +162,22 @@ TEST(CompareReportTest, GptqBaselineIsMeasuredAgainstRoundToNearest) {
   ASSERT_TRUE(md.ok());
   EXPECT_NE(md->find("40.0% [40.0%, 40.0%] (GPTQ alone)"), std::string::npos) << *md;
   EXPECT_NE(md->find("(from GPTQ, PTQ 106.000)"), std::string::npos) << *md;
-  // With AWQ's scaling in front of GPTQ (compare --awq) the rows say so.
-  o.settings = {{"gptq_awq", true}};
-  ASSERT_TRUE(WriteCompareReport(o, {Flat("fp", "fp", 100), Flat("ptq-x", "ptq", 110),
-                                     Flat("ptq-gptq-x", "ptq", 106), Flat("qat-x", "qat", 102)}).ok());
-  md = ReadFileToString(dir + "/results.md");
-  ASSERT_TRUE(md.ok());
-  EXPECT_NE(md->find("(AWQ+GPTQ alone)"), std::string::npos) << *md;
-  EXPECT_NE(md->find("(from AWQ+GPTQ, PTQ 106.000)"), std::string::npos) << *md;
-  // With block reconstruction after GPTQ (compare --recon-steps N > 0) too.
-  o.settings = {{"gptq_awq", false}, {"gptq_recon_steps", 600}};
-  ASSERT_TRUE(WriteCompareReport(o, {Flat("fp", "fp", 100), Flat("ptq-x", "ptq", 110),
-                                     Flat("ptq-gptq-x", "ptq", 106), Flat("qat-x", "qat", 102)}).ok());
-  md = ReadFileToString(dir + "/results.md");
-  ASSERT_TRUE(md.ok());
-  EXPECT_NE(md->find("(GPTQ+recon alone)"), std::string::npos) << *md;
-  EXPECT_NE(md->find("(from GPTQ+recon, PTQ 106.000)"), std::string::npos) << *md;
+  // The rows name what ran before GPTQ's rounding and after it.
+  auto md_with = [&](const json& settings) {
+    o.settings = settings;
+    EXPECT_TRUE(WriteCompareReport(o, {Flat("fp", "fp", 100), Flat("ptq-x", "ptq", 110),
+                                       Flat("ptq-gptq-x", "ptq", 106), Flat("qat-x", "qat", 102)}).ok());
+    auto text = ReadFileToString(dir + "/results.md");
+    return text.ok() ? *text : std::string();
+  };
+  const std::string awq = md_with({{"gptq_awq", true}});  // compare --awq
+  EXPECT_NE(awq.find("(AWQ+GPTQ alone)"), std::string::npos) << awq;
+  EXPECT_NE(awq.find("(from AWQ+GPTQ, PTQ 106.000)"), std::string::npos) << awq;
+  const std::string recon = md_with({{"gptq_awq", false}, {"gptq_recon_steps", 600}});  // compare --recon-steps 600
+  EXPECT_NE(recon.find("(GPTQ+recon alone)"), std::string::npos) << recon;
+  EXPECT_NE(recon.find("(from GPTQ+recon, PTQ 106.000)"), std::string::npos) << recon;
+  const std::string off = md_with({{"gptq_awq", false}, {"gptq_recon_steps", 0}});
+  EXPECT_NE(off.find("(from GPTQ, PTQ 106.000)"), std::string::npos) << off;
   std::system(("rm -rf " + dir).c_str());
 }
 
