@@ -13,9 +13,11 @@
 namespace qatk::qat {
 namespace {
 
+// The same layers: one model type and the same dimensions.
 bool SameShape(const ModelConfig& a, const ModelConfig& b) {
-  return a.vocab_size == b.vocab_size && a.hidden_size == b.hidden_size &&
-         a.intermediate_size == b.intermediate_size && a.num_hidden_layers == b.num_hidden_layers &&
+  return a.model_type == b.model_type && a.hidden_act == b.hidden_act && a.vocab_size == b.vocab_size &&
+         a.hidden_size == b.hidden_size && a.intermediate_size == b.intermediate_size &&
+         a.num_hidden_layers == b.num_hidden_layers &&
          a.num_attention_heads == b.num_attention_heads && a.num_key_value_heads == b.num_key_value_heads &&
          a.head_dim == b.head_dim;
 }
@@ -38,7 +40,8 @@ absl::StatusOr<std::vector<BlockReconLayer>> BlockReconstruct(CausalLM& student,
                                                               const std::vector<int32_t>& tokens, int32_t bos_id,
                                                               const BlockReconOptions& o) {
   if (!SameShape(student->config(), teacher->config())) {
-    return absl::InvalidArgumentError("block reconstruction: the teacher's config differs in shape from the model's");
+    return absl::InvalidArgumentError(
+        "block reconstruction: the teacher's config differs in type or shape from the model's");
   }
   if (o.steps < 0 || o.batches <= 0 || o.batch <= 0 || o.seq <= 0 || !(o.lr >= 0) || !(o.scale_lr >= 0)) {
     return absl::InvalidArgumentError("block reconstruction: steps >= 0, positive batches, batch and seq, lr >= 0");
