@@ -83,9 +83,10 @@ absl::Status RunBlockRecon(qat::Checkpoint& c, const QuantizeOptions& o, const s
   r.batch = o.batch;
   r.seq = seq;
   r.seed = o.seed;
-  std::fprintf(stderr, "block recon: %lld steps per layer on %lld batches of %lldx%lld tokens from %s\n",
+  const double mib = static_cast<double>(qat::BlockReconActivationBytes(r, c.config.hidden_size)) / (1 << 20);
+  std::fprintf(stderr, "block recon: %lld steps per layer on %lld batches of %lldx%lld tokens from %s (%.0f MiB of activations)\n",
                static_cast<long long>(r.steps), static_cast<long long>(r.batches), static_cast<long long>(r.batch),
-               static_cast<long long>(seq), o.calib.c_str());
+               static_cast<long long>(seq), o.calib.c_str(), mib);
   return qat::BlockReconstruct(c.model, fp.model, tokens, c.tokenizer->bos_id(), r).status();
 }
 

@@ -36,6 +36,10 @@ double MeanLoss(DecoderLayerImpl& layer, const std::vector<torch::Tensor>& x, co
 
 }  // namespace
 
+int64_t BlockReconActivationBytes(const BlockReconOptions& o, int64_t hidden_size) {
+  return 2 * o.batches * o.batch * o.seq * hidden_size * static_cast<int64_t>(sizeof(float));
+}
+
 absl::StatusOr<std::vector<BlockReconLayer>> BlockReconstruct(CausalLM& student, CausalLM& teacher,
                                                               const std::vector<int32_t>& tokens, int32_t bos_id,
                                                               const BlockReconOptions& o) {
@@ -52,7 +56,9 @@ absl::StatusOr<std::vector<BlockReconLayer>> BlockReconstruct(CausalLM& student,
   }
   SetQuantMode(*student, QuantMode::kQuant);
   const torch::Device device = student->parameters().front().device();
-  // x: the student's input to the current layer; t: the teacher's.
+  // x: the student's input to the current layer; t: the teacher's, which
+  // each layer turns into its output in place (the target, then the next
+  // layer's input): two activation sets in all.
   std::vector<torch::Tensor> x, t;
   {
     torch::NoGradGuard no_grad;
@@ -71,11 +77,11 @@ absl::StatusOr<std::vector<BlockReconLayer>> BlockReconstruct(CausalLM& student,
     const auto start = std::chrono::steady_clock::now();
     auto& layer = *student->model->layers[l]->as<DecoderLayer>();
     auto& fp_layer = *teacher->model->layers[l]->as<DecoderLayer>();
-    std::vector<torch::Tensor> y;
     {
       torch::NoGradGuard no_grad;
-      for (const torch::Tensor& ti : t) y.push_back(fp_layer.forward(ti));
+      for (torch::Tensor& ti : t) ti = fp_layer.forward(ti);
     }
+    const std::vector<torch::Tensor>& y = t;
     BlockReconLayer r;
     r.mse_before = MeanLoss(layer, x, y);
     // Latent weights and norms; learned block scales; static scales stay.
@@ -117,7 +123,6 @@ absl::StatusOr<std::vector<BlockReconLayer>> BlockReconstruct(CausalLM& student,
       torch::NoGradGuard no_grad;
       for (size_t i = 0; i < x.size(); ++i) x[i] = layer.forward(x[i]);
     }
-    t = std::move(y);
     out.push_back(r);
     if (o.verbose) {
       const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

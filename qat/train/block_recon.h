@@ -19,7 +19,8 @@
 //   scales stay as they are), the LR on a cosine from its peak to 0 over
 //   `steps`, which averts ending on an oscillating step.
 // The embeddings, the final norm and the head are not touched: QAT trains
-// them end to end next. Memory: three [batches, B, T, E] f32 activations.
+// them end to end next. Memory: two [batches, B, T, E] f32 activation sets
+// (BlockReconActivationBytes).
 #ifndef QATK_QAT_TRAIN_BLOCK_RECON_H_
 #define QATK_QAT_TRAIN_BLOCK_RECON_H_
 
@@ -45,6 +46,10 @@ struct BlockReconOptions {
 struct BlockReconLayer {
   double mse_before = 0, mse_after = 0;  // the loss over all batches, before and after
 };
+
+// The activations BlockReconstruct keeps: the student's and the teacher's
+// layer inputs, batches x batch x seq x hidden f32 each.
+int64_t BlockReconActivationBytes(const BlockReconOptions& options, int64_t hidden_size);
 
 // Reconstructs every decoder layer of `student` (a recipe applied, in any
 // mode: it is left in QuantMode::kQuant) against `teacher` (FP, unchanged) on

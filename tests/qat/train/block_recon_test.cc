@@ -132,6 +132,15 @@ TEST(BlockReconTest, ZeroStepsChangesNothing) {
   for (const auto& q : p.student->named_parameters()) EXPECT_TRUE(torch::equal(q.value(), before[q.key()])) << q.key();
 }
 
+TEST(BlockReconTest, ActivationBytesAreTwoF32Sets) {
+  BlockReconOptions o;  // the defaults: 40 batches of 8 x 256
+  EXPECT_EQ(BlockReconActivationBytes(o, 128), int64_t{2} * 40 * 8 * 256 * 128 * 4);  // 80 MiB
+  o.batches = 3;
+  o.batch = 2;
+  o.seq = 5;
+  EXPECT_EQ(BlockReconActivationBytes(o, 2048), int64_t{2} * 3 * 2 * 5 * 2048 * 4);
+}
+
 TEST(BlockReconTest, BadInputIsNamed) {
   Pair p = MakePair();
   ModelConfig wide = TinyConfig();
