@@ -215,8 +215,10 @@ absl::Status QuantizeCommand(int argc, char** argv) {
       "recon-lr", "block reconstruction: peak LR of the weights and norms (cosine to 0)",
       cxxopts::value(o.recon.lr)->default_value("1e-4"))(
       "recon-scale-lr", "block reconstruction: peak LR of the q4_0 block scales",
-      cxxopts::value(o.recon.scale_lr)->default_value("1e-5"));
+      cxxopts::value(o.recon.scale_lr)->default_value("1e-5"))(
+      "no-progress", "block reconstruction: no progress bar within each layer");
   ASSIGN_OR_RETURN(cxxopts::ParseResult r, ParseFlags(opts, argc, argv));
+  o.recon.progress = r.count("no-progress") == 0;
   for (const char* f : {"model", "recipe", "out"}) RETURN_IF_ERROR(Require(r, f, "quantize"));
   if (o.calib_batches <= 0 || o.batch <= 0) return absl::InvalidArgumentError("--calib-batches and --batch must be positive");
   if (o.recon.steps < 0 || o.recon.batches <= 0 || !(o.recon.lr >= 0) || !(o.recon.scale_lr >= 0)) {

@@ -1,5 +1,6 @@
 #include "qat/train/block_recon.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -32,6 +33,18 @@ double MeanLoss(DecoderLayerImpl& layer, const std::vector<torch::Tensor>& x, co
   double sum = 0;
   for (size_t i = 0; i < x.size(); ++i) sum += torch::mse_loss(layer.forward(x[i]), y[i]).item<double>();
   return sum / static_cast<double>(x.size());
+}
+
+// One progress line, redrawn in place: layer, steps, the mean loss over the
+// last pass through the batches, and the time the layer has left.
+void Progress(int64_t layer, int64_t layers, int64_t step, int64_t steps, double loss, double eta_s) {
+  constexpr int kWidth = 24;
+  const int filled = static_cast<int>(kWidth * step / std::max<int64_t>(1, steps));
+  std::fprintf(stderr, "\rblock recon: layer %lld/%lld [%s%s] %lld/%lld mse %.4g  ETA %.0f s   ",
+               static_cast<long long>(layer + 1), static_cast<long long>(layers), std::string(filled, '#').c_str(),
+               std::string(kWidth - filled, '.').c_str(), static_cast<long long>(step), static_cast<long long>(steps),
+               loss, eta_s);
+  std::fflush(stderr);
 }
 
 }  // namespace
@@ -103,6 +116,8 @@ absl::StatusOr<std::vector<BlockReconLayer>> BlockReconstruct(CausalLM& student,
       peak.push_back(lr);
     }
     torch::optim::Adam adam(groups, torch::optim::AdamOptions(o.lr));
+    std::vector<double> losses(static_cast<size_t>(o.batches), 0.0);
+    double recent = 0;  // the loss summed over the last min(s, batches) steps
     for (int64_t s = 0; s < o.steps; ++s) {
       const double cosine = 0.5 * (1 + std::cos(M_PI * static_cast<double>(s) / static_cast<double>(o.steps)));
       for (size_t g = 0; g < peak.size(); ++g) {
@@ -117,7 +132,15 @@ absl::StatusOr<std::vector<BlockReconLayer>> BlockReconstruct(CausalLM& student,
       }
       loss.backward();
       adam.step();
+      recent += value - (s >= o.batches ? losses[static_cast<size_t>(s % o.batches)] : 0.0);
+      losses[static_cast<size_t>(s % o.batches)] = value;
+      if (o.progress && ((s + 1) % 10 == 0 || s + 1 == o.steps)) {
+        const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        Progress(l, num_layers, s + 1, o.steps, recent / static_cast<double>(std::min(s + 1, o.batches)),
+                 secs / static_cast<double>(s + 1) * static_cast<double>(o.steps - s - 1));
+      }
     }
+    if (o.progress && o.steps > 0) std::fprintf(stderr, "\n");
     r.mse_after = MeanLoss(layer, x, y);
     {
       torch::NoGradGuard no_grad;

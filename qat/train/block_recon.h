@@ -41,6 +41,7 @@ struct BlockReconOptions {
   double scale_lr = 1e-5;  // learned q4_0 block scales
   uint64_t seed = 1234;    // window sampling
   bool verbose = true;     // one line per layer on stderr
+  bool progress = false;   // and a progress bar within each layer
 };
 
 struct BlockReconLayer {

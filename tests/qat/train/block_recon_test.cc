@@ -19,6 +19,7 @@ namespace qatk::qat {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 ModelConfig TinyConfig() {
   ModelConfig c;
@@ -130,6 +131,29 @@ TEST(BlockReconTest, ZeroStepsChangesNothing) {
   ASSERT_TRUE(r.ok()) << r.status();
   for (const BlockReconLayer& l : *r) EXPECT_EQ(l.mse_before, l.mse_after);
   for (const auto& q : p.student->named_parameters()) EXPECT_TRUE(torch::equal(q.value(), before[q.key()])) << q.key();
+}
+
+TEST(BlockReconTest, ProgressBarOnlyWhenAsked) {
+  BlockReconOptions o = Options();
+  o.steps = 25;
+  for (bool progress : {false, true}) {
+    Pair p = MakePair();
+    o.progress = progress;
+    testing::internal::CaptureStderr();
+    ASSERT_TRUE(BlockReconstruct(p.student, p.teacher, Tokens(400), 1, o).ok());
+    const std::string err = testing::internal::GetCapturedStderr();
+    if (!progress) {
+      EXPECT_EQ(err, "");
+      continue;
+    }
+    // Redrawn every 10 steps and at the last, for each layer.
+    for (const char* s : {"\rblock recon: layer 1/2 [#########...............] 10/25 mse ",
+                          "\rblock recon: layer 1/2 [########################] 25/25 mse ",
+                          "\rblock recon: layer 2/2 [###################.....] 20/25 mse ", "ETA 0 s"}) {
+      EXPECT_THAT(err, HasSubstr(s));
+    }
+    EXPECT_THAT(err, Not(HasSubstr("nan")));
+  }
 }
 
 TEST(BlockReconTest, ActivationBytesAreTwoF32Sets) {
