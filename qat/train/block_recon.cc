@@ -117,7 +117,7 @@ absl::StatusOr<std::vector<BlockReconLayer>> BlockReconstruct(CausalLM& student,
     }
     torch::optim::Adam adam(groups, torch::optim::AdamOptions(o.lr));
     std::vector<double> losses(static_cast<size_t>(o.batches), 0.0);
-    double recent = 0;  // the loss summed over the last min(s, batches) steps
+    double recent = 0;  // the loss summed over the last `batches` steps (fewer at first)
     for (int64_t s = 0; s < o.steps; ++s) {
       const double cosine = 0.5 * (1 + std::cos(M_PI * static_cast<double>(s) / static_cast<double>(o.steps)));
       for (size_t g = 0; g < peak.size(); ++g) {
