@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "qat/data/token_stream.h"
 #include "qat/quant/prepare.h"
+#include "qat/train/progress.h"
 
 namespace qatk::qat {
 namespace {
@@ -38,12 +39,9 @@ double MeanLoss(DecoderLayerImpl& layer, const std::vector<torch::Tensor>& x, co
 // One progress line, redrawn in place: layer, steps, the mean loss over the
 // last pass through the batches, and the time the layer has left.
 void Progress(int64_t layer, int64_t layers, int64_t step, int64_t steps, double loss, double eta_s) {
-  constexpr int kWidth = 24;
-  const int filled = static_cast<int>(kWidth * step / std::max<int64_t>(1, steps));
-  std::fprintf(stderr, "\rblock recon: layer %lld/%lld [%s%s] %lld/%lld mse %.4g  ETA %.0f s   ",
-               static_cast<long long>(layer + 1), static_cast<long long>(layers), std::string(filled, '#').c_str(),
-               std::string(kWidth - filled, '.').c_str(), static_cast<long long>(step), static_cast<long long>(steps),
-               loss, eta_s);
+  std::fprintf(stderr, "\rblock recon: layer %lld/%lld %s %lld/%lld mse %.4g  ETA %s   ",
+               static_cast<long long>(layer + 1), static_cast<long long>(layers), ProgressBar(step, steps).c_str(),
+               static_cast<long long>(step), static_cast<long long>(steps), loss, FormatDuration(eta_s).c_str());
   std::fflush(stderr);
 }
 

@@ -20,6 +20,7 @@
 #include "qat/quant/prepare.h"
 #include "qat/train/calibrate.h"
 #include "qat/train/evaluate.h"
+#include "qat/train/progress.h"
 
 namespace qatk::qat {
 namespace {
@@ -367,19 +368,11 @@ void Calibrate(Run& r) {
                static_cast<long long>(r.o.calib_batches));
 }
 
-std::string FormatDuration(double s) {
-  const int64_t t = static_cast<int64_t>(s);
-  return t >= 3600 ? absl::StrFormat("%dh%02dm", t / 3600, (t / 60) % 60)
-                   : absl::StrFormat("%dm%02ds", t / 60, t % 60);
-}
-
 void Progress(const Run& r, double loss, double tok_s, double eta) {
   if (!r.o.progress) return;
-  const int width = 24;
-  const int filled = static_cast<int>(width * r.step / std::max<int64_t>(1, r.o.steps));
-  std::fprintf(stderr, "\r[%s%s] %lld/%lld loss %.4f  %.0f tok/s  ETA %s   ", std::string(filled, '#').c_str(),
-               std::string(width - filled, '.').c_str(), static_cast<long long>(r.step),
-               static_cast<long long>(r.o.steps), loss, tok_s, FormatDuration(eta).c_str());
+  std::fprintf(stderr, "\r%s %lld/%lld loss %.4f  %.0f tok/s  ETA %s   ", ProgressBar(r.step, r.o.steps).c_str(),
+               static_cast<long long>(r.step), static_cast<long long>(r.o.steps), loss, tok_s,
+               FormatDuration(eta).c_str());
   std::fflush(stderr);
 }
 

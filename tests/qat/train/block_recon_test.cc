@@ -149,7 +149,7 @@ TEST(BlockReconTest, ProgressBarOnlyWhenAsked) {
     // Redrawn every 10 steps and at the last, for each layer.
     for (const char* s : {"\rblock recon: layer 1/2 [#########...............] 10/25 mse ",
                           "\rblock recon: layer 1/2 [########################] 25/25 mse ",
-                          "\rblock recon: layer 2/2 [###################.....] 20/25 mse ", "ETA 0 s"}) {
+                          "\rblock recon: layer 2/2 [###################.....] 20/25 mse ", "ETA 0m00s"}) {
       EXPECT_THAT(err, HasSubstr(s));
     }
     EXPECT_THAT(err, Not(HasSubstr("nan")));
