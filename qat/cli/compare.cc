@@ -384,7 +384,7 @@ absl::Status CompareCommand(int argc, char** argv) {
       ("gptq-calib-batches", "--qat-init gptq: GPTQ calibration batches of --batch x --seq",
        cxxopts::value(o.gptq_calib_batches)->default_value("15"))
       ("recon-steps", "--qat-init gptq: after GPTQ, each decoder layer trains N steps to reproduce the FP "
-                      "layer's output, on 40 batches of --batch x --seq (qat quantize --recon-steps; 0: GPTQ only)",
+                      "layer's output (qat quantize --recon-steps, its other --recon-* flags at their defaults; 0: GPTQ only)",
        cxxopts::value(o.recon_steps)->default_value("600"))
       ("awq", "--qat-init gptq: AWQ's activation-aware input scaling before GPTQ (qat quantize --awq)",
        cxxopts::value(o.awq))
