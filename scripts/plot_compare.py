@@ -35,15 +35,16 @@ def plot_losses(out, runs):
     distillation loss (KL to the FP teacher, log scale: it falls by orders
     of magnitude), and validation perplexity of every run."""
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    for name, path in runs:
+    for i, (name, path, offset) in enumerate(runs):
+        color = f"C{i}"  # one colour per run in every panel
         rows = read_jsonl(path)
-        tr = [(r["step"], r["loss"]) for r in rows if "loss" in r]
-        va = [(r["step"], r["valid_ppl"]) for r in rows if "valid_ppl" in r]
+        tr = [(offset + r["step"], r["loss"]) for r in rows if "loss" in r]
+        va = [(offset + r["step"], r["valid_ppl"]) for r in rows if "valid_ppl" in r]
         if tr:
             ax = axes[0] if name == "fp" else axes[1]
-            ax.plot(*zip(*tr), label=name, linewidth=1)
+            ax.plot(*zip(*tr), label=name, linewidth=1, color=color)
         if va:
-            axes[2].plot(*zip(*va), marker="o", markersize=3, label=name)
+            axes[2].plot(*zip(*va), marker="o", markersize=3, label=name, color=color)
     axes[0].set_title("FP fine-tune: training loss (cross-entropy)")
     axes[1].set_title("QAT: distillation loss (KL to the FP model)")
     axes[1].set_yscale("log")
@@ -86,7 +87,7 @@ def main():
     with open(os.path.join(out, "results.json")) as f:
         res = json.load(f)
     variants = res["variants"]
-    runs = [(r["name"], r["metrics"]) for r in res.get("runs", [])]
+    runs = [(r["name"], r["metrics"], r.get("step_offset", 0)) for r in res.get("runs", [])]
     plot_losses(out, runs)
     plot_bars(out, variants, "ppl_runtime", "test perplexity (qat-run)", "ppl_bars.png")
     plot_bars(out, variants, "bytes", "file size (MiB)", "size_bars.png", scale=1 << 20)

@@ -12,7 +12,12 @@
 //         └─ qat-R : QAT with recipe R, N steps, initialised from
 //                    gptq-init-R (--qat-init gptq, the default; fp for
 //                    recipes without q4_0 weights), from fp (--qat-init
-//                    fp) or from base, and distilled from fp.
+//                    fp) or from base, and distilled from fp. For
+//                    recipes with q4_0 weights the last F of the N steps
+//                    (--freeze-codes-steps) keep the q4_0 codes and train
+//                    the block scales: qat-R-ste runs the first N - F
+//                    steps (STE), then qat-R the last F from it
+//                    (qat train --freeze-codes).
 //                    The recovered fraction is always against ptq-R.
 //   With pure distillation (--kd-alpha 1) from fp, QAT learns nothing from
 //   the data that fp does not already know: what it gains over PTQ is
@@ -72,6 +77,8 @@ struct CompareOptions {
   int gptq_calib_batches = 15;  // GPTQ's calibration: batches of --batch x --seq from DATA/<gptq_calib>.txt
   std::string gptq_calib = "train";  // the split GPTQ and block reconstruction calibrate on
   int recon_steps = 600;             // block reconstruction steps per layer after GPTQ (0: off)
+  int freeze_codes_steps = -1;       // q4_0 recipes: the last F QAT steps with frozen codes (-1: steps / 5)
+  double freeze_scale_lr = 1e-5;     // the block scales' LR in those steps
   int ctx = 0;               // eval context, 0: min(512, model context)
   int vocab = 4096;          // tokenizer size when DATA has none
   int seed = 1;
@@ -196,6 +203,9 @@ double QatLr(const CompareOptions& o, size_t i) {
   return o.qat_lr.size() == 1 ? o.qat_lr[0] : o.qat_lr[i];
 }
 
+// --freeze-codes-steps, its default (-1) resolved to a fifth of --steps.
+int FreezeCodesSteps(const CompareOptions& o) { return o.freeze_codes_steps < 0 ? o.steps / 5 : o.freeze_codes_steps; }
+
 // True when the recipe has q4_0 weights (what --method gptq rounds).
 absl::StatusOr<bool> HasQ4_0Weights(const std::string& path) {
   ASSIGN_OR_RETURN(Recipe recipe, LoadRecipe(path));
@@ -203,6 +213,32 @@ absl::StatusOr<bool> HasQ4_0Weights(const std::string& path) {
     if (rule.has_weight && rule.weight.scheme == QuantScheme::kQ4_0) return true;
   }
   return false;
+}
+
+// The frozen-code steps' data seed offset: their windows are drawn apart
+// from the first phase's (which a second run with the same seed would repeat).
+constexpr int kFreezeSeedOffset = 1000;
+
+// QAT of recipe r into OUT/vname (seed --seed + k) from `init`, distilled
+// from fp: one qat train run of --steps; or, when `freeze` > 0, steps - freeze
+// STE steps into OUT/vname-ste and then `freeze` steps of
+// qat train --freeze-codes from it into OUT/vname. Appends the runs' loss
+// curves to `runs` when given.
+absl::Status QatStep(Pipeline& p, const std::string& qat, const CompareOptions& o, size_t ri,
+                     const std::string& r, const std::string& vname, const std::string& init,
+                     const std::string& fp, int k, int freeze, std::vector<TrainingRun>* runs) {
+  const std::string out = o.out + "/" + vname, ste = freeze > 0 ? out + "-ste" : out;
+  std::vector<std::string> a = TrainArgs(qat, o, ste, o.steps - freeze, QatLr(o, ri), k);
+  a.insert(a.end(), {"--init", init, "--recipe", r, "--teacher", fp, "--kd-alpha", absl::StrCat(o.kd_alpha)});
+  RETURN_IF_ERROR(p.Run(freeze > 0 ? vname + "-ste" : vname, a, false).status());
+  if (runs) runs->push_back({vname, ste + "/metrics.jsonl"});
+  if (freeze == 0) return absl::OkStatus();
+  std::vector<std::string> f = TrainArgs(qat, o, out, freeze, QatLr(o, ri), k + kFreezeSeedOffset);
+  f.insert(f.end(), {"--init", ste, "--teacher", fp, "--kd-alpha", absl::StrCat(o.kd_alpha), "--freeze-codes",
+                     "--scale-lr", absl::StrCat(o.freeze_scale_lr)});
+  RETURN_IF_ERROR(p.Run(vname, f, false).status());
+  if (runs) runs->push_back({vname + " (codes frozen)", out + "/metrics.jsonl", o.steps - freeze});
+  return absl::OkStatus();
 }
 
 // --qat-init gptq: GPTQ PTQ of fp with recipe r, then block reconstruction
@@ -262,7 +298,7 @@ absl::Status RunCompare(const CompareOptions& o) {
     RETURN_IF_ERROR(p.Run("fp", a, false).status());
   }
   std::vector<Variant> variants = {{"fp", "", "fp", "gguf", o.out + "/fp.gguf"}};
-  std::vector<std::pair<std::string, std::string>> runs = {{"fp", fp + "/metrics.jsonl"}};
+  std::vector<TrainingRun> runs = {{"fp", fp + "/metrics.jsonl"}};
   // 3. per recipe: PTQ of fp, QAT from fp (or base, or GPTQ of fp) distilled from fp.
   json qat_lrs = json::array();
   for (size_t ri = 0; ri < o.recipes.size(); ++ri) {
@@ -284,16 +320,13 @@ absl::Status RunCompare(const CompareOptions& o) {
         variants.push_back({"ptq-gptq-" + name, r, "ptq", format, o.out + "/ptq-gptq-" + name + ext});
       }
     }
-    std::vector<std::string> a = TrainArgs(qat, o, o.out + "/qat-" + name, o.steps, QatLr(o, ri));
-    a.insert(a.end(), {"--init", qat_init, "--recipe", r, "--teacher", fp, "--kd-alpha", absl::StrCat(o.kd_alpha)});
-    RETURN_IF_ERROR(p.Run("qat-" + name, a, false).status());
+    ASSIGN_OR_RETURN(const bool q4_0, HasQ4_0Weights(r));
+    const int freeze = q4_0 ? FreezeCodesSteps(o) : 0;
+    RETURN_IF_ERROR(QatStep(p, qat, o, ri, r, "qat-" + name, qat_init, fp, 0, freeze, &runs));
     variants.push_back({"qat-" + name, r, "qat", format, o.out + "/qat-" + name + ext});
-    runs.push_back({"qat-" + name, o.out + "/qat-" + name + "/metrics.jsonl"});
     for (int k = 1; k < o.qat_seeds; ++k) {
       const std::string sname = absl::StrCat("qat-", name, "-seed", o.seed + k);
-      std::vector<std::string> sa = TrainArgs(qat, o, o.out + "/" + sname, o.steps, QatLr(o, ri), k);
-      sa.insert(sa.end(), {"--init", qat_init, "--recipe", r, "--teacher", fp, "--kd-alpha", absl::StrCat(o.kd_alpha)});
-      RETURN_IF_ERROR(p.Run(sname, sa, false).status());
+      RETURN_IF_ERROR(QatStep(p, qat, o, ri, r, sname, qat_init, fp, k, freeze, nullptr));
       variants.push_back({sname, r, "qat", format, o.out + "/" + sname + ext, o.seed + k});
     }
   }
@@ -345,7 +378,8 @@ absl::Status RunCompare(const CompareOptions& o) {
                  {"gptq_calib_batches", o.qat_init == "gptq" ? json(o.gptq_calib_batches) : json(nullptr)},
                  {"gptq_awq", o.qat_init == "gptq" ? json(o.awq) : json(nullptr)},
                  {"gptq_calib", o.qat_init == "gptq" ? json(o.gptq_calib) : json(nullptr)},
-                 {"gptq_recon_steps", o.qat_init == "gptq" ? json(o.recon_steps) : json(nullptr)}, {"seed", o.seed},
+                 {"gptq_recon_steps", o.qat_init == "gptq" ? json(o.recon_steps) : json(nullptr)},
+                 {"freeze_codes_steps", FreezeCodesSteps(o)}, {"freeze_scale_lr", o.freeze_scale_lr}, {"seed", o.seed},
                  {"qat_seeds", o.qat_seeds},
                  {"base", base}, {"data", o.data}, {"eval_file", eval_file}};
   return WriteCompareReport(ro, results);
@@ -386,6 +420,12 @@ absl::Status CompareCommand(int argc, char** argv) {
       ("recon-steps", "--qat-init gptq: after GPTQ, each decoder layer trains N steps to reproduce the FP "
                       "layer's output (qat quantize --recon-steps, its other --recon-* flags at their defaults; 0: GPTQ only)",
        cxxopts::value(o.recon_steps)->default_value("600"))
+      ("freeze-codes-steps", "recipes with q4_0 weights: the last N of the --steps QAT steps keep the q4_0 codes "
+                             "and train only the block scales and the unquantized parameters (qat train "
+                             "--freeze-codes, continuing the first --steps - N); -1: --steps/5; 0: off",
+       cxxopts::value(o.freeze_codes_steps)->default_value("-1"))
+      ("freeze-scale-lr", "the block scales' peak LR in the --freeze-codes-steps steps",
+       cxxopts::value(o.freeze_scale_lr)->default_value("1e-5"))
       ("awq", "--qat-init gptq: AWQ's activation-aware input scaling before GPTQ (qat quantize --awq)",
        cxxopts::value(o.awq))
       ("eval-file", "evaluation text (default DATA/test.txt)", cxxopts::value(o.eval_file))
@@ -431,6 +471,11 @@ absl::Status CompareCommand(int argc, char** argv) {
     return absl::InvalidArgumentError(absl::StrCat("--gptq-calib must be train or valid, got '", o.gptq_calib, "'"));
   }
   if (o.recon_steps < 0) return absl::InvalidArgumentError("--recon-steps must be >= 0");
+  if (o.freeze_codes_steps < -1 || FreezeCodesSteps(o) >= o.steps) {
+    return absl::InvalidArgumentError(absl::StrCat("--freeze-codes-steps must be in 0..", o.steps - 1,
+                                                   " (fewer than --steps), got ", o.freeze_codes_steps));
+  }
+  if (!(o.freeze_scale_lr > 0)) return absl::InvalidArgumentError("--freeze-scale-lr must be positive");
   if (o.awq && o.qat_init != "gptq") return absl::InvalidArgumentError("--awq needs --qat-init gptq");
   o.llamacpp = r.count("no-llamacpp") == 0;
   return RunCompare(o);

@@ -201,7 +201,9 @@ absl::Status WriteCompareReport(const ReportOptions& o, const std::vector<Varian
     absl::StrAppend(&md, "\n");
   }
   json runs = json::array();
-  for (const auto& [name, path] : o.runs) runs.push_back({{"name", name}, {"metrics", path}});
+  for (const TrainingRun& t : o.runs) {
+    runs.push_back({{"name", t.name}, {"metrics", t.metrics}, {"step_offset", t.step_offset}});
+  }
   json doc = {{"variants", variants}, {"runs", runs}, {"settings", o.settings},
               {"recovered_definition", "(ppl_ptq - ppl_qat) / (ppl_ptq - ppl_fp), qat-run perplexity on the test split; "
                                        "95% CI from a paired bootstrap over evaluation chunks; recovered_seeds: "

@@ -54,11 +54,18 @@ Recovered ComputeRecovered(const VariantResult& fp, const VariantResult& ptq, co
 Recovered ComputeMeanRecovered(const VariantResult& fp, const VariantResult& ptq,
                                const std::vector<const VariantResult*>& runs, int resamples, uint64_t seed);
 
+// One training run's loss curve for the plots: its metrics.jsonl, drawn
+// from step_offset + 1 on (a second phase continues its first's curve).
+struct TrainingRun {
+  std::string name, metrics;
+  int step_offset = 0;
+};
+
 struct ReportOptions {
   std::string out_dir;
   int bootstrap = 1000;
   int seed = 1;
-  std::vector<std::pair<std::string, std::string>> runs;  // name -> metrics.jsonl
+  std::vector<TrainingRun> runs;
   nlohmann::json settings;
 };
 

@@ -16,6 +16,20 @@ if grep -q "^\[compare\] qat-q4_0 .* train " "$out/resume.log"; then fail "QAT q
 # The fast quickstart runs 2 QAT seeds: the second is a step of its own and
 # is reported inside its variant.
 grep -q "qat-q4_0-seed2 .*done (resumed)" "$out/resume.log" || fail "QAT q4_0 seed 2 was not resumed"
+# q4_0 QAT ran in two phases (--freeze-codes-steps, a fifth of --steps 10 by
+# default): 8 STE steps, then 2 with frozen codes from them; mobile in one.
+grep -q "qat-q4_0-ste .*done (resumed)" "$out/resume.log" || fail "the STE phase of QAT q4_0 was not resumed"
+args=$out/.done
+grep -q -- "--steps 8 " "$args/qat-q4_0-ste.args" || fail "the STE phase is not 8 steps: $(cat "$args/qat-q4_0-ste.args")"
+grep -q -- "--init $out/qat-q4_0-ste .*--freeze-codes" "$args/qat-q4_0.args" && grep -q -- "--steps 2 " "$args/qat-q4_0.args" ||
+  fail "qat-q4_0 is not 2 frozen-code steps from qat-q4_0-ste: $(cat "$args/qat-q4_0.args")"
+grep -q -- "--freeze-codes" "$args/qat-mobile.args" && fail "the mobile recipe froze codes"
+/usr/bin/python3 - "$out/results.json" <<'PY' || fail "results.json lacks the frozen-code run's curve"
+import json, sys
+runs = {r["name"]: r for r in json.load(open(sys.argv[1]))["runs"]}
+assert runs["qat-q4_0 (codes frozen)"]["step_offset"] == 8, runs
+assert runs["qat-q4_0"]["metrics"].endswith("qat-q4_0-ste/metrics.jsonl"), runs
+PY
 grep -q '"recovered_seeds"' "$out/results.json" && grep -q 'qat-mobile-seed2.qmob' "$out/results.json" ||
   fail "results.json lacks the second QAT seed"
 grep -q "recovered over seeds" "$out/results.md" || fail "results.md lacks the seed column"
@@ -43,4 +57,10 @@ grep -q -- "--awq needs --qat-init gptq" "$out/awq.log" || fail "no --awq messag
   fail "--gptq-calib test was accepted"
 grep -q -- "--gptq-calib must be train or valid" "$out/calib.log" || fail "no --gptq-calib message: $(tail -3 "$out/calib.log")"
 [ ! -e "$out-calib" ] || fail "a rejected compare created $out-calib"
+# The frozen-code steps must leave some QAT steps to the STE.
+"$build/qat/qat" compare --config "$src/configs/models/tiny.json" --data "$src/data/brown" --out "$out-freeze" \
+  --recipes "$src/configs/recipes/q4_0.json" --steps 10 --freeze-codes-steps 10 > "$out/freeze.log" 2>&1 &&
+  fail "--freeze-codes-steps 10 with --steps 10 was accepted"
+grep -q -- "--freeze-codes-steps must be in 0..9" "$out/freeze.log" || fail "no --freeze-codes-steps message: $(tail -3 "$out/freeze.log")"
+[ ! -e "$out-freeze" ] || fail "a rejected compare created $out-freeze"
 echo "compare_resume_test: ok"
