@@ -244,10 +244,10 @@ absl::Status QatStep(Pipeline& p, const std::string& qat, const CompareOptions& 
 // --qat-init gptq: GPTQ PTQ of fp with recipe r, then block reconstruction
 // (--recon-steps; step gptq-NAME) writing
 // ptq-gptq-NAME and the float gptq-init-NAME; returns the latter, or "" for a
-// recipe without q4_0 weights (its QAT then starts from fp).
+// recipe without q4_0 weights (`q4_0` false: its QAT then starts from fp).
 absl::StatusOr<std::string> GptqStep(Pipeline& p, const std::string& qat, const CompareOptions& o,
-                                     const std::string& fp, const std::string& r, const std::string& name) {
-  ASSIGN_OR_RETURN(const bool q4_0, HasQ4_0Weights(r));
+                                     const std::string& fp, const std::string& r, const std::string& name,
+                                     bool q4_0) {
   if (!q4_0) {
     std::fprintf(stderr, "[compare] %s has no q4_0 weights: its QAT starts from fp\n", name.c_str());
     return std::string();
@@ -312,15 +312,15 @@ absl::Status RunCompare(const CompareOptions& o) {
                                           o.out + "/ptq-" + name, "--calib", o.data + "/valid.txt"},
                           false).status());
     variants.push_back({"ptq-" + name, r, "ptq", format, o.out + "/ptq-" + name + ext});
+    ASSIGN_OR_RETURN(const bool q4_0, HasQ4_0Weights(r));
     std::string qat_init = o.qat_init == "base" ? base : fp;
     if (o.qat_init == "gptq") {
-      ASSIGN_OR_RETURN(std::string init, GptqStep(p, qat, o, fp, r, name));
+      ASSIGN_OR_RETURN(std::string init, GptqStep(p, qat, o, fp, r, name, q4_0));
       if (!init.empty()) {
         qat_init = init;
         variants.push_back({"ptq-gptq-" + name, r, "ptq", format, o.out + "/ptq-gptq-" + name + ext});
       }
     }
-    ASSIGN_OR_RETURN(const bool q4_0, HasQ4_0Weights(r));
     const int freeze = q4_0 ? FreezeCodesSteps(o) : 0;
     RETURN_IF_ERROR(QatStep(p, qat, o, ri, r, "qat-" + name, qat_init, fp, 0, freeze, &runs));
     variants.push_back({"qat-" + name, r, "qat", format, o.out + "/qat-" + name + ext});
