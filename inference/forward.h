@@ -18,7 +18,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "inference/matmul.h"
+#include "inference/kernels/matmul.h"
 #include "inference/model.h"
 #include "inference/thread_pool.h"
 

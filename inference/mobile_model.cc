@@ -9,8 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "formats/model_config.h"
 #include "formats/util/status_macros.h"
-#include "inference/kernels_int.h"
-#include "inference/repack.h"
+#include "inference/kernels/x16.h"
 #include "nlohmann/json.hpp"
 
 namespace qatk::inference {
@@ -190,7 +189,6 @@ absl::StatusOr<QMatrix> MobileMatrix(const MobileFile& f, const TensorInfo& t,
 
 absl::StatusOr<std::unique_ptr<Model>> LoadMobileModel(const std::string& path,
                                                        const LoadOptions& options) {
-  RegisterIntKernels();
   auto storage = std::make_shared<MobileStorage>();
   ASSIGN_OR_RETURN(storage->file, MobileFile::Open(path));
   const MobileFile& f = storage->file;

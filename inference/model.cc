@@ -9,8 +9,8 @@
 #include "formats/gguf/gguf.h"
 #include "formats/quant/codecs.h"
 #include "formats/util/status_macros.h"
+#include "inference/kernels/x16.h"
 #include "inference/mobile_model.h"
-#include "inference/repack.h"
 
 namespace qatk::inference {
 namespace {

@@ -12,6 +12,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "formats/quant/fp16.h"
+#include "formats/util/cpu_features.h"
 
 namespace qatk {
 namespace {
@@ -142,7 +143,7 @@ __attribute__((target("avx2"))) void QuantizeRowQ8_0ActAvx2(const float* x, Bloc
   }
 }
 
-const bool kHasAvx2 = __builtin_cpu_supports("avx2");
+const bool kHasAvx2 = GetCpuFeatures().avx2;
 
 }  // namespace
 

@@ -11,6 +11,7 @@
 #include "formats/util/status_macros.h"
 #include "inference/cli/commands.h"
 #include "inference/cli/run_common.h"
+#include "inference/cuda/bench.h"
 #include "inference/cuda/cuda_ops.h"
 #include "nlohmann/json.hpp"
 

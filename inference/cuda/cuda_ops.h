@@ -28,7 +28,6 @@
 
 #include <memory>
 #include <string>
-#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -53,25 +52,6 @@ std::string CudaDeviceDescription();
 // LoadOptions::repack = false).
 absl::StatusOr<std::unique_ptr<Ops>> MakeCudaOps(const Model* model, const ModelConfig& config,
                                                  const KvCache& kv, int max_batch);
-
-// Device-to-device copy bandwidth in bytes/s (bytes read + written), the
-// best of a few copies of `bytes` bytes.
-absl::StatusOr<double> CudaCopyBandwidth(size_t bytes);
-
-// Timing of one matrix-vector (or matrix-matrix) product on the device.
-struct CudaMatMulTiming {
-  double seconds = 0;       // per product, median of the timed reps
-  double weight_bytes = 0;  // bytes of weights read per product
-};
-// Times MatMul of each matrix of `ws` (one type and column count) in turn,
-// so the set can exceed the L2 cache, with n tokens of random activations:
-// the products are recorded as one CUDA graph and replayed `reps` times
-// (no host launch cost between them). include_prepare: each product also
-// quantizes its activations (as in the forward pass); else they are
-// prepared once and only the product kernels are timed. Returns the
-// per-product time (median over reps, averaged over the set).
-absl::StatusOr<CudaMatMulTiming> CudaTimeMatMul(const std::vector<QMatrix>& ws, int n, int reps,
-                                                bool include_prepare);
 
 // Output rows per warp of the single-token int MatMul kernels (1, 2 or 4;
 // default 1, or QATK_CUDA_ROWS_PER_WARP): a tuning knob for benchmarks and

@@ -1,6 +1,8 @@
 // The CUDA backend's entry points in a build without it (QATK_CUDA=OFF).
 #include "inference/cuda/cuda_ops.h"
 
+#include "inference/cuda/bench.h"
+
 namespace qatk::inference {
 namespace {
 

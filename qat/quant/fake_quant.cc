@@ -11,6 +11,7 @@
 
 #include "formats/quant/codecs.h"
 #include "formats/quant/fp16.h"
+#include "formats/util/cpu_features.h"
 #include "formats/util/status_macros.h"
 
 namespace qatk::qat {
@@ -127,7 +128,7 @@ struct Q4_0LsqFn : public torch::autograd::Function<Q4_0LsqFn> {
   }
 };
 
-const bool g_has_avx2 = __builtin_cpu_supports("avx2");
+const bool g_has_avx2 = GetCpuFeatures().avx2;
 
 // The intN codec's rounding of 8 values with AVX2, bit for bit with the
 // scalar rules: half to even (round_ps), or half away from zero (trunc, then

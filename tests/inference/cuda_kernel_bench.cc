@@ -16,8 +16,9 @@
 #include "absl/strings/str_format.h"
 #include "formats/quant/fp16.h"
 #include "formats/quant/types.h"
+#include "inference/cuda/bench.h"
 #include "inference/cuda/cuda_ops.h"
-#include "inference/kernels_int.h"
+#include "inference/kernels/int.h"
 #include "inference/weights.h"
 #include "nlohmann/json.hpp"
 

@@ -18,8 +18,8 @@
 #include "formats/quant/fp16.h"
 #include "gtest/gtest.h"
 #include "inference/forward.h"
-#include "inference/kernels_int.h"
-#include "inference/matmul.h"
+#include "inference/kernels/int.h"
+#include "inference/kernels/matmul.h"
 #include "inference/model.h"
 #include "tests/inference/tiny_gguf.h"
 
@@ -264,7 +264,6 @@ TEST(CudaOpsTest, GgufTypesMatchTheReferenceKernel) {
 
 TEST(CudaOpsTest, IntChannelTypesMatchTheReferenceKernel) {
   SKIP_WITHOUT_GPU();
-  RegisterIntKernels();
   std::mt19937 rng(2);
   for (WType type : {WType::kInt8Channel, WType::kInt4Channel, WType::kInt2Channel}) {
     for (int64_t cols : {128, 100}) {  // 100: a partial 32-column block
@@ -284,7 +283,6 @@ TEST(CudaOpsTest, IntChannelTypesMatchTheReferenceKernel) {
 
 TEST(CudaOpsTest, HalfEvenActivationRoundingIsKept) {
   SKIP_WITHOUT_GPU();
-  RegisterIntKernels();
   std::mt19937 rng(3);
   TestMatrix t = IntMatrix(rng, WType::kInt8Channel, 40, 64, 0.5f);
   t.m.act_rounding = Rounding::kHalfEven;

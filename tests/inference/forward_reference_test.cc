@@ -18,7 +18,7 @@
 #include "gtest/gtest.h"
 #include "tests/inference/tiny_gguf.h"
 #include "inference/forward.h"
-#include "inference/matmul.h"
+#include "inference/kernels/matmul.h"
 
 namespace qatk::inference {
 namespace {

@@ -2,7 +2,7 @@
 // outputs to the scalar oracle (same int32 accumulators), and the oracle
 // equals an independent int64 computation from the reference activation codec
 // and the mobile format's unpacking.
-#include "inference/kernels_int.h"
+#include "inference/kernels/int.h"
 
 #include <cmath>
 #include <cstdint>
@@ -13,9 +13,10 @@
 
 #include "formats/mobile/mobile_format.h"
 #include "formats/quant/spec.h"
+#include "formats/util/cpu_features.h"
 #include "gtest/gtest.h"
-#include "inference/matmul.h"
-#include "inference/repack.h"
+#include "inference/kernels/matmul.h"
+#include "inference/kernels/x16.h"
 #include "inference/thread_pool.h"
 
 namespace qatk::inference {
@@ -76,8 +77,6 @@ std::vector<float> RunKernel(const MatMulKernel& k, const QMatrix& w, const std:
 const WType kTypes[] = {WType::kInt8Channel, WType::kInt4Channel, WType::kInt2Channel};
 
 TEST(KernelsIntTest, RegistersScalarAndSimdTargets) {
-  RegisterIntKernels();
-  RegisterIntKernels();  // idempotent
   for (WType t : kTypes) {
     auto ks = SupportedMatMulKernels(t);
     ASSERT_FALSE(ks.empty());
@@ -85,7 +84,7 @@ TEST(KernelsIntTest, RegistersScalarAndSimdTargets) {
     int scalar = 0;
     for (auto& k : ks) scalar += std::string(k.target) == "scalar";
     EXPECT_EQ(scalar, 1) << WTypeName(t);
-    if (__builtin_cpu_supports("avx2")) {
+    if (GetCpuFeatures().avx2) {
       EXPECT_GE(ks.size(), 2u) << WTypeName(t);
     }
   }
@@ -122,7 +121,6 @@ TEST(KernelsIntTest, ActivationCodesEqualTheReferenceCodec) {
 }
 
 TEST(KernelsIntTest, ScalarOracleMatchesIndependentIntegerMath) {
-  RegisterIntKernels();
   ThreadPool pool(1);
   for (WType t : kTypes) {
     IntMatrix w = MakeMatrix(t, 7, 300, 11, false);
@@ -150,7 +148,6 @@ TEST(KernelsIntTest, ScalarOracleMatchesIndependentIntegerMath) {
 }
 
 TEST(KernelsIntTest, EverySimdTargetEqualsScalarExactly) {
-  RegisterIntKernels();
   ThreadPool pool(2);
   struct Shape { int64_t rows, cols; int n_tok; bool extreme; float sigma; };
   const Shape shapes[] = {{13, 256, 1, false, 1.0f}, {9, 768, 3, false, 3.0f},
@@ -176,7 +173,6 @@ TEST(KernelsIntTest, EverySimdTargetEqualsScalarExactly) {
 // counts (overlapping last group), too few rows for a group, column tails, row
 // ranges split over 1 and 2 threads, and negative row scales.
 TEST(KernelsIntTest, DecodeRowGroupsEqualScalarExactly) {
-  RegisterIntKernels();
   struct Shape { int64_t rows, cols; };
   const Shape shapes[] = {{1, 256}, {3, 512}, {4, 512}, {5, 300}, {8, 256}, {9, 640}, {13, 2048},
                           {35, 1024}, {35, 700}, {50, 256}, {67, 130}};
@@ -201,7 +197,6 @@ TEST(KernelsIntTest, DecodeRowGroupsEqualScalarExactly) {
 }
 
 TEST(KernelsIntTest, WeightOnlyPathUsesFloatActivations) {
-  RegisterIntKernels();
   ThreadPool pool(1);
   for (WType t : kTypes) {
     IntMatrix w = MakeMatrix(t, 5, 256, 3, false);
@@ -218,7 +213,7 @@ TEST(KernelsIntTest, WeightOnlyPathUsesFloatActivations) {
   }
 }
 
-// ---- x16 layouts (repack.h) ----
+// ---- x16 layouts (kernels/x16.h) ----
 
 // 64-byte aligned storage for a packed x16 matrix.
 struct X16Buffer {
@@ -240,12 +235,9 @@ bool HasTarget(WType t, const char* target) {
 // Dispatch follows the CPU: int4 / int2 get AVX2 and AVX-512 kernels, int8
 // only VNNI (maddubs could saturate on offset-binary int8 codes).
 TEST(KernelsIntTest, X16TargetsFollowTheCpu) {
-  RegisterIntKernels();
-  const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                    __builtin_cpu_supports("f16c");
-  const bool avx512 = avx2 && __builtin_cpu_supports("avx512f") &&
-                      __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
-  const bool vnni = avx512 && __builtin_cpu_supports("avx512vnni");
+  const bool avx2 = CpuHasAvx2();
+  const bool avx512 = CpuHasAvx512();
+  const bool vnni = CpuHasAvx512Vnni();
   for (WType t : {WType::kInt8x16, WType::kInt4x16, WType::kInt2x16}) {
     ASSERT_FALSE(SupportedMatMulKernels(t).empty()) << WTypeName(t);
     EXPECT_STREQ(SupportedMatMulKernels(t)[0].target, "scalar") << WTypeName(t);
@@ -282,7 +274,6 @@ TEST(KernelsIntTest, PackIntX16KeepsEveryCode) {
 // zero padding, then their int32 sum; the same bytes from every target
 // (the AVX2 quantizer: exact ties, neighbours, clamping, tails of a vector).
 TEST(KernelsIntTest, X16ActivationsEqualTheReferenceCodec) {
-  RegisterIntKernels();
   std::mt19937 rng(5);
   std::normal_distribution<float> d(0.0f, 3.0f);
   for (int bits : {2, 4, 7, 8}) {
@@ -331,7 +322,6 @@ TEST(KernelsIntTest, X16ActivationsEqualTheReferenceCodec) {
 // negative scales, decode and prefill tiles of every size up to and across
 // a token block, 1 and 2 threads, saturated activations with minimum codes.
 TEST(KernelsIntTest, X16TargetsEqualRowLayoutScalarExactly) {
-  RegisterIntKernels();
   struct Shape { int64_t rows, cols; bool extreme; float sigma; };
   const Shape shapes[] = {{1, 256, false, 1.0f},  {5, 4, false, 1.0f},    {15, 60, false, 2.0f},
                           {16, 300, false, 1.0f}, {17, 130, false, 1.0f}, {33, 1000, false, 1.5f},

@@ -1,5 +1,5 @@
-// Not a test: Q4_0 matmul speed, file layout vs the packed kQ4_0x16
-// (repack.h), best kernel of each, one thread. Shapes of the 1B model's FFN
+// Not a test: Q4_0 matmul speed, file layout vs the x16 layout kQ4_0x16
+// (kernels/x16.h), best kernel of each, one thread. Shapes of the 1B model's FFN
 // (gate/up [5632, 2048], down [2048, 5632]); n_tok 1 = decode, 64 = prefill.
 // FFN weights (6.5 MB) fit L3, so their decode is optimistic; the output
 // head's (37 MB) do not.
@@ -12,8 +12,8 @@
 
 #include "benchmark/benchmark.h"
 #include "formats/quant/codecs.h"
-#include "inference/matmul.h"
-#include "inference/repack.h"
+#include "inference/kernels/matmul.h"
+#include "inference/kernels/x16.h"
 
 namespace qatk::inference {
 namespace {

@@ -1,6 +1,6 @@
 // Every matmul kernel this CPU supports against the scalar reference, and
 // the reference against a plain dequantize-then-dot in double.
-#include "inference/matmul.h"
+#include "inference/kernels/matmul.h"
 
 #include <algorithm>
 #include <cmath>
@@ -10,8 +10,9 @@
 
 #include "formats/quant/codecs.h"
 #include "formats/quant/fp16.h"
+#include "formats/util/cpu_features.h"
 #include "gtest/gtest.h"
-#include "inference/repack.h"
+#include "inference/kernels/x16.h"
 
 namespace qatk::inference {
 namespace {
@@ -106,7 +107,7 @@ TEST(MatMulTest, EverySimdTargetMatchesScalarWithinTolerance) {
       const std::vector<uint8_t> wb = QuantizedWeights(c.gtype, rows, cols, 5);
       const QMatrix w = MakeGgufMatrix(c.gtype, rows, cols, wb.data());
       const std::vector<MatMulKernel> ks = SupportedMatMulKernels(c.wtype);
-      ASSERT_GE(ks.size(), __builtin_cpu_supports("avx2") ? 2u : 1u);
+      ASSERT_GE(ks.size(), GetCpuFeatures().avx2 ? 2u : 1u);
       std::vector<float> ref(n_tok * rows), y(n_tok * rows);
       MatMulWith(ks[0], w, x.data(), n_tok, ref.data(), pool);
       for (size_t k = 1; k < ks.size(); ++k) {
@@ -208,7 +209,7 @@ TEST(MatMulTest, SimdActivationQuantizerIsBitExact) {
   }
 }
 
-// Every kQ4_0x16 kernel (the runtime-packed Q4_0, repack.h) against the
+// Every kQ4_0x16 kernel (the x16 Q4_0 layout, kernels/x16.h) against the
 // scalar Q4_0 kernel on the file layout: the packed scalar kernel sums in
 // the same order, so it must agree exactly; SIMD targets within the float
 // accumulation tolerance. Row counts around the 16-row group (partial last
@@ -227,7 +228,7 @@ TEST(MatMulTest, PackedQ4_0x16MatchesFileLayout) {
         const QMatrix p = PackQ4_0x16(w, dst);
         ASSERT_EQ(p.type, WType::kQ4_0x16);
         const std::vector<MatMulKernel> ks = SupportedMatMulKernels(WType::kQ4_0x16);
-        ASSERT_GE(ks.size(), __builtin_cpu_supports("avx2") ? 2u : 1u);
+        ASSERT_GE(ks.size(), GetCpuFeatures().avx2 ? 2u : 1u);
         for (int n_tok : {1, 2, 7, 8, 9, 17, 37}) {
           const std::vector<float> x = RandomFloats(n_tok * cols, 200 + n_tok);
           std::vector<float> ref(n_tok * rows), y(n_tok * rows);

@@ -21,8 +21,8 @@
 #include "formats/quant/spec.h"
 #include "gtest/gtest.h"
 #include "inference/forward.h"
-#include "inference/matmul.h"
-#include "inference/repack.h"
+#include "inference/kernels/matmul.h"
+#include "inference/kernels/x16.h"
 #include "inference/thread_pool.h"
 #include "nlohmann/json.hpp"
 
@@ -329,7 +329,7 @@ TEST_P(MobileModelTest, StaticActivationsAndInt8KvCacheRun) {
 }
 
 // Matrices with a static activation scale run in the x16 layout where this
-// CPU has a SIMD x16 kernel (repack.h); the logits equal, bit for bit, those
+// CPU has a SIMD x16 kernel (kernels/x16.h); the logits equal, bit for bit, those
 // of the same model with every matrix in the file's row layout.
 TEST_P(MobileModelTest, X16LayoutGivesTheRowLayoutLogitsExactly) {
   const bool gemma = GetParam();

@@ -1,6 +1,6 @@
-// AVX-512 kernels for the runtime-packed layouts (repack.h), kQ4_0x16 and
+// AVX-512 kernels for the row-interleaved x16 layouts (x16.h), kQ4_0x16 and
 // the int x16 types: one zmm lane per weight row, 16 rows per vector. Two
-// targets, like kernels_avx512.cc: "avx512vnni" (vpdpbusd) and "avx512"
+// targets, like x86_avx512_blocks.cc: "avx512vnni" (vpdpbusd) and "avx512"
 // (vpmaddubsw + vpmaddwd; unsigned nibbles or crumbs times int8 cannot
 // saturate the int16 pairs, offset-binary int8 codes could: no "avx512"
 // kernel for kInt8x16). No AMX.
@@ -31,9 +31,9 @@
 #include <cstring>
 
 #include "formats/quant/types.h"
-#include "inference/kernels_int_internal.h"
-#include "inference/kernels_internal.h"
-#include "inference/repack.h"
+#include "inference/kernels/int_internal.h"
+#include "inference/kernels/internal.h"
+#include "inference/kernels/x16.h"
 
 namespace qatk::inference::internal {
 namespace {
@@ -113,9 +113,9 @@ void Rows(const QMatrix& w, const void* act, size_t stride, int n_tok, float* y,
   const int64_t nb = w.cols / 32;
   const size_t gb = Q4x16GroupBytes(w.cols), sum_off = Q8SumOffset(w);
   const uint8_t* base = static_cast<const uint8_t*>(w.data);
-  ForEachRowTile<kTileTok>(n_tok, r0, r1, kQ4x16Rows, [&](int64_t r, int nr, int t, int n) {
+  ForEachRowTile<kTileTok>(n_tok, r0, r1, kX16Rows, [&](int64_t r, int nr, int t, int n) {
     WithTileSize<kTileTok>(n, [&](auto nt) {
-      Tile<Vnni, nt>(base + (r / kQ4x16Rows) * gb, nb, a + t * stride, stride, sum_off,
+      Tile<Vnni, nt>(base + (r / kX16Rows) * gb, nb, a + t * stride, stride, sum_off,
                      y + t * ys + r, ys, nr);
     });
   });
@@ -177,8 +177,8 @@ void IntRows(const QMatrix& w, const void* act, size_t stride, int n_tok, float*
   const int64_t nc = static_cast<int64_t>(gb / 64);
   const uint8_t* base = static_cast<const uint8_t*>(w.data);
   const __m512 as = _mm512_set1_ps(w.act_scale);
-  ForEachRowTile<kTileTok>(n_tok, r0, r1, kQ4x16Rows, [&](int64_t r, int nr, int t, int n) {
-    const uint8_t* grp = base + (r / kQ4x16Rows) * gb;
+  ForEachRowTile<kTileTok>(n_tok, r0, r1, kX16Rows, [&](int64_t r, int nr, int t, int n) {
+    const uint8_t* grp = base + (r / kX16Rows) * gb;
     __m512i acc[kTileTok];
     if (n == 1) {
       acc[0] = IntDecode<Vnni, P>(grp, nc, reinterpret_cast<const int8_t*>(a + t * stride));
@@ -214,26 +214,14 @@ MatMulKernel IntKernel() {
 
 }  // namespace
 
-void RegisterPackedAvx512Kernels() {
-  for (const MatMulKernel& k : {Kernel<false>(Q8SumRowBytes, PrepareQ8SumsAvx2, Rows<false>),
-                                Kernel<true>(Q8SumRowBytes, PrepareQ8SumsAvx2, Rows<true>)}) {
-    RegisterMatMulKernel(WType::kQ4_0x16, k);
-  }
-}
-
-void RegisterIntX16Avx512(WType t) {
-  switch (t) {
-    case WType::kInt8x16: RegisterMatMulKernel(t, IntKernel<true, 1>()); break;
-    case WType::kInt4x16:
-      RegisterMatMulKernel(t, IntKernel<false, 2>());
-      RegisterMatMulKernel(t, IntKernel<true, 2>());
-      break;
-    case WType::kInt2x16:
-      RegisterMatMulKernel(t, IntKernel<false, 4>());
-      RegisterMatMulKernel(t, IntKernel<true, 4>());
-      break;
-    default: break;
-  }
+void RegisterAvx512X16Kernels() {
+  RegisterMatMulKernel(WType::kQ4_0x16, Kernel<false>(Q8SumRowBytes, PrepareQ8SumsAvx2, Rows<false>));
+  RegisterMatMulKernel(WType::kQ4_0x16, Kernel<true>(Q8SumRowBytes, PrepareQ8SumsAvx2, Rows<true>));
+  RegisterMatMulKernel(WType::kInt8x16, IntKernel<true, 1>());
+  RegisterMatMulKernel(WType::kInt4x16, IntKernel<false, 2>());
+  RegisterMatMulKernel(WType::kInt4x16, IntKernel<true, 2>());
+  RegisterMatMulKernel(WType::kInt2x16, IntKernel<false, 4>());
+  RegisterMatMulKernel(WType::kInt2x16, IntKernel<true, 4>());
 }
 
 }  // namespace qatk::inference::internal

@@ -7,7 +7,7 @@
 
 #include <cstdint>
 
-#include "inference/kernels_int_internal.h"
+#include "inference/kernels/int_internal.h"
 
 namespace qatk::inference::internal {
 namespace {
@@ -18,7 +18,7 @@ namespace {
 inline __m512i Load(const void* p) { return _mm512_loadu_si512(p); }
 
 // Decode streams the weights from DRAM: prefetch into L2 this far ahead, as
-// the packed Q4_0 kernel does (kernels_packed_avx512.cc).
+// the kQ4_0x16 kernel does (x86_avx512_x16.cc).
 constexpr int kPrefetch = 16384;
 
 // Offset-binary fields of one 64-byte weight block; field i meets act[i*64..].
@@ -95,15 +95,13 @@ void Rows4(const uint8_t* w, size_t rb, const int8_t* a, int64_t nb, int32_t sum
 
 }  // namespace
 
-void RegisterIntAvx512Vnni(WType t) {
-  decltype(MatMulKernel::rows) rows;
-  switch (t) {
-    case WType::kInt4Channel: rows = SimdIntRows<DotN<2, 1>, DotN<2, 4>, Rows4<2>>; break;
-    case WType::kInt2Channel: rows = SimdIntRows<DotN<4, 1>, DotN<4, 4>, Rows4<4>>; break;
-    case WType::kInt8Channel: rows = SimdIntRows<DotN<1, 1>, DotN<1, 4>, Rows4<1>>; break;
-    default: return;
-  }
-  RegisterMatMulKernel(t, {"avx512vnni", CpuHasAvx512Vnni, SimdIntActBytes, SimdIntPrepare, rows});
+void RegisterAvx512IntKernels() {
+  auto add = [](WType t, decltype(MatMulKernel::rows) rows) {
+    RegisterMatMulKernel(t, {"avx512vnni", CpuHasAvx512Vnni, SimdIntActBytes, SimdIntPrepare, rows});
+  };
+  add(WType::kInt8Channel, SimdIntRows<DotN<1, 1>, DotN<1, 4>, Rows4<1>>);
+  add(WType::kInt4Channel, SimdIntRows<DotN<2, 1>, DotN<2, 4>, Rows4<2>>);
+  add(WType::kInt2Channel, SimdIntRows<DotN<4, 1>, DotN<4, 4>, Rows4<4>>);
 }
 
 }  // namespace qatk::inference::internal

@@ -13,26 +13,22 @@
 // Targets: "scalar" (the oracle: natural element order, per-element code
 // extraction), "avx2" (maddubs on offset-binary codes), "avx512vnni"
 // (vpdpbusd). Never AMX. SIMD targets read activations prepared in their
-// block order (kernels_int_internal.h).
+// block order (int_internal.h).
 //
-// The runtime-packed x16 types (kInt8x16 / kInt4x16 / kInt2x16, repack.h),
+// The row-interleaved x16 types (kInt8x16 / kInt4x16 / kInt2x16, x16.h),
 // made at load for matrices with a static activation scale, have kernels of
-// their own (kernels_packed_avx{2,512}.cc) giving the same int32 sums and
-// the same y, and a scalar oracle here.
+// their own (x86_avx{2,512}_x16.cc) giving the same int32 sums and the same
+// y, and a scalar oracle (int.cc). All are in the MatMul registry from its
+// start: nothing to register.
 #ifndef QATK_INFERENCE_KERNELS_INT_H_
 #define QATK_INFERENCE_KERNELS_INT_H_
 
 #include <cstdint>
 
-#include "inference/matmul.h"
+#include "inference/kernels/matmul.h"
 #include "inference/weights.h"
 
 namespace qatk::inference {
-
-// Registers the int kernels for kInt8Channel / kInt4Channel / kInt2Channel
-// and their x16 types in the MatMul table (scalar first, then SIMD). Idempotent; call before the
-// first MatMul on a mobile matrix (the mobile loader does).
-void RegisterIntKernels();
 
 // The activation quantizer of w as a QuantSpec (int_tensor, w.act_bits, ...).
 QuantSpec ActivationSpec(const QMatrix& w);
@@ -40,7 +36,7 @@ QuantSpec ActivationSpec(const QMatrix& w);
 // QuantizeWithScale(ActivationSpec(w), ...) for finite x.
 void QuantizeActivations(const QMatrix& w, const float* x /*[cols]*/, int8_t* q /*[cols]*/);
 
-// Codes per byte of an int channel type or of its x16 layout (repack.h):
+// Codes per byte of an int channel type or of its x16 layout (x16.h):
 // 1 (int8), 2 (int4), 4 (int2); 0 for other types.
 inline int CodesPerByte(WType t) {
   switch (t) {

@@ -1,4 +1,4 @@
-#include "inference/repack.h"
+#include "inference/kernels/x16.h"
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -10,7 +10,7 @@
 
 #include "formats/quant/types.h"
 #include "formats/util/status_macros.h"
-#include "inference/matmul.h"
+#include "inference/kernels/matmul.h"
 
 namespace qatk::inference {
 namespace {
@@ -30,16 +30,16 @@ QMatrix PackQ4_0x16(const QMatrix& w, uint8_t* dst) {
   QATK_CHECK(w.type == WType::kQ4_0 && w.cols % 32 == 0, "PackQ4_0x16 takes a Q4_0 matrix");
   const int64_t nb = w.cols / 32;
   const size_t gb = Q4x16GroupBytes(w.cols);
-  const int64_t groups = (w.rows + kQ4x16Rows - 1) / kQ4x16Rows;
+  const int64_t groups = (w.rows + kX16Rows - 1) / kX16Rows;
   for (int64_t g = 0; g < groups; ++g) {
     uint8_t* qs = dst + g * gb;
     uint8_t* d = qs + nb * 256;
     // Zero what no row writes: the padding, and all of a partial last group.
-    const bool partial = (g + 1) * kQ4x16Rows > w.rows;
+    const bool partial = (g + 1) * kX16Rows > w.rows;
     const size_t written = partial ? 0 : static_cast<size_t>(nb) * 288;
     std::memset(qs + written, 0, gb - written);
-    for (int i = 0; i < kQ4x16Rows && g * kQ4x16Rows + i < w.rows; ++i) {
-      const BlockQ4_0* row = reinterpret_cast<const BlockQ4_0*>(w.Row(g * kQ4x16Rows + i));
+    for (int i = 0; i < kX16Rows && g * kX16Rows + i < w.rows; ++i) {
+      const BlockQ4_0* row = reinterpret_cast<const BlockQ4_0*>(w.Row(g * kX16Rows + i));
       for (int64_t b = 0; b < nb; ++b) {
         for (int c = 0; c < 4; ++c) {
           std::memcpy(qs + 256 * b + 64 * c + 4 * i, row[b].qs + 4 * c, 4);
@@ -100,7 +100,7 @@ QMatrix PackIntX16(const QMatrix& w, uint8_t* dst) {
   auto pack = CodesPerByte(xt) == 1 ? PackRowX16<1> : CodesPerByte(xt) == 2 ? PackRowX16<2>
                                                                             : PackRowX16<4>;
   for (int64_t r = 0; r < w.rows; ++r) {
-    pack(w.Row(r), w.cols, nc, dst + (r / kQ4x16Rows) * gb + 4 * (r % kQ4x16Rows), u.data());
+    pack(w.Row(r), w.cols, nc, dst + (r / kX16Rows) * gb + 4 * (r % kX16Rows), u.data());
   }
   QMatrix x = w;
   x.type = xt;
@@ -160,18 +160,18 @@ void RepackForKernels(Model* model) {
   size_t off = 0;
   for (QMatrix* m : todo) {
     const WType to = RepackedType(*m, pack_q4);
-    QMatrix packed = *m;  // int channel types without an x16 kernel: the file layout, copied
+    QMatrix x16 = *m;  // int channel types without an x16 kernel: the file layout, copied
     if (to == WType::kQ4_0x16) {
-      packed = PackQ4_0x16(*m, buf + off);
+      x16 = PackQ4_0x16(*m, buf + off);
     } else if (to != m->type) {
-      packed = PackIntX16(*m, buf + off);
+      x16 = PackIntX16(*m, buf + off);
     } else {
       std::memcpy(buf + off, m->data, static_cast<size_t>(m->rows) * m->row_bytes);
-      packed.data = buf + off;
+      x16.data = buf + off;
     }
     off += RepackedBytes(*m, to);
     if (m->data != model->tok_embd.data) ReleaseFilePages(m->data, m->rows * m->row_bytes);
-    *m = packed;
+    *m = x16;
   }
 }
 

@@ -6,8 +6,8 @@
 
 #include "formats/quant/codecs.h"
 #include "formats/quant/fp16.h"
-#include "inference/kernels_internal.h"
-#include "inference/repack.h"
+#include "inference/kernels/internal.h"
+#include "inference/kernels/x16.h"
 
 namespace qatk::inference::internal {
 namespace {
@@ -94,7 +94,7 @@ float DotQ2_0(const uint8_t* w, const void* a, int64_t n) {
   return s;
 }
 
-// kQ4_0x16 (layout in repack.h): row r's dot, in DotQ4_0's order.
+// kQ4_0x16 (layout in x16.h): row r's dot, in DotQ4_0's order.
 void PrepareQ8Sums(const QMatrix& w, const float* x, void* out) {
   PrepareQ8(w, x, out);
   FillQ8Sums(w, out);
@@ -103,9 +103,9 @@ void PrepareQ8Sums(const QMatrix& w, const float* x, void* out) {
 float DotQ4_0x16(const QMatrix& w, int64_t r, const uint8_t* act) {
   const int64_t nb = w.cols / 32;
   const uint8_t* qs =
-      static_cast<const uint8_t*>(w.data) + (r / kQ4x16Rows) * Q4x16GroupBytes(w.cols);
+      static_cast<const uint8_t*>(w.data) + (r / kX16Rows) * Q4x16GroupBytes(w.cols);
   const uint8_t* d = qs + nb * 256;
-  const int i = static_cast<int>(r % kQ4x16Rows);
+  const int i = static_cast<int>(r % kX16Rows);
   const BlockQ8_0* y = reinterpret_cast<const BlockQ8_0*>(act);
   float s = 0.0f;
   for (int64_t b = 0; b < nb; ++b) {
@@ -171,18 +171,18 @@ MatMulKernel Q8Kernel(void (*rows)(const QMatrix&, const void*, size_t, int, flo
 
 }  // namespace
 
-void RegisterScalarKernels() {
+void RegisterScalarBlockKernels() {
   RegisterMatMulKernel(WType::kF32, FloatKernel(RowsLoop<DotF32>));
   RegisterMatMulKernel(WType::kF16, FloatKernel(RowsLoop<DotF16>));
   RegisterMatMulKernel(WType::kBF16, FloatKernel(RowsLoop<DotBF16>));
   RegisterMatMulKernel(WType::kQ8_0, Q8Kernel(RowsLoop<DotQ8_0>));
   RegisterMatMulKernel(WType::kQ4_0, Q8Kernel(RowsLoop<DotQ4_0>));
   RegisterMatMulKernel(WType::kQ2_0, Q8Kernel(RowsLoop<DotQ2_0>));
-  MatMulKernel packed;
-  packed.act_row_bytes = Q8SumRowBytes;
-  packed.prepare = PrepareQ8Sums;
-  packed.rows = RowsQ4_0x16;
-  RegisterMatMulKernel(WType::kQ4_0x16, packed);
+  MatMulKernel x16;
+  x16.act_row_bytes = Q8SumRowBytes;
+  x16.prepare = PrepareQ8Sums;
+  x16.rows = RowsQ4_0x16;
+  RegisterMatMulKernel(WType::kQ4_0x16, x16);
   ActiveVecOps() = VecOps{VecDot, VecAxpy, VecF16ToF32, VecDotRows, VecAxpyRows};
 }
 

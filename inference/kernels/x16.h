@@ -1,7 +1,7 @@
-// Weight layouts the runtime makes at load time for its SIMD kernels: the
-// file's blocks rearranged so that one vector instruction works on several
-// rows at once. The values are the file's, bit for bit; only the order of
-// the bytes changes, and the packed matrix takes the file's byte count.
+// The x16 layouts: weights the runtime rearranges at load time for its SIMD
+// kernels, 16 rows interleaved, so that one vector instruction works on
+// several rows at once. The values are the file's, bit for bit; only the
+// order of the bytes changes, and the x16 matrix takes the file's byte count.
 //
 // kQ4_0x16 (from Q4_0): rows in groups of 16 (the last group padded with
 // zero rows of scale 0). With nb = cols / 32 blocks per row, group G
@@ -26,19 +26,19 @@
 // rows x 4 consecutive columns per field f, and field f of all 16 lanes
 // meets the one activation word at column 4Pc + 4f (natural order). Row
 // scales stay per row (row_scales); row_bytes stays the file's.
-#ifndef QATK_INFERENCE_REPACK_H_
-#define QATK_INFERENCE_REPACK_H_
+#ifndef QATK_INFERENCE_KERNELS_X16_H_
+#define QATK_INFERENCE_KERNELS_X16_H_
 
 #include <cstddef>
 #include <cstdint>
 
-#include "inference/kernels_int.h"
+#include "inference/kernels/int.h"
 #include "inference/model.h"
 #include "inference/weights.h"
 
 namespace qatk::inference {
 
-constexpr int kQ4x16Rows = 16;  // rows per group of kQ4_0x16
+constexpr int kX16Rows = 16;  // rows per group of every x16 layout
 
 // Bytes of one kQ4_0x16 group of `cols` columns (cols % 32 == 0).
 inline size_t Q4x16GroupBytes(int64_t cols) {
@@ -46,7 +46,7 @@ inline size_t Q4x16GroupBytes(int64_t cols) {
   return (raw + 63) / 64 * 64;
 }
 inline size_t Q4x16Bytes(int64_t rows, int64_t cols) {
-  return static_cast<size_t>((rows + kQ4x16Rows - 1) / kQ4x16Rows) * Q4x16GroupBytes(cols);
+  return static_cast<size_t>((rows + kX16Rows - 1) / kX16Rows) * Q4x16GroupBytes(cols);
 }
 
 // Packs Q4_0 `w` into dst (Q4x16Bytes(w.rows, w.cols) bytes, 64-byte
@@ -59,7 +59,7 @@ inline size_t IntX16GroupBytes(WType t, int64_t cols) {
   return static_cast<size_t>((cols + chunk - 1) / chunk) * 64;
 }
 inline size_t IntX16Bytes(WType t, int64_t rows, int64_t cols) {
-  return static_cast<size_t>((rows + kQ4x16Rows - 1) / kQ4x16Rows) * IntX16GroupBytes(t, cols);
+  return static_cast<size_t>((rows + kX16Rows - 1) / kX16Rows) * IntX16GroupBytes(t, cols);
 }
 // The x16 type of an int channel type (kCount for other types).
 WType IntX16Type(WType channel);
@@ -67,8 +67,8 @@ WType IntX16Type(WType channel);
 inline int IntX16CodeAt(const QMatrix& w, int64_t r, int64_t k) {
   const int p = CodesPerByte(w.type), bits = 8 / p;
   const int64_t c = k / (4 * p), f = k % (4 * p) / 4, j = k % 4;
-  const uint8_t byte = static_cast<const uint8_t*>(w.data)[(r / kQ4x16Rows) *
-                           IntX16GroupBytes(w.type, w.cols) + 64 * c + 4 * (r % kQ4x16Rows) + j];
+  const uint8_t byte = static_cast<const uint8_t*>(w.data)[(r / kX16Rows) *
+                           IntX16GroupBytes(w.type, w.cols) + 64 * c + 4 * (r % kX16Rows) + j];
   return ((byte >> (f * bits)) & ((1 << bits) - 1)) - (1 << (bits - 1));
 }
 
@@ -89,4 +89,4 @@ void RepackForKernels(Model* model);
 
 }  // namespace qatk::inference
 
-#endif  // QATK_INFERENCE_REPACK_H_
+#endif  // QATK_INFERENCE_KERNELS_X16_H_

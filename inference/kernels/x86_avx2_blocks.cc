@@ -9,7 +9,7 @@
 #include "formats/quant/codecs.h"
 #include "formats/quant/fp16.h"
 #include "formats/quant/types.h"
-#include "inference/kernels_internal.h"
+#include "inference/kernels/internal.h"
 
 namespace qatk::inference::internal {
 namespace {
@@ -214,7 +214,7 @@ MatMulKernel Kernel(size_t (*ab)(const QMatrix&), decltype(MatMulKernel::prepare
 
 }  // namespace
 
-void RegisterAvx2Kernels() {
+void RegisterAvx2BlockKernels() {
   RegisterMatMulKernel(WType::kF32, Kernel(NoPrepare, nullptr, RowsLoop<DotF32>));
   RegisterMatMulKernel(WType::kF16, Kernel(NoPrepare, nullptr, RowsLoop<DotF16>));
   RegisterMatMulKernel(WType::kBF16, Kernel(NoPrepare, nullptr, RowsLoop<DotBF16>));

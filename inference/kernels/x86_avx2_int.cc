@@ -8,7 +8,7 @@
 
 #include <cstdint>
 
-#include "inference/kernels_int_internal.h"
+#include "inference/kernels/int_internal.h"
 
 namespace qatk::inference::internal {
 namespace {
@@ -125,15 +125,13 @@ int32_t QuantizeActAvx2(const ActQuant& p, const float* x, int8_t* q, int64_t n)
   return QuantizeActAvx2Impl(p, x, q, n);
 }
 
-void RegisterIntAvx2(WType t) {
-  decltype(MatMulKernel::rows) rows;
-  switch (t) {
-    case WType::kInt4Channel: rows = SimdIntRows<DotPacked<2, 1>, DotPacked<2, 4>>; break;
-    case WType::kInt2Channel: rows = SimdIntRows<DotPacked<4, 1>, DotPacked<4, 4>>; break;
-    case WType::kInt8Channel: rows = SimdIntRows<DotInt8<1>, DotInt8<4>>; break;
-    default: return;
-  }
-  RegisterMatMulKernel(t, {"avx2", CpuHasAvx2, SimdIntActBytes, SimdIntPrepare, rows});
+void RegisterAvx2IntKernels() {
+  auto add = [](WType t, decltype(MatMulKernel::rows) rows) {
+    RegisterMatMulKernel(t, {"avx2", CpuHasAvx2, SimdIntActBytes, SimdIntPrepare, rows});
+  };
+  add(WType::kInt8Channel, SimdIntRows<DotInt8<1>, DotInt8<4>>);
+  add(WType::kInt4Channel, SimdIntRows<DotPacked<2, 1>, DotPacked<2, 4>>);
+  add(WType::kInt2Channel, SimdIntRows<DotPacked<4, 1>, DotPacked<4, 4>>);
 }
 
 }  // namespace qatk::inference::internal

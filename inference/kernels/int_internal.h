@@ -11,7 +11,7 @@
 //   int32 at RoundUp64(cols) sum of the codes of the full blocks
 // The scalar reference uses the natural order (no permutation, no sum).
 //
-// Layout of the x16 kernels (kInt8x16 / kInt4x16 / kInt2x16, repack.h), the
+// Layout of the x16 kernels (kInt8x16 / kInt4x16 / kInt2x16, x16.h), the
 // same for every target, scalar included:
 //   bytes [0, cols)          codes in natural order
 //   pad to RoundUp64(cols)   zero
@@ -23,8 +23,8 @@
 #include <cstdint>
 #include <cstring>
 
-#include "inference/kernels_int.h"
-#include "inference/kernels_internal.h"
+#include "inference/kernels/int.h"
+#include "inference/kernels/internal.h"
 
 namespace qatk::inference::internal {
 
@@ -58,7 +58,7 @@ struct ActQuant {
 };
 
 // q[n] = codes of x[n], the same as p.Quantize per element; returns their
-// sum. AVX2 (kernels_int_avx2.cc): call only where CpuHasAvx2().
+// sum. AVX2 (x86_avx2_int.cc): call only where CpuHasAvx2().
 int32_t QuantizeActAvx2(const ActQuant& p, const float* x, int8_t* q, int64_t n);
 
 // act_row_bytes of the SIMD kernels (0 for weight-only matrices).
@@ -153,13 +153,6 @@ void SimdIntRows(const QMatrix& w, const void* act, size_t act_stride, int n_tok
 size_t IntX16ActBytes(const QMatrix& w);
 void IntX16PrepareRef(const QMatrix& w, const float* x, void* out);
 void IntX16PrepareAvx2(const QMatrix& w, const float* x, void* out);
-
-void RegisterIntAvx2(WType t);       // kernels_int_avx2.cc
-void RegisterIntAvx512Vnni(WType t);  // kernels_int_avx512.cc
-// SIMD kernels for the x16 type `t`: kernels_packed_avx2.cc (int4, int2)
-// and kernels_packed_avx512.cc (avx512: int4, int2; avx512vnni: all three).
-void RegisterIntX16Avx2(WType t);
-void RegisterIntX16Avx512(WType t);
 
 }  // namespace qatk::inference::internal
 

@@ -28,7 +28,7 @@
 
 #include "formats/quant/fp16.h"
 #include "formats/quant/types.h"
-#include "inference/kernels_internal.h"
+#include "inference/kernels/internal.h"
 
 namespace qatk::inference::internal {
 namespace {
@@ -213,7 +213,7 @@ MatMulKernel Kernel(void (*prep)(const QMatrix&, const float*, void*)) {
 
 }  // namespace
 
-void RegisterAvx512Kernels() {
+void RegisterAvx512BlockKernels() {
   RegisterMatMulKernel(WType::kQ4_0, Kernel<FmtQ4_0, false>(PrepareQ8Avx2));
   RegisterMatMulKernel(WType::kQ2_0, Kernel<FmtQ2_0, false>(PrepareQ8CrumbAvx2));
   RegisterMatMulKernel(WType::kQ4_0, Kernel<FmtQ4_0, true>(PrepareQ8Avx2));

@@ -1,11 +1,10 @@
-#include "inference/matmul.h"
+#include "inference/kernels/matmul.h"
 
 #include <algorithm>
 #include <array>
-#include <mutex>
 
 #include "formats/util/status_macros.h"
-#include "inference/kernels_internal.h"
+#include "inference/kernels/internal.h"
 
 namespace qatk::inference {
 namespace {
@@ -17,15 +16,22 @@ Table& RawTable() {
   return table;
 }
 
-void EnsureBuiltins() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    internal::RegisterScalarKernels();
-    internal::RegisterAvx2Kernels();
-    internal::RegisterAvx512Kernels();
-    internal::RegisterPackedAvx2Kernels();
-    internal::RegisterPackedAvx512Kernels();
-  });
+// The registry: every kernel of every file, registered once on first use
+// (a function-local static, so thread-safe), before any lookup can see the
+// table. Per type: the scalar oracle first, then the SIMD targets.
+const Table& Kernels() {
+  static const Table* const table = [] {
+    internal::RegisterScalarBlockKernels();
+    internal::RegisterScalarIntKernels();
+    internal::RegisterAvx2BlockKernels();
+    internal::RegisterAvx2IntKernels();
+    internal::RegisterAvx2X16Kernels();
+    internal::RegisterAvx512BlockKernels();
+    internal::RegisterAvx512IntKernels();
+    internal::RegisterAvx512X16Kernels();
+    return &RawTable();
+  }();
+  return *table;
 }
 
 bool Supported(const MatMulKernel& k) { return k.supported == nullptr || k.supported(); }
@@ -39,19 +45,17 @@ std::vector<uint8_t>& Scratch() {
 }  // namespace
 
 namespace internal {
-bool CpuHasAvx2() {
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+
+void RegisterMatMulKernel(WType type, const MatMulKernel& kernel) {
+  QATK_CHECK(type != WType::kCount && kernel.rows != nullptr, "bad kernel registration");
+  RawTable()[static_cast<int>(type)].push_back(kernel);
 }
-bool CpuHasAvx512() {
-  return CpuHasAvx2() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-         __builtin_cpu_supports("avx512vl");
-}
-bool CpuHasAvx512Vnni() { return CpuHasAvx512() && __builtin_cpu_supports("avx512vnni"); }
 
 VecOps& ActiveVecOps() {
   static VecOps ops{};
   return ops;
 }
+
 }  // namespace internal
 
 const char* WTypeName(WType t) {
@@ -85,23 +89,16 @@ QMatrix MakeGgufMatrix(GgmlType type, int64_t rows, int64_t cols, const void* da
   return m;
 }
 
-void RegisterMatMulKernel(WType type, const MatMulKernel& kernel) {
-  QATK_CHECK(type != WType::kCount && kernel.rows != nullptr, "bad kernel registration");
-  RawTable()[static_cast<int>(type)].push_back(kernel);
-}
-
 std::vector<MatMulKernel> SupportedMatMulKernels(WType type) {
-  EnsureBuiltins();
   std::vector<MatMulKernel> out;
-  for (const MatMulKernel& k : RawTable()[static_cast<int>(type)]) {
+  for (const MatMulKernel& k : Kernels()[static_cast<int>(type)]) {
     if (Supported(k)) out.push_back(k);
   }
   return out;
 }
 
 const MatMulKernel* BestMatMulKernel(WType type) {
-  EnsureBuiltins();
-  const std::vector<MatMulKernel>& ks = RawTable()[static_cast<int>(type)];
+  const std::vector<MatMulKernel>& ks = Kernels()[static_cast<int>(type)];
   for (auto it = ks.rbegin(); it != ks.rend(); ++it) {
     if (Supported(*it)) return &*it;
   }
@@ -130,7 +127,7 @@ void MatMulWith(const MatMulKernel& k, const QMatrix& w, const float* x, int n_t
   pool.ParallelFor(
       w.rows,
       [&](int64_t r0, int64_t r1, int) { k.rows(w, act, stride, n_tok, y, w.rows, r0, r1); },
-      /*align=*/16);  // whole kQ4_0x16 groups (and 4-row tiles) per range
+      /*align=*/16);  // whole x16 groups (and 4-row tiles) per range
 }
 
 void MatMul(const QMatrix& w, const float* x, int n_tok, float* y, ThreadPool& pool) {
@@ -140,9 +137,9 @@ void MatMul(const QMatrix& w, const float* x, int n_tok, float* y, ThreadPool& p
 }
 
 // The vector helpers run per attention row (millions of calls per prefill):
-// the table is looked up once, not through std::call_once on every call.
+// the table is copied once, not looked up through Kernels() on every call.
 const internal::VecOps& Vec() {
-  static const internal::VecOps ops = (EnsureBuiltins(), internal::ActiveVecOps());
+  static const internal::VecOps ops = (Kernels(), internal::ActiveVecOps());
   return ops;
 }
 

@@ -12,7 +12,8 @@
 
 #include "formats/quant/fp16.h"
 #include "formats/quant/types.h"
-#include "inference/matmul.h"
+#include "formats/util/cpu_features.h"
+#include "inference/kernels/matmul.h"
 
 namespace qatk::inference::internal {
 
@@ -20,16 +21,24 @@ namespace qatk::inference::internal {
 // block; kTokBlock prepared activation rows must fit in L2.
 constexpr int kTokBlock = 32;
 
-// CPU features the SIMD targets need (defined once, in matmul.cc).
-bool CpuHasAvx2();        // AVX2 + FMA + F16C
-bool CpuHasAvx512();      // AVX-512 F/BW/VL + CpuHasAvx2()
-bool CpuHasAvx512Vnni();  // CpuHasAvx512() + VNNI
+// CpuHasAvx2 / CpuHasAvx512 / CpuHasAvx512Vnni (formats/util/cpu_features.h)
+// say which targets this CPU runs.
 
-void RegisterScalarKernels();  // kernels_ref.cc
-void RegisterAvx2Kernels();    // kernels_avx2.cc
-void RegisterAvx512Kernels();  // kernels_avx512.cc
-void RegisterPackedAvx2Kernels();    // kernels_packed_avx2.cc
-void RegisterPackedAvx512Kernels();  // kernels_packed_avx512.cc
+// Appends a kernel for `type`. Only the Register* functions below call it,
+// from the registry's one-time start-up (matmul.cc).
+void RegisterMatMulKernel(WType type, const MatMulKernel& kernel);
+
+// Each kernel file registers all of its kernels with one call; the
+// start-up calls them scalar first, then AVX2, then AVX-512, so each type's
+// table goes from the oracle to the widest target.
+void RegisterScalarBlockKernels();  // scalar_blocks.cc: GGUF types, kQ4_0x16
+void RegisterScalarIntKernels();    // int.cc: int channel and int x16 types
+void RegisterAvx2BlockKernels();    // x86_avx2_blocks.cc
+void RegisterAvx2IntKernels();      // x86_avx2_int.cc
+void RegisterAvx2X16Kernels();      // x86_avx2_x16.cc: kQ4_0x16, kInt4/2x16
+void RegisterAvx512BlockKernels();  // x86_avx512_blocks.cc
+void RegisterAvx512IntKernels();    // x86_avx512_int.cc
+void RegisterAvx512X16Kernels();    // x86_avx512_x16.cc: kQ4_0x16, int x16
 
 struct VecOps {
   float (*dot_f32)(const float* a, const float* b, int64_t n);
@@ -43,7 +52,7 @@ struct VecOps {
 // Set by the best supported target's Register* call.
 VecOps& ActiveVecOps();
 
-// AVX2 activation quantizers (kernels_avx2.cc; call only when AVX2+F16C
+// AVX2 activation quantizers (x86_avx2_blocks.cc; call only when AVX2+F16C
 // are present). PrepareQ8Avx2 is bit-identical to QuantizeBlockQ8_0Act;
 // PrepareQ8CrumbAvx2 additionally stores each block's 32 codes crumb-major
 // (position 8k+b holds element 4b+k) for the Q2_0 kernels; PrepareQ8SumsAvx2
@@ -81,7 +90,7 @@ inline void FillQ8Sums(const QMatrix& w, void* row) {
   }
 }
 
-// The loop of the row-interleaved kernels (repack.h): tokens in blocks of
+// The loop of the row-interleaved x16 kernels (x16.h): tokens in blocks of
 // kTokBlock; rows [r0, r1) in steps of `step` (a group of 16 rows, or half
 // of one), r0 a multiple of 16 (MatMul aligns row ranges), r1 maybe ending
 // a step early; each block's tokens in register tiles of up to kTile.

@@ -1,9 +1,9 @@
-// AVX2 kernels for the runtime-packed layouts (repack.h), kQ4_0x16 and the
+// AVX2 kernels for the row-interleaved x16 layouts (x16.h), kQ4_0x16 and the
 // int4 / int2 x16 types, for CPUs without AVX-512: a 16-row group is two
 // halves of 8 rows, one ymm lane per row.
 //
 // kQ4_0x16: per block column and half: four 32-byte loads give the unsigned codes
-// of the 8 element groups (as in kernels_packed_avx512.cc); vpmaddubsw with
+// of the 8 element groups (as in x86_avx512_x16.cc); vpmaddubsw with
 // the broadcast activation word g gives int16 pair sums of at most
 // 2 * 15 * 128 = 3840 in magnitude, so the 8 groups add up in int16 without
 // overflow (<= 30720) before one vpmaddwd makes them int32 lanes.
@@ -24,16 +24,16 @@
 #include <cstring>
 
 #include "formats/quant/types.h"
-#include "inference/kernels_int_internal.h"
-#include "inference/kernels_internal.h"
-#include "inference/repack.h"
+#include "inference/kernels/int_internal.h"
+#include "inference/kernels/internal.h"
+#include "inference/kernels/x16.h"
 
 namespace qatk::inference::internal {
 namespace {
 
 constexpr int kTileTok = 4;
-constexpr int kHalf = kQ4x16Rows / 2;
-constexpr int kPrefetch = 16384;  // decode: as kernels_packed_avx512.cc
+constexpr int kHalf = kX16Rows / 2;
+constexpr int kPrefetch = 16384;  // decode: as x86_avx512_x16.cc
 
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c")
@@ -92,7 +92,7 @@ void Rows(const QMatrix& w, const void* act, size_t stride, int n_tok, float* y,
   const uint8_t* base = static_cast<const uint8_t*>(w.data);
   ForEachRowTile<kTileTok>(n_tok, r0, r1, kHalf, [&](int64_t r, int nr, int t, int n) {
     WithTileSize<kTileTok>(n, [&](auto nt) {
-      Tile<nt>(base + (r / kQ4x16Rows) * gb, static_cast<int>(r / kHalf % 2), nb, a + t * stride,
+      Tile<nt>(base + (r / kX16Rows) * gb, static_cast<int>(r / kHalf % 2), nb, a + t * stride,
                stride, sum_off, y + t * ys + r, ys, nr);
     });
   });
@@ -145,7 +145,7 @@ void IntRows(const QMatrix& w, const void* act, size_t stride, int n_tok, float*
   const uint8_t* base = static_cast<const uint8_t*>(w.data);
   ForEachRowTile<kTileTok>(n_tok, r0, r1, kHalf, [&](int64_t r, int nr, int t, int n) {
     WithTileSize<kTileTok>(n, [&](auto nt) {
-      IntTile<P, nt>(w, base + (r / kQ4x16Rows) * gb, static_cast<int>(r / kHalf % 2), nc,
+      IntTile<P, nt>(w, base + (r / kX16Rows) * gb, static_cast<int>(r / kHalf % 2), nc,
                      a + t * stride, stride, y + t * ys + r, ys, r, nr);
     });
   });
@@ -155,18 +155,11 @@ void IntRows(const QMatrix& w, const void* act, size_t stride, int n_tok, float*
 
 }  // namespace
 
-void RegisterPackedAvx2Kernels() {
+void RegisterAvx2X16Kernels() {
   RegisterMatMulKernel(WType::kQ4_0x16, {"avx2", CpuHasAvx2, Q8SumRowBytes, PrepareQ8SumsAvx2, Rows});
-}
-
-void RegisterIntX16Avx2(WType t) {
-  decltype(MatMulKernel::rows) rows;
-  switch (t) {
-    case WType::kInt4x16: rows = IntRows<2>; break;
-    case WType::kInt2x16: rows = IntRows<4>; break;
-    default: return;
-  }
-  RegisterMatMulKernel(t, {"avx2", CpuHasAvx2, IntX16ActBytes, IntX16PrepareAvx2, rows});
+  // No kInt8x16 kernel (see the top of this file).
+  RegisterMatMulKernel(WType::kInt4x16, {"avx2", CpuHasAvx2, IntX16ActBytes, IntX16PrepareAvx2, IntRows<2>});
+  RegisterMatMulKernel(WType::kInt2x16, {"avx2", CpuHasAvx2, IntX16ActBytes, IntX16PrepareAvx2, IntRows<4>});
 }
 
 }  // namespace qatk::inference::internal

@@ -1,13 +1,13 @@
 // Mobile int kernels: activation quantization (reference codec), the scalar
-// oracle, the SIMD activation layout and registration.
-#include "inference/kernels_int.h"
+// oracles of the int channel and int x16 types, and the SIMD activation
+// layouts.
+#include "inference/kernels/int.h"
 
-#include <mutex>
 #include <vector>
 
 #include "formats/util/status_macros.h"
-#include "inference/kernels_int_internal.h"
-#include "inference/repack.h"
+#include "inference/kernels/int_internal.h"
+#include "inference/kernels/x16.h"
 
 namespace qatk::inference {
 
@@ -158,26 +158,13 @@ void FloatIntRows(const QMatrix& w, const void* act, size_t act_stride, int n_to
   }
 }
 
-}  // namespace internal
-
-void RegisterIntKernels() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    // The scalar oracle of each type first, then its SIMD targets.
-    auto scalar = [](WType t, size_t (*act_bytes)(const QMatrix&), decltype(MatMulKernel::prepare) prepare,
-                     decltype(MatMulKernel::rows) rows) {
-      RegisterMatMulKernel(t, {"scalar", nullptr, act_bytes, prepare, rows});
-    };
-    for (WType t : {WType::kInt8Channel, WType::kInt4Channel, WType::kInt2Channel}) {
-      scalar(t, internal::RefActBytes, internal::RefPrepare, internal::RefRows);
-      internal::RegisterIntAvx2(t);
-      internal::RegisterIntAvx512Vnni(t);
-      const WType x16 = IntX16Type(t);
-      scalar(x16, internal::IntX16ActBytes, internal::IntX16PrepareRef, internal::IntX16RowsRef);
-      internal::RegisterIntX16Avx2(x16);
-      internal::RegisterIntX16Avx512(x16);
-    }
-  });
+void RegisterScalarIntKernels() {
+  for (WType t : {WType::kInt8Channel, WType::kInt4Channel, WType::kInt2Channel}) {
+    RegisterMatMulKernel(t, {"scalar", nullptr, RefActBytes, RefPrepare, RefRows});
+    RegisterMatMulKernel(IntX16Type(t), {"scalar", nullptr, IntX16ActBytes, IntX16PrepareRef, IntX16RowsRef});
+  }
 }
+
+}  // namespace internal
 
 }  // namespace qatk::inference

@@ -9,12 +9,12 @@
 //            format (GGUF quantized types: Q8_0 blocks, like llama.cpp; the
 //            mobile int types: int8 with the static scale);
 //   rows:    computes y[t, r] for all tokens t and rows r in [r0, r1).
-// The table holds, per WType, every kernel registered for it (scalar
+// The table holds, per WType, every kernel of this directory (scalar
 // reference first, then SIMD targets); MatMul uses the last one whose
-// `supported()` is true on this CPU. Other parts (the mobile int kernels)
-// add theirs with RegisterMatMulKernel, before the first MatMul.
-#ifndef QATK_INFERENCE_MATMUL_H_
-#define QATK_INFERENCE_MATMUL_H_
+// `supported()` is true on this CPU. It is filled once, on first use, by
+// the lookups below: callers register nothing.
+#ifndef QATK_INFERENCE_KERNELS_MATMUL_H_
+#define QATK_INFERENCE_KERNELS_MATMUL_H_
 
 #include <cstddef>
 #include <cstdint>
@@ -38,8 +38,6 @@ struct MatMulKernel {
                int64_t y_stride, int64_t r0, int64_t r1) = nullptr;
 };
 
-// Appends a kernel for `type` (thread-unsafe: call before inference starts).
-void RegisterMatMulKernel(WType type, const MatMulKernel& kernel);
 // Every kernel for `type` that this CPU supports, scalar reference first.
 std::vector<MatMulKernel> SupportedMatMulKernels(WType type);
 // The kernel MatMul uses for `type` (null if none is registered).
@@ -65,4 +63,4 @@ void F16ToF32Row(const uint16_t* x, float* y, int64_t n);
 
 }  // namespace qatk::inference
 
-#endif  // QATK_INFERENCE_MATMUL_H_
+#endif  // QATK_INFERENCE_KERNELS_MATMUL_H_
