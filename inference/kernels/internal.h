@@ -1,7 +1,9 @@
 // Internal to the runtime's kernels: per-target registration and the fp32
 // vector helpers table. Each target lives in its own file with its code
 // under `#pragma GCC target(...)` (headers are included before the pragma,
-// so no inline function of a shared header is compiled for a wider ISA).
+// so no inline function of a shared header is compiled for a wider ISA);
+// its kernels' `supported` is CpuHasAvx2 / CpuHasAvx512 / CpuHasAvx512Vnni
+// (formats/util/cpu_features.h).
 #ifndef QATK_INFERENCE_KERNELS_INTERNAL_H_
 #define QATK_INFERENCE_KERNELS_INTERNAL_H_
 
@@ -20,9 +22,6 @@ namespace qatk::inference::internal {
 // Tokens per block in the prefill loop: each weight row is read once per
 // block; kTokBlock prepared activation rows must fit in L2.
 constexpr int kTokBlock = 32;
-
-// CpuHasAvx2 / CpuHasAvx512 / CpuHasAvx512Vnni (formats/util/cpu_features.h)
-// say which targets this CPU runs.
 
 // Appends a kernel for `type`. Only the Register* functions below call it,
 // from the registry's one-time start-up (matmul.cc).
