@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "export/tensor_plan.h"
+#include "formats/model_arch.h"
 #include "formats/util/file_io.h"
 #include "formats/util/status_macros.h"
 
@@ -83,24 +83,22 @@ absl::StatusOr<spm::SpmVocab> LoadCheckedVocab(const Checkpoint& ck) {
 
 std::vector<ModuleShape> RecipeModules(const ModelConfig& c) {
   std::vector<ModuleShape> out;
-  for (const GgufTensorSpec& t : GgufTensorList(c)) {
-    if (t.module.empty()) continue;
+  for (const ArchTensor& t : ArchTensors(c)) {
+    if (!t.quantizable()) continue;
     ModuleShape m;
     m.name = t.module;
-    m.kind = t.module == "model.embed_tokens" ? ModuleKind::kEmbedding : ModuleKind::kLinear;
+    m.kind = t.role() == TensorRole::kEmbedding ? ModuleKind::kEmbedding : ModuleKind::kLinear;
     m.rows = t.shape[0];
     m.cols = t.shape[1];
     out.push_back(m);
   }
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    for (const char* cache : {"k_cache", "v_cache"}) {
-      ModuleShape m;
-      m.name = absl::StrCat("model.layers.", l, ".self_attn.", cache);
-      m.kind = ModuleKind::kCache;
-      m.rows = c.num_key_value_heads;
-      m.cols = c.head_dim;
-      out.push_back(m);
-    }
+  for (const ArchCache& k : ArchCaches(c)) {
+    ModuleShape m;
+    m.name = k.module;
+    m.kind = ModuleKind::kCache;
+    m.rows = k.rows;
+    m.cols = k.cols;
+    out.push_back(m);
   }
   return out;
 }

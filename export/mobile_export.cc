@@ -10,6 +10,7 @@
 #include "export/spm_vocab.h"
 #include "export/tensor_plan.h"
 #include "formats/mobile/mobile_format.h"
+#include "formats/model_arch.h"
 #include "formats/util/file_io.h"
 #include "formats/util/status_macros.h"
 #include "nlohmann/json.hpp"
@@ -25,7 +26,7 @@ using mobile::DType;
 using mobile::MobileWriter;
 using mobile::TensorInfo;
 
-enum class Kind { kNorm, kFloatWeight, kIntWeight, kKvScale };
+enum class Kind { kNorm, kFloatWeight, kIntWeight, kKvScale };  // kNorm: any F32 vector
 
 // One file entry, fully checked before anything is written.
 struct Planned {
@@ -140,7 +141,7 @@ absl::Status PlanIntWeight(const Checkpoint& ck, const std::string& module, cons
 }
 
 // A 2-D weight: its weight slot and (linears) its input slot.
-absl::Status PlanWeight(const Checkpoint& ck, const GgufTensorSpec& t, std::set<std::string>* used,
+absl::Status PlanWeight(const Checkpoint& ck, const ArchTensor& t, std::set<std::string>* used,
                         Planned* p) {
   const LayerQuant lq = ResolveModule(ck, t.module);
   if (lq.weight.enabled() && lq.weight.scheme != QuantScheme::kIntChannel) {
@@ -155,7 +156,7 @@ absl::Status PlanWeight(const Checkpoint& ck, const GgufTensorSpec& t, std::set<
     p->kind = Kind::kFloatWeight;
     p->info.dtype = DType::kF16;
   }
-  if (lq.input.enabled() && t.module != "model.embed_tokens") {
+  if (lq.input.enabled() && t.role() != TensorRole::kEmbedding) {
     RETURN_IF_ERROR(CheckStatic(lq.input, t.module, "input"));
     const std::string name = t.module + ".input_scale";
     ASSIGN_OR_RETURN(const float s, ReadScalarScale(ck, name, lq.input));
@@ -165,15 +166,15 @@ absl::Status PlanWeight(const Checkpoint& ck, const GgufTensorSpec& t, std::set<
   return absl::OkStatus();
 }
 
-// model.layers.N.self_attn.{k,v}_scale for a cache rule; false when none.
-absl::StatusOr<bool> PlanKv(const Checkpoint& ck, int64_t layer, const char* kv,
+// The cache point's static scale (model.layers.N.self_attn.{k,v}_scale) for a
+// cache rule; false when none.
+absl::StatusOr<bool> PlanKv(const Checkpoint& ck, const ArchCache& cache,
                             std::set<std::string>* used, Planned* p) {
-  const std::string attn = absl::StrCat("model.layers.", layer, ".self_attn.");
-  const LayerQuant lq = ResolveModule(ck, absl::StrCat(attn, kv, "_cache"));
+  const LayerQuant lq = ResolveModule(ck, cache.module);
   if (!lq.cache.enabled()) return false;
-  RETURN_IF_ERROR(CheckStatic(lq.cache, absl::StrCat(attn, kv, "_cache"), "cache"));
+  RETURN_IF_ERROR(CheckStatic(lq.cache, cache.module, "cache"));
   p->kind = Kind::kKvScale;
-  p->name = absl::StrCat(attn, kv, "_scale");
+  p->name = cache.scale_name;
   p->shape = {1};
   p->info.dtype = DType::kF32;
   ASSIGN_OR_RETURN(p->kv_value, ReadScalarScale(ck, p->name, lq.cache));
@@ -185,12 +186,12 @@ absl::StatusOr<bool> PlanKv(const Checkpoint& ck, int64_t layer, const char* kv,
 absl::StatusOr<std::vector<Planned>> PlanTensors(const Checkpoint& ck) {
   std::vector<Planned> plan;
   std::set<std::string> used;
-  for (const GgufTensorSpec& t : GgufTensorList(ck.config)) {
+  for (const ArchTensor& t : ArchTensors(ck.config)) {
     RETURN_IF_ERROR(ck.CheckShape(t.hf_name, t.shape));
     Planned p;
     p.name = t.hf_name;
     p.shape = t.shape;
-    if (t.is_norm) {
+    if (!t.quantizable()) {
       p.kind = Kind::kNorm;
       p.info.dtype = DType::kF32;
     } else {
@@ -199,12 +200,11 @@ absl::StatusOr<std::vector<Planned>> PlanTensors(const Checkpoint& ck) {
     used.insert(p.name);
     plan.push_back(std::move(p));
   }
-  for (int64_t l = 0; l < ck.config.num_hidden_layers; ++l) {
-    for (const char* kv : {"k", "v"}) {
-      Planned p;
-      ASSIGN_OR_RETURN(const bool has, PlanKv(ck, l, kv, &used, &p));
-      if (has) plan.push_back(std::move(p));
-    }
+  // Quantizer state of the cache points goes after every weight.
+  for (const ArchCache& cache : ArchCaches(ck.config)) {
+    Planned p;
+    ASSIGN_OR_RETURN(const bool has, PlanKv(ck, cache, &used, &p));
+    if (has) plan.push_back(std::move(p));
   }
   for (const auto& t : ck.weights.tensors()) {
     if (used.count(t.name)) continue;

@@ -7,74 +7,21 @@
 #include "formats/util/status_macros.h"
 
 namespace qatk::exporter {
-namespace {
 
-GgufTensorSpec Linear(const std::string& module, const std::string& gguf, int64_t out,
-                      int64_t in) {
-  GgufTensorSpec t;
-  t.hf_name = module + ".weight";
-  t.gguf_name = gguf;
-  t.module = module;
-  t.shape = {out, in};
-  return t;
-}
-
-GgufTensorSpec Norm(const std::string& hf, const std::string& gguf, int64_t n, bool gemma) {
-  GgufTensorSpec t;
-  t.hf_name = hf;
-  t.gguf_name = gguf;
-  t.shape = {n};
-  t.is_norm = true;
-  t.add_one = gemma;
-  return t;
-}
-
-void AppendLayer(const ModelConfig& c, int64_t l, std::vector<GgufTensorSpec>* out) {
-  const bool gemma = c.is_gemma();
-  const std::string hf = absl::StrCat("model.layers.", l, ".");
-  const std::string gg = absl::StrCat("blk.", l, ".");
-  const int64_t E = c.hidden_size, F = c.intermediate_size, D = c.head_dim;
-  out->push_back(Norm(hf + "input_layernorm.weight", gg + "attn_norm.weight", E, gemma));
-  GgufTensorSpec q = Linear(hf + "self_attn.q_proj", gg + "attn_q.weight", c.q_dim(), E);
-  GgufTensorSpec k = Linear(hf + "self_attn.k_proj", gg + "attn_k.weight", c.kv_dim(), E);
-  if (!gemma) {
-    q.permute_heads = c.num_attention_heads;
-    k.permute_heads = c.num_key_value_heads;
-  }
-  out->push_back(q);
-  out->push_back(k);
-  out->push_back(Linear(hf + "self_attn.v_proj", gg + "attn_v.weight", c.kv_dim(), E));
-  out->push_back(Linear(hf + "self_attn.o_proj", gg + "attn_output.weight", E, c.q_dim()));
-  if (gemma) {
-    out->push_back(Norm(hf + "self_attn.q_norm.weight", gg + "attn_q_norm.weight", D, true));
-    out->push_back(Norm(hf + "self_attn.k_norm.weight", gg + "attn_k_norm.weight", D, true));
-    out->push_back(Norm(hf + "post_attention_layernorm.weight",
-                        gg + "post_attention_norm.weight", E, true));
-    out->push_back(Norm(hf + "pre_feedforward_layernorm.weight", gg + "ffn_norm.weight", E, true));
-  } else {
-    out->push_back(
-        Norm(hf + "post_attention_layernorm.weight", gg + "ffn_norm.weight", E, false));
-  }
-  out->push_back(Linear(hf + "mlp.gate_proj", gg + "ffn_gate.weight", F, E));
-  out->push_back(Linear(hf + "mlp.up_proj", gg + "ffn_up.weight", F, E));
-  out->push_back(Linear(hf + "mlp.down_proj", gg + "ffn_down.weight", E, F));
-  if (gemma) {
-    out->push_back(Norm(hf + "post_feedforward_layernorm.weight", gg + "post_ffw_norm.weight",
-                        E, true));
-  }
-}
-
-}  // namespace
-
-const char* GgufArchName(const ModelConfig& c) { return c.is_gemma() ? "gemma3" : "llama"; }
+const char* GgufArchName(const ModelConfig& c) { return ArchOf(c).gguf_arch; }
 
 std::vector<GgufTensorSpec> GgufTensorList(const ModelConfig& c) {
   std::vector<GgufTensorSpec> out;
-  out.push_back(Linear("model.embed_tokens", "token_embd.weight", c.vocab_size, c.hidden_size));
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) AppendLayer(c, l, &out);
-  out.push_back(Norm("model.norm.weight", "output_norm.weight", c.hidden_size, c.is_gemma()));
-  if (!c.tie_word_embeddings) {
-    out.push_back(Linear("lm_head", "output.weight", c.vocab_size, c.hidden_size));
+  for (const ArchTensor& a : ArchTensors(c)) {
+    GgufTensorSpec t;
+    t.hf_name = a.hf_name;
+    t.gguf_name = a.gguf_name;
+    t.module = a.quantizable() ? a.module : "";
+    t.shape = a.shape;
+    t.is_norm = !a.quantizable();
+    t.permute_heads = a.permute_heads;
+    t.add_one = a.add_one;
+    out.push_back(std::move(t));
   }
   return out;
 }

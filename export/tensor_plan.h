@@ -1,5 +1,6 @@
-// The tensor set of a GGUF file for a checkpoint: Hugging Face name ->
-// llama.cpp name, the recipe module each weight belongs to, and the
+// The tensor set of a GGUF file for a checkpoint, as the exporters use it:
+// the architecture table (formats/model_arch.h) flattened to Hugging Face
+// name -> llama.cpp name, the recipe module each weight belongs to, and the
 // layout transforms the llama.cpp architectures need.
 //
 // Dimension letters: V vocab, E hidden, F intermediate, H query heads,
@@ -11,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "formats/model_arch.h"
 #include "formats/model_config.h"
 
 namespace qatk::exporter {
@@ -20,18 +22,16 @@ struct GgufTensorSpec {
   std::string gguf_name;       // "blk.0.attn_q.weight"
   std::string module;          // recipe module "model.layers.0.self_attn.q_proj"; "" for norms
   std::vector<int64_t> shape;  // PyTorch order: [out, in] for linears, [E] or [D] for norms
-  bool is_norm = false;        // stored F32, never quantized
+  bool is_norm = false;        // 1-D (norms, biases): stored F32, never quantized
   int64_t permute_heads = 0;   // > 0: llama q/k row permutation over this many heads
   bool add_one = false;        // Gemma (1+w) RMSNorm folding: store w + 1
 };
 
-// "llama" or "gemma3" (llama.cpp arch names).
+// The llama.cpp arch name ("llama", "gemma3"): ArchDef::gguf_arch.
 const char* GgufArchName(const ModelConfig& c);
 
-// Every tensor the llama.cpp architecture expects, in file order:
-// token_embd, per layer (attn_norm, q, k, v, o, [gemma: q_norm, k_norm,
-// post_attention_norm], ffn_norm, gate, up, down, [gemma: post_ffw_norm]),
-// output_norm, output (absent when tied).
+// Every tensor the llama.cpp architecture expects, in file order
+// (ForEachTensor of formats/model_arch.h).
 std::vector<GgufTensorSpec> GgufTensorList(const ModelConfig& c);
 
 // llama.cpp's NORM rope rotates adjacent pairs, HF rotates halves. Per head

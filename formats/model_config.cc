@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "formats/model_arch.h"
 #include "formats/util/file_io.h"
 #include "formats/util/status_macros.h"
 
@@ -80,9 +81,10 @@ absl::Status ParseModelType(const json& j, const std::string& source, ModelConfi
     return KeyError(source, "model_type",
                     "'gemma3' is the multimodal wrapper; use the text config ('gemma3_text')");
   }
-  if (c->model_type != "llama" && c->model_type != "gemma3_text") {
+  if (FindArchByModelType(c->model_type) == nullptr) {
     return KeyError(source, "model_type",
-                    absl::StrCat("'", c->model_type, "' is not supported (llama, gemma3_text)"));
+                    absl::StrCat("'", c->model_type, "' is not supported (",
+                                 SupportedModelTypes(), ")"));
   }
   auto arch = j.find("architectures");
   if (arch != j.end() && !arch->is_null()) {
@@ -115,7 +117,8 @@ absl::Status ParseGemmaKeys(const json& j, const std::string& source, ModelConfi
 }  // namespace
 
 std::string ModelConfig::architecture() const {
-  return is_gemma() ? "Gemma3ForCausalLM" : "LlamaForCausalLM";
+  const ArchDef* a = FindArchByModelType(model_type);
+  return a != nullptr ? a->hf_architecture : "LlamaForCausalLM";
 }
 
 double ModelConfig::attention_scale() const {
@@ -133,13 +136,12 @@ double ModelConfig::layer_rope_theta(int64_t layer) const {
 }
 
 int64_t ModelConfig::num_parameters() const {
-  const int64_t E = hidden_size, D = head_dim;
-  int64_t per_layer = E * q_dim() + 2 * E * kv_dim() + q_dim() * E  // q, k, v, o
-                      + 3 * E * intermediate_size                     // gate, up, down
-                      + 2 * E;                                        // two norms
-  if (is_gemma()) per_layer += 2 * E + 2 * D;  // pre/post ffn norms, q/k norms
-  int64_t n = vocab_size * E + num_hidden_layers * per_layer + E;
-  if (!tie_word_embeddings) n += vocab_size * E;
+  int64_t n = 0;
+  for (const ArchTensor& t : ArchTensors(*this)) {
+    int64_t size = 1;
+    for (int64_t d : t.shape) size *= d;
+    n += size;
+  }
   return n;
 }
 

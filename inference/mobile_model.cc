@@ -7,9 +7,11 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "formats/model_arch.h"
 #include "formats/model_config.h"
 #include "formats/util/status_macros.h"
 #include "inference/kernels/x16.h"
+#include "inference/model_loader.h"
 #include "nlohmann/json.hpp"
 
 namespace qatk::inference {
@@ -65,7 +67,7 @@ Vocab ToVocab(const mobile::Tokenizer& t) {
 
 class Loader {
  public:
-  Loader(MobileStorage* s, const ModelConfig& c) : s_(s), f_(s->file), c_(c) {}
+  explicit Loader(MobileStorage* s) : s_(s), f_(s->file) {}
 
   absl::StatusOr<const TensorInfo*> Find(const std::string& name) const {
     const TensorInfo* t = f_.FindTensor(name);
@@ -84,8 +86,8 @@ class Loader {
     return MobileMatrix(f_, *t, &s_->scales.back());
   }
 
-  // A 1-D tensor of n values as fp32 (+1 for Gemma 3 norms).
-  absl::StatusOr<std::vector<float>> Norm(const std::string& name, int64_t n) {
+  // A 1-D tensor of n values as fp32 (+1 for (1 + w) norms: add_one).
+  absl::StatusOr<std::vector<float>> Vector(const std::string& name, int64_t n, bool add_one) {
     ASSIGN_OR_RETURN(const TensorInfo* t, Find(name));
     if (t->dims != std::vector<uint64_t>{static_cast<uint64_t>(n)} || mobile::IsIntChannel(t->dtype)) {
       return absl::InvalidArgumentError(absl::StrCat(f_.path(), ": tensor '", name,
@@ -93,7 +95,7 @@ class Loader {
     }
     std::vector<float> v(n);
     for (int64_t i = 0; i < n; ++i) f_.DequantizeRow(*t, i, &v[i]);
-    if (c_.arch == Arch::kGemma3) {
+    if (add_one) {
       for (float& x : v) x += 1.0f;
     }
     return v;
@@ -114,38 +116,23 @@ class Loader {
     return v;
   }
 
-  absl::Status Layer(int il, LayerWeights* l);
+  // The static scale of one cache point; the key scale's act_* fields
+  // describe the int8 cache codes.
+  absl::Status Cache(const ArchCache& k, LayerWeights* l);
 
  private:
   MobileStorage* s_;
   const MobileFile& f_;
-  const ModelConfig& c_;
 };
 
-absl::Status Loader::Layer(int il, LayerWeights* l) {
-  const std::string p = absl::StrCat("model.layers.", il, ".");
-  const int64_t E = c_.n_embd, D = c_.head_dim, q = int64_t{c_.n_head} * D;
-  const int64_t kv = int64_t{c_.n_head_kv} * D, F = c_.n_ff;
-  ASSIGN_OR_RETURN(l->wq, Matrix(p + "self_attn.q_proj.weight", q, E));
-  ASSIGN_OR_RETURN(l->wk, Matrix(p + "self_attn.k_proj.weight", kv, E));
-  ASSIGN_OR_RETURN(l->wv, Matrix(p + "self_attn.v_proj.weight", kv, E));
-  ASSIGN_OR_RETURN(l->wo, Matrix(p + "self_attn.o_proj.weight", E, q));
-  ASSIGN_OR_RETURN(l->gate, Matrix(p + "mlp.gate_proj.weight", F, E));
-  ASSIGN_OR_RETURN(l->up, Matrix(p + "mlp.up_proj.weight", F, E));
-  ASSIGN_OR_RETURN(l->down, Matrix(p + "mlp.down_proj.weight", E, F));
-  ASSIGN_OR_RETURN(l->attn_norm, Norm(p + "input_layernorm.weight", E));
-  if (c_.arch == Arch::kGemma3) {
-    ASSIGN_OR_RETURN(l->post_attn_norm, Norm(p + "post_attention_layernorm.weight", E));
-    ASSIGN_OR_RETURN(l->ffn_norm, Norm(p + "pre_feedforward_layernorm.weight", E));
-    ASSIGN_OR_RETURN(l->post_ffw_norm, Norm(p + "post_feedforward_layernorm.weight", E));
-    ASSIGN_OR_RETURN(l->q_norm, Norm(p + "self_attn.q_norm.weight", D));
-    ASSIGN_OR_RETURN(l->k_norm, Norm(p + "self_attn.k_norm.weight", D));
-  } else {
-    ASSIGN_OR_RETURN(l->ffn_norm, Norm(p + "post_attention_layernorm.weight", E));
+absl::Status Loader::Cache(const ArchCache& k, LayerWeights* l) {
+  ASSIGN_OR_RETURN(float scale, KvScale(k.scale_name));
+  if (k.def->kind == CacheKind::kValue) {
+    l->v_scale = scale;
+    return absl::OkStatus();
   }
-  ASSIGN_OR_RETURN(l->k_scale, KvScale(p + "self_attn.k_scale"));
-  ASSIGN_OR_RETURN(l->v_scale, KvScale(p + "self_attn.v_scale"));
-  if (const TensorInfo* t = f_.FindTensor(p + "self_attn.k_scale"); t != nullptr && t->act_bits > 0) {
+  l->k_scale = scale;
+  if (const TensorInfo* t = f_.FindTensor(k.scale_name); t != nullptr && t->act_bits > 0) {
     l->kv_spec.bits = t->act_bits;
     l->kv_spec.narrow_range = t->act_narrow;
     l->kv_spec.rounding = t->act_rounding == mobile::Rounding::kHalfEven ? Rounding::kHalfEven
@@ -207,23 +194,37 @@ absl::StatusOr<std::unique_ptr<Model>> LoadMobileModel(const std::string& path,
     return absl::InvalidArgumentError(absl::StrCat(path, ": tokenizer has ", m->vocab.tokens.size(),
                                                    " tokens but config vocab_size is ", c.n_vocab));
   }
-  Loader ld(storage.get(), c);
-  ASSIGN_OR_RETURN(m->tok_embd, ld.Matrix("model.embed_tokens.weight", c.n_vocab, c.n_embd));
-  const WType et = m->tok_embd.type;
-  if (et != WType::kF32 && et != WType::kF16 && et != WType::kInt8Channel) {
-    return absl::UnimplementedError(absl::StrCat(path, ": tensor 'model.embed_tokens.weight' is ",
-                                                 WTypeName(et), "; embeddings must be F32, F16 or INT8_CHANNEL"));
-  }
-  if (f.FindTensor("lm_head.weight") != nullptr) {
-    ASSIGN_OR_RETURN(m->output, ld.Matrix("lm_head.weight", c.n_vocab, c.n_embd));
-  } else if (hf.tie_word_embeddings) {
-    m->output = m->tok_embd;
-  } else {
-    return absl::NotFoundError(absl::StrCat(path, ": missing tensor 'lm_head.weight' (config says untied)"));
-  }
-  ASSIGN_OR_RETURN(m->output_norm, ld.Norm("model.norm.weight", c.n_embd));
+  Loader ld(storage.get());
   m->layers.resize(c.n_layer);
-  for (int il = 0; il < c.n_layer; ++il) RETURN_IF_ERROR(ld.Layer(il, &m->layers[il]));
+  // The head is visited even when tied: a file that has one uses it.
+  qatk::ModelConfig table = hf;
+  table.tie_word_embeddings = false;
+  bool tied = false;
+  RETURN_IF_ERROR(ForEachTensor(table, [&](const ArchTensor& t) -> absl::Status {
+    if (t.def->tied_to_embedding && f.FindTensor(t.hf_name) == nullptr) {
+      if (!hf.tie_word_embeddings) {
+        return absl::NotFoundError(
+            absl::StrCat(path, ": missing tensor '", t.hf_name, "' (config says untied)"));
+      }
+      tied = true;
+      return absl::OkStatus();
+    }
+    if (!t.quantizable()) {
+      ASSIGN_OR_RETURN(*BindVector(m.get(), t), ld.Vector(t.hf_name, t.shape[0], t.add_one));
+      return absl::OkStatus();
+    }
+    QMatrix* w = BindMatrix(m.get(), t);
+    ASSIGN_OR_RETURN(*w, ld.Matrix(t.hf_name, t.shape[0], t.shape[1]));
+    if (t.role() == TensorRole::kEmbedding && w->type != WType::kF32 && w->type != WType::kF16 &&
+        w->type != WType::kInt8Channel) {
+      return absl::UnimplementedError(absl::StrCat(path, ": tensor '", t.hf_name, "' is ",
+                                                   WTypeName(w->type),
+                                                   "; embeddings must be F32, F16 or INT8_CHANNEL"));
+    }
+    return absl::OkStatus();
+  }));
+  if (tied) m->output = m->tok_embd;
+  for (const ArchCache& k : ArchCaches(hf)) RETURN_IF_ERROR(ld.Cache(k, &m->layers[k.layer]));
   m->file_bytes = f.file_size();
   m->storage = storage;
   if (options.repack) RepackForKernels(m.get());

@@ -1,4 +1,6 @@
-// Loads a mobile (QMOB, docs/formats/mobile.md) file into the runtime's Model.
+// Loads a mobile (QMOB, docs/formats/mobile.md) file into the runtime's Model:
+// the tensors of the config's architecture table (formats/model_arch.h) by
+// their Hugging Face names, plus the cache points' static scales.
 //
 // Zero-copy: every weight QMatrix points at the codes inside the mapping;
 // per-row scales stored as f32 are used in place, f16 scales are widened once
@@ -21,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "formats/mobile/mobile_format.h"
 #include "inference/model.h"
+#include "inference/model_loader.h"
 
 namespace qatk::inference {
 

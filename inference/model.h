@@ -1,4 +1,5 @@
-// A loaded model: hyperparameters, vocabulary and zero-copy weight views.
+// The runtime's model types: hyperparameters, vocabulary and zero-copy
+// weight views (loading: model_loader.h).
 // One Model type serves both architectures the runtime runs:
 //   llama  — NORM rope (pairs (2i, 2i+1): the exporter permuted Wq/Wk),
 //            SwiGLU, RMSNorm * w.
@@ -16,7 +17,6 @@
 #include <string>
 #include <vector>
 
-#include "absl/status/statusor.h"
 #include "inference/tokenizer.h"
 #include "inference/weights.h"
 
@@ -75,23 +75,11 @@ struct Model {
   std::vector<LayerWeights> layers;
   uint64_t file_bytes = 0;
   std::shared_ptr<void> storage;  // keeps the mapping alive
-  std::shared_ptr<void> repacked; // weights rearranged at load (repack.h)
+  std::shared_ptr<void> repacked; // weights rearranged at load (kernels/x16.h)
   // A GPU backend's copy of the weights, made by its first session and
   // shared by later ones (inference/cuda/cuda_ops.h).
   mutable std::shared_ptr<void> device_weights;
 };
-
-struct LoadOptions {
-  // Rearrange weights for the CPU SIMD kernels (repack.h). The CUDA backend
-  // reads the file's layouts: load with repack = false for it.
-  bool repack = true;
-};
-
-// Opens a GGUF (magic "GGUF") or qatkit mobile (magic "QMOB") model.
-absl::StatusOr<std::unique_ptr<Model>> LoadModel(const std::string& path,
-                                                 const LoadOptions& options = {});
-absl::StatusOr<std::unique_ptr<Model>> LoadGgufModel(const std::string& path,
-                                                     const LoadOptions& options = {});
 
 // Row r of an embedding matrix as fp32 (GGUF types and kInt8Channel).
 void DequantizeMatrixRow(const QMatrix& m, int64_t r, float* out /*[cols]*/);

@@ -14,13 +14,13 @@
 //     kInt2Channel  int2 codes, 4 per byte        w = q * row_scale[r]
 //   with an optional static per-tensor activation scale `act_scale` (> 0:
 //   activations are quantized to int8 as clamp(round(x / act_scale))).
-//   Runtime-owned layouts (made at load time by repack.h, never in a file):
+//   Runtime-owned layouts (made at load time by kernels/x16.h, never in a file):
 //     kQ4_0x16  Q4_0 with 16 rows interleaved per block column; `data` is
-//               the packed buffer (layout in repack.h), `row_bytes` the Q4_0
+//               the packed buffer (layout in kernels/x16.h), `row_bytes` the Q4_0
 //               bytes per row (for byte counts only: Row() is meaningless).
 //     kInt8x16, kInt4x16, kInt2x16  the int channel types with a static
 //               activation scale, 16 rows interleaved per 4-byte column
-//               chunk, codes offset binary (layout in repack.h); row_scales,
+//               chunk, codes offset binary (layout in kernels/x16.h); row_scales,
 //               act_* and row_bytes as the channel type's (Row() meaningless).
 #ifndef QATK_INFERENCE_WEIGHTS_H_
 #define QATK_INFERENCE_WEIGHTS_H_

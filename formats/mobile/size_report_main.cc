@@ -10,12 +10,11 @@
 // Metadata and tokenizer (the same content in every format) are excluded.
 #include <cstdio>
 #include <string>
-#include <utility>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "formats/mobile/mobile_format.h"
+#include "formats/model_arch.h"
 #include "formats/model_config.h"
 #include "formats/quant/types.h"
 #include "formats/util/file_io.h"
@@ -28,29 +27,13 @@ namespace {
 struct Tensor {
   std::string name;
   std::vector<uint64_t> dims;  // PyTorch order
+  TensorRole role;
 };
 
 std::vector<Tensor> HfTensors(const ModelConfig& c) {
-  const uint64_t V = c.vocab_size, E = c.hidden_size, F = c.intermediate_size, D = c.head_dim;
-  const uint64_t q = c.q_dim(), kv = c.kv_dim();
-  std::vector<Tensor> t = {{"model.embed_tokens.weight", {V, E}}, {"model.norm.weight", {E}}};
-  if (!c.tie_word_embeddings) t.push_back({"lm_head.weight", {V, E}});
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    const std::string p = absl::StrCat("model.layers.", l, ".");
-    for (auto [n, dims] : std::vector<std::pair<const char*, std::vector<uint64_t>>>{
-             {"self_attn.q_proj.weight", {q, E}}, {"self_attn.k_proj.weight", {kv, E}},
-             {"self_attn.v_proj.weight", {kv, E}}, {"self_attn.o_proj.weight", {E, q}},
-             {"mlp.gate_proj.weight", {F, E}},     {"mlp.up_proj.weight", {F, E}},
-             {"mlp.down_proj.weight", {E, F}},     {"input_layernorm.weight", {E}},
-             {"post_attention_layernorm.weight", {E}}}) {
-      t.push_back({p + n, dims});
-    }
-    if (c.is_gemma()) {
-      t.push_back({p + "pre_feedforward_layernorm.weight", {E}});
-      t.push_back({p + "post_feedforward_layernorm.weight", {E}});
-      t.push_back({p + "self_attn.q_norm.weight", {D}});
-      t.push_back({p + "self_attn.k_norm.weight", {D}});
-    }
+  std::vector<Tensor> t;
+  for (const ArchTensor& a : ArchTensors(c)) {
+    t.push_back({a.hf_name, std::vector<uint64_t>(a.shape.begin(), a.shape.end()), a.role()});
   }
   return t;
 }
@@ -73,16 +56,14 @@ uint64_t MobileDataBytes(const std::vector<Tensor>& ts, const ModelConfig& c) {
     mobile::TensorInfo i{t.name, mobile::DType::kF32, t.dims};
     if (t.dims.size() == 2) {
       i.scale_type = mobile::ScaleType::kF16;
-      i.dtype = t.name == "model.embed_tokens.weight" ? mobile::DType::kInt8Channel
-                : t.name == "lm_head.weight"          ? mobile::DType::kInt2Channel
-                                                      : mobile::DType::kInt4Channel;
+      i.dtype = t.role == TensorRole::kEmbedding    ? mobile::DType::kInt8Channel
+                : t.role == TensorRole::kOutputHead ? mobile::DType::kInt2Channel
+                                                    : mobile::DType::kInt4Channel;
     }
     infos.push_back(i);
   }
-  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
-    for (const char* kv : {"k_scale", "v_scale"}) {
-      infos.push_back({absl::StrCat("model.layers.", l, ".self_attn.", kv), mobile::DType::kF32, {1}});
-    }
+  for (const ArchCache& k : ArchCaches(c)) {
+    infos.push_back({k.scale_name, mobile::DType::kF32, {1}});
   }
   return mobile::LayoutData(&infos);
 }

@@ -8,6 +8,7 @@
 #include "formats/util/cli_flags.h"
 #include "formats/util/status_macros.h"
 #include "inference/cuda/cuda_ops.h"
+#include "inference/model_loader.h"
 
 namespace qatk::cli {
 

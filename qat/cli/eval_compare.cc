@@ -14,7 +14,7 @@
 #include "formats/util/file_io.h"
 #include "formats/util/status_macros.h"
 #include "inference/forward.h"
-#include "inference/model.h"
+#include "inference/model_loader.h"
 #include "inference/perplexity.h"
 #include "inference/thread_pool.h"
 #include "nlohmann/json.hpp"

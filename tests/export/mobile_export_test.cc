@@ -25,7 +25,7 @@
 #include "formats/util/file_io.h"
 #include "gtest/gtest.h"
 #include "inference/forward.h"
-#include "inference/model.h"
+#include "inference/model_loader.h"
 #include "inference/thread_pool.h"
 #include "nlohmann/json.hpp"
 #include "tests/export/tiny_checkpoint.h"

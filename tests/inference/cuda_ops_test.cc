@@ -20,7 +20,7 @@
 #include "inference/forward.h"
 #include "inference/kernels/int.h"
 #include "inference/kernels/matmul.h"
-#include "inference/model.h"
+#include "inference/model_loader.h"
 #include "tests/inference/tiny_gguf.h"
 
 namespace qatk::inference {

@@ -19,6 +19,7 @@
 #include "tests/inference/tiny_gguf.h"
 #include "inference/forward.h"
 #include "inference/kernels/matmul.h"
+#include "inference/model_loader.h"
 
 namespace qatk::inference {
 namespace {

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "gtest/gtest.h"
+#include "inference/model_loader.h"
 #include "tests/inference/tiny_gguf.h"
 
 namespace qatk::inference {
