@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # qat-run vs llama.cpp (node-llama-cpp's prebuilt CPU build) on the same GGUF
-# files, side by side in one run (issue #7). For each model and thread count:
+# files, side by side in one run. For each model and thread count:
 #   decode  : tokens/s of 64 tokens after a 32-token prompt
 #   prefill : tokens/s of one 512-token batch
 # The two runtimes alternate rep by rep (so background load hits both alike);

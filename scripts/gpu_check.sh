@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU check of issue #8, in two halves:
+# The GPU check, in two halves:
 #
 #   scripts/gpu_check.sh --prepare   (here, on the build machine: nvcc, no GPU)
 #       builds the runtime with -DQATK_CUDA=ON (build-cuda/) and gathers what

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# QAT training on CUDA vs CPU (issue #8), run on the GPU machine from the repo
+# QAT training on CUDA vs CPU, run on the GPU machine from the repo
 # root with .gpukit/ (scripts/gpu_kit.sh) carried along. Needs only cmake,
 # ninja (or make), a C++ compiler, nvcc and python3 with torch there.
 #

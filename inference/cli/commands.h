@@ -1,4 +1,4 @@
-// The qat-run subcommands (runtime only, no LibTorch). Contract: ../shared/docs/CLI.md.
+// The qat-run subcommands (runtime only, no LibTorch). Contract: docs/CLI.md.
 #ifndef QATK_INFERENCE_CLI_COMMANDS_H_
 #define QATK_INFERENCE_CLI_COMMANDS_H_
 

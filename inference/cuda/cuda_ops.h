@@ -1,4 +1,4 @@
-// The CUDA backend of the runtime (issue #8): Ops on one GPU.
+// The CUDA backend of the runtime: Ops on one GPU.
 //
 // Weights: each QMatrix (and norm vector) is copied to device memory once;
 // a model's copies are made when its first session starts, live with the
