@@ -1,0 +1,3 @@
+#include "formats/chat/jinja.h"
+#include "gtest/gtest.h"
+TEST(Jinja, Placeholder) {}
