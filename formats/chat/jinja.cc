@@ -1346,20 +1346,30 @@ class Interpreter {
     return Value::Object(std::move(data), Kind::kNamespace);
   }
 
+  // range() receives raw values, as the reference's JavaScript function:
+  // they go through ToNumber (a keyword-argument object is NaN).
   Value Range(std::vector<Value>& args) {
-    for (const Value& a : args) {
-      if (!a.is_number() && a.kind != Kind::kBool) Fail("range() expects numbers");
-    }
-    const auto num = [&](size_t i) { return args[i].kind == Kind::kBool ? double(args[i].boolean) : args[i].number; };
-    if (args.empty()) Fail("range() expects at least 1 argument");
-    double start = 0, stop, step = 1;
-    if (args.size() == 1) {
-      stop = num(0);
+    const auto num = [&](size_t i) -> double {
+      const Value& a = args[i];
+      switch (a.kind) {
+        case Kind::kInt:
+        case Kind::kFloat: return a.number;
+        case Kind::kBool: return a.boolean ? 1 : 0;
+        case Kind::kNull: return 0;
+        case Kind::kString: return JsStringToNumber(a.str);
+        case Kind::kArray:
+        case Kind::kTuple: return JsStringToNumber(ToJsString(a));
+        default: return NAN;
+      }
+    };
+    double start = 0, stop = NAN, step = 1;
+    if (args.size() <= 1 || args[1].is_undefined()) {
+      if (!args.empty() && !args[0].is_undefined()) stop = num(0);
     } else {
-      start = num(0);
+      start = args[0].is_undefined() ? NAN : num(0);
       stop = num(1);
-      if (args.size() > 2) step = num(2);
     }
+    if (args.size() > 2 && !args[2].is_undefined()) step = num(2);
     if (step == 0) Fail("range() step must not be zero");
     std::vector<Value> items;
     for (double i = start; step > 0 ? i < stop : i > stop; i += step) {
@@ -2181,8 +2191,12 @@ class Interpreter {
     if (operand.is_array()) {
       const std::vector<Value>& items = operand.array->items;
       if (name == "list") return operand;
-      if (name == "first") return items.empty() ? Value::Undefined() : items.front();
-      if (name == "last") return items.empty() ? Value::Undefined() : items.back();
+      // The reference yields a raw JavaScript undefined here, which fails
+      // wherever it is used.
+      if (name == "first" || name == "last") {
+        if (items.empty()) Fail(absl::StrCat("'", name, "' of an empty list"));
+        return name == "first" ? items.front() : items.back();
+      }
       if (name == "length") return Value::Int(static_cast<double>(items.size()));
       if (name == "reverse") return Value::Array(std::vector<Value>(items.rbegin(), items.rend()));
       if (name == "sort") {

