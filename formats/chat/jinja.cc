@@ -855,7 +855,7 @@ class Parser {
 
   NodePtr ParseCall(NodePtr callee) {
     DepthGuard guard(this);
-    auto node = Make(NodeType::kCall, Offset());
+    auto node = Make(NodeType::kCall, callee->offset);
     node->a = std::move(callee);
     node->list = ParseArgs(/*parameters=*/false);
     NodePtr expr = ParseMember(Finish(std::move(node)));
@@ -1476,6 +1476,8 @@ class Interpreter {
     std::vector<Value> all;
     if (iterable.is_object()) {
       for (const auto& [k, v] : iterable.object->entries) all.push_back(Value::String(k));
+    } else if (iterable.array.use_count() == 1) {
+      all = std::move(iterable.array->items);  // a temporary (range(), a literal)
     } else {
       all = iterable.array->items;
     }
@@ -1496,6 +1498,7 @@ class Interpreter {
       }
     };
     std::vector<Value> items;
+    items.reserve(all.size());
     for (Value& current : all) {
       if (test != nullptr) {
         Env loop_scope{&scope, {}};
@@ -1513,6 +1516,7 @@ class Interpreter {
     for (size_t i = 0; i < items.size(); ++i) {
       if (++steps_ > limits_.max_steps) FailLimit("template evaluation exceeded the step limit");
       auto loop = std::make_shared<ObjectData>();
+      loop->entries.reserve(9);
       loop->Set("index", Value::Int(i + 1.0));
       loop->Set("index0", Value::Int(static_cast<double>(i)));
       loop->Set("revindex", Value::Int(n - i));
@@ -1557,30 +1561,29 @@ class Interpreter {
       } unwind{&call_depth_};
       Env scope{caller, {}};
       std::vector<Value> positional = args;
-      ObjectData kwargs;
+      std::vector<std::pair<std::string, Value>> kwargs;
       if (!positional.empty() && positional.back().kind == Kind::kKwargs) {
-        kwargs = *positional.back().object;
+        kwargs = positional.back().object->entries;
         positional.pop_back();
       }
+      std::vector<bool> consumed(kwargs.size(), false);
       std::vector<std::pair<std::string, const Node*>> defaults;
       for (size_t i = 0; i < macro->list.size(); ++i) {
         const Node& param = *macro->list[i];
         std::optional<Value> value;
         if (i < positional.size()) value = positional[i];
-        if (!value) {
-          auto it = kwargs.index.find(param.name);
-          if (it != kwargs.index.end()) {
-            value = kwargs.entries[it->second].second;
-            kwargs.entries[it->second].first.clear();  // consumed
-            kwargs.index.erase(it);
+        for (size_t k = 0; !value && k < kwargs.size(); ++k) {
+          if (!consumed[k] && kwargs[k].first == param.name) {
+            value = kwargs[k].second;
+            consumed[k] = true;
           }
         }
         if (!value && param.type == NodeType::kKwarg) defaults.emplace_back(param.name, param.a.get());
         scope.vars[param.name] = value ? *value : Value::Undefined();
       }
       auto rest = std::make_shared<ObjectData>();
-      for (const auto& [k, v] : kwargs.entries) {
-        if (kwargs.index.count(k)) rest->Set(k, v);
+      for (size_t k = 0; k < kwargs.size(); ++k) {
+        if (!consumed[k]) rest->Set(kwargs[k].first, kwargs[k].second);
       }
       if (uses_kwargs) {
         scope.vars["kwargs"] = Value::Object(rest);
@@ -2012,11 +2015,12 @@ class Interpreter {
     if (filter.type != NodeType::kCall || filter.a->type != NodeType::kIdentifier) Fail("unknown filter");
     const std::string& name = filter.a->name;
     const NodeList& arg_nodes = filter.list;
+    Value kwargs_value;  // keeps *kwargs alive
     const auto eval_args = [&](const ObjectData** kwargs) {
       std::vector<Value> args = EvalArgs(arg_nodes, env, /*always_kwargs=*/true);
-      *kwargs = args.back().object.get();
-      kw_holder_ = args.back();
+      kwargs_value = std::move(args.back());
       args.pop_back();
+      *kwargs = kwargs_value.object.get();
       return args;
     };
     const ObjectData* kwargs = nullptr;
@@ -2279,7 +2283,6 @@ class Interpreter {
   int call_depth_ = 0;
   size_t error_offset_ = 0;
   Value namespace_fn_;
-  Value kw_holder_;
   std::vector<std::shared_ptr<ObjectData>> namespaces_;
 };
 

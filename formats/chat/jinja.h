@@ -43,7 +43,7 @@ namespace qatk::chat {
 // Bounds on the work one render may do; hostile templates hit them and
 // fail with kResourceExhausted instead of hanging or exhausting the stack.
 struct JinjaLimits {
-  int64_t max_steps = 5'000'000;        // evaluated nodes + loop iterations
+  int64_t max_steps = 2'000'000;        // evaluated nodes + loop iterations
   int max_depth = 200;                  // syntax nesting and call recursion
   size_t max_string_bytes = 64 << 20;   // any string, the output included
   size_t max_array_size = 1 << 20;      // range() and list concatenation

@@ -97,18 +97,27 @@ const char* Value::TypeName() const {
 }
 
 const Value* ObjectData::Find(const std::string& key) const {
+  if (index.empty()) {
+    for (const auto& [k, v] : entries) {
+      if (k == key) return &v;
+    }
+    return nullptr;
+  }
   auto it = index.find(key);
   return it == index.end() ? nullptr : &entries[it->second].second;
 }
 
 void ObjectData::Set(const std::string& key, Value v) {
-  auto it = index.find(key);
-  if (it != index.end()) {
-    entries[it->second].second = std::move(v);
+  if (Value* existing = const_cast<Value*>(Find(key))) {
+    *existing = std::move(v);
     return;
   }
-  index.emplace(key, entries.size());
   entries.emplace_back(key, std::move(v));
+  if (entries.size() == kIndexThreshold) {
+    for (size_t i = 0; i < entries.size(); ++i) index.emplace(entries[i].first, i);
+  } else if (entries.size() > kIndexThreshold) {
+    index.emplace(key, entries.size() - 1);
+  }
 }
 
 bool RawTruthy(const Value& v) {
@@ -316,7 +325,7 @@ bool LocaleLess(const std::string& a, const std::string& b) {
 
 std::string ToJson(const Value& v, const JsonOptions& options, int depth,
                    bool undefined_to_null) {
-  if (depth > kMaxValueDepth) Fail("tojson: value nested too deeply");
+  if (depth > kMaxValueDepth) FailLimit("tojson: value nested too deeply");
   std::string item_sep = ", ", key_sep = ": ";
   if (options.separators) {
     item_sep = options.separators->first;
@@ -448,7 +457,7 @@ bool IsArrayIndex(const std::string& key) {
 }  // namespace
 
 Value FromJson(const nlohmann::ordered_json& j, int depth) {
-  if (depth > kMaxValueDepth) Fail("JSON value nested too deeply");
+  if (depth > kMaxValueDepth) FailLimit("JSON value nested too deeply");
   switch (j.type()) {
     case nlohmann::ordered_json::value_t::null: return Value::Null();
     case nlohmann::ordered_json::value_t::boolean: return Value::Bool(j.get<bool>());

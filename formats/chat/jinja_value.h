@@ -101,8 +101,11 @@ class Value {
   const char* TypeName() const;
 };
 
-// An insertion-ordered string map (JavaScript Map).
+// An insertion-ordered string map (JavaScript Map). Small maps (messages,
+// loop state) are searched linearly; `index` is built from kIndexThreshold
+// entries on.
 struct ObjectData {
+  static constexpr size_t kIndexThreshold = 16;
   std::vector<std::pair<std::string, Value>> entries;
   std::unordered_map<std::string, size_t> index;
   int depth = 1;
