@@ -1027,15 +1027,6 @@ struct Env {
 
 namespace {
 
-std::string AsciiUpper(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return s;
-}
-std::string AsciiLower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 // /\b\w/g -> upper case.
 std::string TitleCase(const std::string& s) {
   std::string out = s;
@@ -1137,8 +1128,8 @@ int CompareValues(const Value& a, const Value& b, bool case_sensitive) {
   }
   if (a.kind != b.kind) Fail(absl::StrCat("cannot compare ", a.TypeName(), " and ", b.TypeName()));
   if (a.kind == Kind::kString) {
-    const std::string x = case_sensitive ? a.str : AsciiLower(a.str);
-    const std::string y = case_sensitive ? b.str : AsciiLower(b.str);
+    const std::string x = case_sensitive ? a.str : JsToLower(a.str);
+    const std::string y = case_sensitive ? b.str : JsToLower(b.str);
     return x < y ? -1 : x > y ? 1 : 0;
   }
   Fail(absl::StrCat("cannot compare values of type ", a.TypeName()));
@@ -1429,8 +1420,24 @@ class Interpreter {
     Fail("unknown node");
   }
 
+  // `first`/`last` of an empty list give the reference a raw JavaScript
+  // undefined: an error wherever it is used, but `set` stores it (and reads
+  // it back as undefined). This is the stored case.
+  Value EvalForSet(const Node& node, Env* env) {
+    if (node.type == NodeType::kTernary) {
+      return Truthy(Eval(*node.a, env)) ? EvalForSet(*node.b, env) : EvalForSet(*node.c, env);
+    }
+    if (node.type == NodeType::kFilter && node.b->type == NodeType::kIdentifier &&
+        (node.b->name == "first" || node.b->name == "last")) {
+      Value operand = Eval(*node.a, env);
+      if (operand.is_array() && operand.array->items.empty()) return Value::Undefined();
+      return ApplyFilter(operand, *node.b, env);
+    }
+    return Eval(node, env);
+  }
+
   Value EvalSet(const Node& node, Env* env) {
-    Value rhs = node.b ? Eval(*node.b, env) : Value::String(EvalBlock(node.list, env));
+    Value rhs = node.b ? EvalForSet(*node.b, env) : Value::String(EvalBlock(node.list, env));
     const Node& target = *node.a;
     if (target.type == NodeType::kIdentifier) {
       env->vars[target.name] = std::move(rhs);
@@ -1798,17 +1805,21 @@ class Interpreter {
     using Args = std::vector<Value>;
     const auto fn = [](auto f) { return Value::Function([f](Args& args, Env*) { return f(args); }); };
     if (name == "length") return Value::Int(static_cast<double>(Utf16Length(s)));
-    if (name == "upper") return fn([s](Args&) { return Value::String(AsciiUpper(s)); });
-    if (name == "lower") return fn([s](Args&) { return Value::String(AsciiLower(s)); });
+    if (name == "upper") return fn([s](Args&) { return Value::String(JsToUpper(s)); });
+    if (name == "lower") return fn([s](Args&) { return Value::String(JsToLower(s)); });
     if (name == "strip") return fn([s](Args&) { return Value::String(std::string(JsTrim(s))); });
     if (name == "lstrip") return fn([s](Args&) { return Value::String(std::string(JsTrimStart(s))); });
     if (name == "rstrip") return fn([s](Args&) { return Value::String(std::string(JsTrimEnd(s))); });
     if (name == "title") return fn([s](Args&) { return Value::String(TitleCase(s)); });
     if (name == "capitalize") {
       return fn([s](Args&) {
-        std::string out = s;
-        if (!out.empty()) out[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(out[0])));
-        return Value::String(out);
+        // charAt(0).toUpperCase() + slice(1): a first character outside the
+        // BMP is half a surrogate pair there, which has no case.
+        if (s.empty()) return Value::String(s);
+        uint32_t cp;
+        const size_t len = Utf8Next(s, 0, &cp);
+        if (cp >= 0x10000) return Value::String(s);
+        return Value::String(JsToUpper(s.substr(0, len)) + s.substr(len));
       });
     }
     if (name == "startswith" || name == "endswith") {
@@ -1974,8 +1985,8 @@ class Interpreter {
     if (name == "iterable") return v.kind == Kind::kArray || v.is_string();
     if (name == "mapping") return v.is_object();
     if (name == "sequence") return v.is_array() || v.is_object() || v.is_string();
-    if (name == "lower") return v.is_string() && v.str == AsciiLower(v.str);
-    if (name == "upper") return v.is_string() && v.str == AsciiUpper(v.str);
+    if (name == "lower") return v.is_string() && v.str == JsToLower(v.str);
+    if (name == "upper") return v.is_string() && v.str == JsToUpper(v.str);
     if (name == "defined") return !v.is_undefined();
     if (name == "undefined") return v.is_undefined();
     if (name == "equalto" || name == "eq") Fail(absl::StrCat("test '", name, "' needs an argument"));

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <clocale>
 #include <cmath>
 #include <cstdio>
 #include <cctype>
@@ -9,6 +10,9 @@
 #include <cstring>
 #include <string>
 #include <utility>
+
+#include <locale.h>
+#include <wctype.h>
 
 namespace qatk::chat::jinja {
 
@@ -186,10 +190,13 @@ void AppendHex4(std::string* out, uint32_t unit) {
 
 }  // namespace
 
+// The reference's NullValue holds a JavaScript undefined (its constructor
+// gets no argument), so none prints and compares like undefined wherever the
+// raw value shows through.
 std::string ToOutputString(const Value& v) {
   switch (v.kind) {
-    case Kind::kUndefined: return "undefined";
-    case Kind::kNull: return "null";
+    case Kind::kUndefined:
+    case Kind::kNull: return "undefined";
     case Kind::kBool: return v.boolean ? "true" : "false";
     case Kind::kInt: return JsNumberToString(v.number);
     case Kind::kFloat: return FloatToString(v.number);
@@ -201,8 +208,8 @@ std::string ToOutputString(const Value& v) {
 
 std::string ToJsString(const Value& v) {
   switch (v.kind) {
-    case Kind::kUndefined: return "undefined";
-    case Kind::kNull: return "null";
+    case Kind::kUndefined:
+    case Kind::kNull: return "undefined";
     case Kind::kBool: return v.boolean ? "true" : "false";
     case Kind::kInt:
     case Kind::kFloat: return JsNumberToString(v.number);
@@ -386,8 +393,8 @@ enum class JsType { kUndefined, kNull, kBool, kNumber, kString, kObject };
 
 JsType JsTypeOf(const Value& v) {
   switch (v.kind) {
-    case Kind::kUndefined: return JsType::kUndefined;
-    case Kind::kNull: return JsType::kNull;
+    case Kind::kUndefined:
+    case Kind::kNull: return JsType::kUndefined;  // see ToOutputString
     case Kind::kBool: return JsType::kBool;
     case Kind::kInt:
     case Kind::kFloat: return JsType::kNumber;
@@ -542,6 +549,90 @@ size_t Utf16Length(std::string_view s) {
     n += cp >= 0x10000 ? 2 : 1;
   }
   return n;
+}
+
+namespace {
+
+locale_t Utf8Locale() {
+  static const locale_t loc = newlocale(LC_CTYPE_MASK, "C.UTF-8", static_cast<locale_t>(nullptr));
+  return loc;
+}
+
+uint32_t MapCase(uint32_t cp, bool upper) {
+  if (cp < 0x80) {
+    if (upper && cp >= 'a' && cp <= 'z') return cp - 32;
+    if (!upper && cp >= 'A' && cp <= 'Z') return cp + 32;
+    return cp;
+  }
+  const locale_t loc = Utf8Locale();
+  if (loc == static_cast<locale_t>(nullptr)) return cp;
+  return static_cast<uint32_t>(upper ? towupper_l(static_cast<wint_t>(cp), loc)
+                                     : towlower_l(static_cast<wint_t>(cp), loc));
+}
+
+bool IsCasedLetter(uint32_t cp) {
+  const locale_t loc = Utf8Locale();
+  if (cp < 0x80 || loc == static_cast<locale_t>(nullptr)) return std::isalpha(static_cast<int>(cp & 0x7F)) && cp < 0x80;
+  return iswalpha_l(static_cast<wint_t>(cp), loc) &&
+         (towupper_l(static_cast<wint_t>(cp), loc) != static_cast<wint_t>(cp) ||
+          towlower_l(static_cast<wint_t>(cp), loc) != static_cast<wint_t>(cp));
+}
+
+}  // namespace
+
+std::string JsToUpper(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    uint32_t cp;
+    const size_t len = Utf8Next(s, i, &cp);
+    switch (cp) {
+      case 0xDF: out += "SS"; break;
+      case 0x149: out += "\xCA\xBCN"; break;
+      case 0x1F0: out += "J\xCC\x8C"; break;
+      case 0xFB00: out += "FF"; break;
+      case 0xFB01: out += "FI"; break;
+      case 0xFB02: out += "FL"; break;
+      case 0xFB03: out += "FFI"; break;
+      case 0xFB04: out += "FFL"; break;
+      case 0xFB05:
+      case 0xFB06: out += "ST"; break;
+      default:
+        if (cp == 0xFFFD && len == 1) {
+          out.append(s.substr(i, 1));
+        } else {
+          AppendUtf8(&out, MapCase(cp, true));
+        }
+    }
+    i += len;
+  }
+  return out;
+}
+
+std::string JsToLower(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  uint32_t prev = 0;
+  for (size_t i = 0; i < s.size();) {
+    uint32_t cp;
+    const size_t len = Utf8Next(s, i, &cp);
+    if (cp == 0x130) {
+      out += "i\xCC\x87";
+    } else if (cp == 0x3A3) {
+      // Final sigma: after a letter and not before one.
+      uint32_t next = 0;
+      if (i + len < s.size()) Utf8Next(s, i + len, &next);
+      const bool final = prev != 0 && IsCasedLetter(prev) && !(next != 0 && IsCasedLetter(next));
+      AppendUtf8(&out, final ? 0x3C2 : 0x3C3);
+    } else if (cp == 0xFFFD && len == 1) {
+      out.append(s.substr(i, 1));
+    } else {
+      AppendUtf8(&out, MapCase(cp, false));
+    }
+    prev = cp;
+    i += len;
+  }
+  return out;
 }
 
 std::vector<std::string> CodePoints(std::string_view s) {

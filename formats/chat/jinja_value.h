@@ -157,6 +157,11 @@ std::string_view JsTrim(std::string_view s);
 size_t Utf8Next(std::string_view s, size_t i, uint32_t* cp);
 void AppendUtf8(std::string* out, uint32_t cp);
 size_t Utf16Length(std::string_view s);
+// String.prototype.toUpperCase / toLowerCase: Unicode simple case mapping
+// (glibc's C.UTF-8 tables; ASCII only where that locale is missing) plus the
+// common special cases (ß -> SS, ligatures, İ -> i̇, final sigma).
+std::string JsToUpper(std::string_view s);
+std::string JsToLower(std::string_view s);
 std::vector<std::string> CodePoints(std::string_view s);
 // StringToNumber / parseInt(s, 10) / parseFloat(s); NaN when not a number.
 double JsStringToNumber(std::string_view s);
