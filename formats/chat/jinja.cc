@@ -201,7 +201,7 @@ std::vector<Token> Tokenize(const Source& src) {
     std::string out;
     uint32_t pending_high = 0;
     const auto flush_high = [&] {
-      if (pending_high != 0) AppendUtf8(&out, 0xFFFD);
+      if (pending_high != 0) AppendUtf8(&out, pending_high);
       pending_high = 0;
     };
     while (pos < n && pred(s[pos])) {
@@ -227,8 +227,6 @@ std::vector<Token> Tokenize(const Source& src) {
             flush_high();
             if (unit >= 0xD800 && unit <= 0xDBFF) {
               pending_high = unit;
-            } else if (unit >= 0xDC00 && unit <= 0xDFFF) {
-              AppendUtf8(&out, 0xFFFD);
             } else {
               AppendUtf8(&out, unit);
             }
@@ -1054,8 +1052,8 @@ std::vector<std::string> SplitString(const std::string& s, const std::string& se
 std::string Join(const std::vector<std::string>& parts, const std::string& sep) {
   std::string out;
   for (size_t i = 0; i < parts.size(); ++i) {
-    if (i > 0) out += sep;
-    out += parts[i];
+    if (i > 0) AppendJs(&out, sep);
+    AppendJs(&out, parts[i]);
   }
   return out;
 }
@@ -1070,13 +1068,13 @@ std::string ReplaceString(const std::string& s, const std::string& old_value,
   if (old_value.empty()) {
     for (size_t i = 0; i <= s.size();) {
       if (remaining > 0) {
-        out += new_value;
+        AppendJs(&out, new_value);
         --remaining;
       }
       if (i == s.size()) break;
       uint32_t cp;
       const size_t len = Utf8Next(s, i, &cp);
-      out.append(s, i, len);
+      AppendJs(&out, std::string_view(s).substr(i, len));
       i += len;
     }
     return out;
@@ -1085,12 +1083,12 @@ std::string ReplaceString(const std::string& s, const std::string& old_value,
   while (remaining > 0) {
     const size_t p = s.find(old_value, start);
     if (p == std::string::npos) break;
-    out.append(s, start, p - start);
-    out += new_value;
+    AppendJs(&out, std::string_view(s).substr(start, p - start));
+    AppendJs(&out, new_value);
     start = p + old_value.size();
     --remaining;
   }
-  out.append(s, start);
+  AppendJs(&out, std::string_view(s).substr(start));
   return out;
 }
 
@@ -1106,7 +1104,14 @@ std::optional<std::string> StringAt(const std::string& s, double index) {
     uint32_t cp;
     const size_t n = Utf8Next(s, b, &cp);
     const size_t units = cp >= 0x10000 ? 2 : 1;
-    if (static_cast<double>(unit + units) > i) return s.substr(b, n);
+    if (static_cast<double>(unit + units) > i) {
+      if (units == 1) return s.substr(b, n);
+      // Half of a surrogate pair, as JavaScript indexes it.
+      std::string half;
+      const bool high = static_cast<double>(unit) == i;
+      AppendUtf8(&half, high ? 0xD800 + ((cp - 0x10000) >> 10) : 0xDC00 + ((cp - 0x10000) & 0x3FF));
+      return half;
+    }
     unit += units;
     b += n;
   }
@@ -1252,9 +1257,9 @@ class Interpreter {
       Value v = Eval(*stmt, env);
       if (v.is_null() || v.is_undefined()) continue;
       if (v.is_string()) {
-        out += v.str;
+        AppendJs(&out, v.str);
       } else {
-        out += ToOutputString(v);
+        AppendJs(&out, ToOutputString(v));
       }
       CheckSize(out.size());
     }
@@ -1536,7 +1541,7 @@ class Interpreter {
       scope.vars["loop"] = Value::Object(std::move(loop));
       bind(&scope, items[i]);
       try {
-        result += EvalBlock(node.list, &scope);
+        AppendJs(&result, EvalBlock(node.list, &scope));
         CheckSize(result.size());
       } catch (const ContinueSignal&) {
         continue;
@@ -1545,7 +1550,7 @@ class Interpreter {
       }
       no_iteration = false;
     }
-    if (no_iteration) result += EvalBlock(node.list2, &scope);
+    if (no_iteration) AppendJs(&result, EvalBlock(node.list2, &scope));
     return Value::String(std::move(result));
   }
 
@@ -1716,7 +1721,7 @@ class Interpreter {
 
   Value Concat(std::string a, const std::string& b) {
     CheckSize(a.size() + b.size());
-    a += b;
+    AppendJs(&a, b);
     return Value::String(std::move(a));
   }
 
@@ -1753,7 +1758,7 @@ class Interpreter {
     for (double i = start; direction * i < direction * stop; i += step) {
       const size_t idx = static_cast<size_t>(i);
       if (is_string) {
-        text += chars[idx];
+        AppendJs(&text, chars[idx]);
       } else {
         items.push_back(object.array->items[idx]);
       }
@@ -2003,8 +2008,8 @@ class Interpreter {
   std::string JoinRaw(const std::vector<Value>& items, const std::string& sep) {
     std::string out;
     for (size_t i = 0; i < items.size(); ++i) {
-      if (i > 0) out += sep;
-      if (!items[i].is_null() && !items[i].is_undefined()) out += ToJsString(items[i]);
+      if (i > 0) AppendJs(&out, sep);
+      if (!items[i].is_null() && !items[i].is_undefined()) AppendJs(&out, ToJsString(items[i]));
       CheckSize(out.size());
     }
     return out;
@@ -2338,7 +2343,7 @@ absl::StatusOr<std::string> JinjaTemplate::Render(const nlohmann::ordered_json& 
       }
       global.vars[key] = jinja::FromJson(value);
     }
-    return interpreter.EvalBlock(program_->body, &global);
+    return jinja::WellFormed(interpreter.EvalBlock(program_->body, &global));
   } catch (const jinja::Error& e) {
     std::string msg = e.message;
     if (e.line == -1) msg = jinja::Located(program_->source, interpreter.error_offset(), e.message);

@@ -289,7 +289,7 @@ std::string JsonQuote(std::string_view s, bool ensure_ascii) {
       case '\r': out += "\\r"; break;
       case '\t': out += "\\t"; break;
       default:
-        if (cp < 0x20) {
+        if (cp < 0x20 || (cp >= 0xD800 && cp <= 0xDFFF)) {
           AppendHex4(&out, cp);
         } else if (ensure_ascii && cp >= 0x7F) {
           if (cp < 0x10000) {
@@ -549,6 +549,44 @@ size_t Utf16Length(std::string_view s) {
     n += cp >= 0x10000 ? 2 : 1;
   }
   return n;
+}
+
+namespace {
+
+// The 3-byte form of a surrogate: ED A0..BF xx (high: A0..AF, low: B0..BF).
+bool SurrogateAt(std::string_view s, size_t i, bool high) {
+  if (i + 3 > s.size() || static_cast<uint8_t>(s[i]) != 0xED) return false;
+  const uint8_t b = static_cast<uint8_t>(s[i + 1]);
+  return high ? (b >= 0xA0 && b <= 0xAF) : (b >= 0xB0 && b <= 0xBF);
+}
+
+}  // namespace
+
+void AppendJs(std::string* out, std::string_view s) {
+  if (out->size() >= 3 && !s.empty() && SurrogateAt(*out, out->size() - 3, true) && SurrogateAt(s, 0, false)) {
+    uint32_t hi, lo;
+    Utf8Next(*out, out->size() - 3, &hi);
+    Utf8Next(s, 0, &lo);
+    out->resize(out->size() - 3);
+    AppendUtf8(out, 0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00));
+    s.remove_prefix(3);
+  }
+  out->append(s);
+}
+
+std::string WellFormed(std::string s) {
+  if (s.find('\xED') == std::string::npos) return s;
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size();) {
+    if (SurrogateAt(s, i, true) || SurrogateAt(s, i, false)) {
+      out += "\xEF\xBF\xBD";
+      i += 3;
+    } else {
+      out += s[i++];
+    }
+  }
+  return out;
 }
 
 namespace {

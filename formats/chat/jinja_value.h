@@ -157,6 +157,14 @@ std::string_view JsTrim(std::string_view s);
 size_t Utf8Next(std::string_view s, size_t i, uint32_t* cp);
 void AppendUtf8(std::string* out, uint32_t cp);
 size_t Utf16Length(std::string_view s);
+// Strings are UTF-8, except that a lone UTF-16 surrogate (from indexing
+// into an astral character, or a "\ud83d" escape) is kept as its 3-byte
+// generalized UTF-8 form, so that string operations see what JavaScript
+// sees. AppendJs joins a high and a low surrogate that meet into the real
+// character; WellFormed turns the remaining ones into U+FFFD (as writing the
+// JavaScript string out as UTF-8 does).
+void AppendJs(std::string* out, std::string_view s);
+std::string WellFormed(std::string s);
 // String.prototype.toUpperCase / toLowerCase: Unicode simple case mapping
 // (glibc's C.UTF-8 tables; ASCII only where that locale is missing) plus the
 // common special cases (ß -> SS, ligatures, İ -> i̇, final sigma).

@@ -6,8 +6,9 @@
 //                      --template chat_template.jinja [--tokens tokenizer_config.json])
 //                     conversations.jsonl
 //   node chat_ref.mjs --snippets snippets.jsonl   ({"name", "template", "context"})
-// Prints one line per conversation: the rendered text as a JSON string, or
-// null when the template fails (the error goes to stderr).
+// Prints one line per conversation: the rendered text as a JSON string (lone
+// surrogates as U+FFFD, as when the text is written out as UTF-8), or null
+// when the template fails (the error goes to stderr).
 import { readFileSync } from "node:fs";
 import { Template } from "@huggingface/jinja";
 
@@ -27,7 +28,7 @@ if (snippets) {
     if (!line) continue;
     const snippet = JSON.parse(line);
     try {
-      console.log(JSON.stringify(new Template(snippet.template).render(snippet.context ?? {})));
+      console.log(JSON.stringify(new Template(snippet.template).render(snippet.context ?? {}).toWellFormed()));
     } catch (e) {
       console.error(`${snippet.name}: ${e.message}`);
       console.log("null");
@@ -74,7 +75,7 @@ for (const line of readFileSync(input, "utf8").split("\n")) {
       ...specials,
       ...(conv.extra ?? {}),
     });
-    console.log(JSON.stringify(text));
+    console.log(JSON.stringify(text.toWellFormed()));
   } catch (e) {
     console.error(`${conv.name ?? "?"}: ${e.message}`);
     console.log("null");
