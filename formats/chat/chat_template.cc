@@ -37,8 +37,8 @@ absl::StatusOr<Json> ReadJson(const std::string& path) {
 // unset and empty tokens are left out.
 Json SpecialTokens(const Json& config) {
   Json out = Json::object();
-  for (const char* key : {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token",
-                          "mask_token"}) {
+  for (const char* key : {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token",
+                          "cls_token", "mask_token"}) {
     auto it = config.find(key);
     if (it == config.end()) continue;
     if (it->is_string() && !it->get<std::string>().empty()) {
@@ -66,7 +66,8 @@ absl::StatusOr<Message> Message::FromJson(const Json& j) {
   if (!j.is_object()) return absl::InvalidArgumentError("a message must be a JSON object");
   Message m;
   auto role = j.find("role");
-  if (role == j.end() || !role->is_string()) return absl::InvalidArgumentError("a message needs a string role");
+  if (role == j.end() || !role->is_string())
+    return absl::InvalidArgumentError("a message needs a string role");
   m.role = role->get<std::string>();
   auto content = j.find("content");
   m.content = content == j.end() ? Json() : *content;
@@ -80,7 +81,8 @@ absl::StatusOr<ChatTemplate> ChatTemplate::FromSource(const std::string& source,
                                                       const JinjaLimits& limits) {
   absl::StatusOr<JinjaTemplate> parsed = JinjaTemplate::Parse(source, limits);
   if (!parsed.ok()) {
-    return absl::Status(parsed.status().code(), absl::StrCat("chat template: ", parsed.status().message()));
+    return absl::Status(parsed.status().code(),
+                        absl::StrCat("chat template: ", parsed.status().message()));
   }
   ChatTemplate t;
   t.source_ = source;
@@ -95,7 +97,8 @@ absl::StatusOr<ChatTemplate> ChatTemplate::FromTokenizerConfig(const std::string
   if (!config.ok()) return config.status();
   auto it = config->find("chat_template");
   if (it == config->end() || it->is_null()) {
-    const std::string jinja = (std::filesystem::path(path).parent_path() / "chat_template.jinja").string();
+    const std::string jinja =
+        (std::filesystem::path(path).parent_path() / "chat_template.jinja").string();
     if (std::filesystem::exists(jinja)) return FromJinjaFile(jinja, path, limits);
     return absl::NotFoundError(absl::StrCat(path, ": no chat_template"));
   }
@@ -111,11 +114,13 @@ absl::StatusOr<ChatTemplate> ChatTemplate::FromTokenizerConfig(const std::string
       }
     }
     if (chosen == nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ": chat_template list has no \"default\" template"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(path, ": chat_template list has no \"default\" template"));
     }
     return FromSource(chosen->get<std::string>(), *config, limits);
   }
-  return absl::InvalidArgumentError(absl::StrCat(path, ": chat_template must be a string or a list"));
+  return absl::InvalidArgumentError(
+      absl::StrCat(path, ": chat_template must be a string or a list"));
 }
 
 absl::StatusOr<ChatTemplate> ChatTemplate::FromJinjaFile(const std::string& path,
@@ -132,7 +137,8 @@ absl::StatusOr<ChatTemplate> ChatTemplate::FromJinjaFile(const std::string& path
   return FromSource(*source, config, limits);
 }
 
-absl::StatusOr<std::string> ChatTemplate::RenderJson(const Json& messages, bool add_generation_prompt,
+absl::StatusOr<std::string> ChatTemplate::RenderJson(const Json& messages,
+                                                     bool add_generation_prompt,
                                                      const Json& extra) const {
   if (!messages.is_array()) return absl::InvalidArgumentError("messages must be a JSON array");
   if (!extra.is_object()) return absl::InvalidArgumentError("extra context must be a JSON object");
@@ -147,7 +153,8 @@ absl::StatusOr<std::string> ChatTemplate::RenderJson(const Json& messages, bool 
 }
 
 absl::StatusOr<std::string> ChatTemplate::Render(const std::vector<Message>& messages,
-                                                 bool add_generation_prompt, const Json& extra) const {
+                                                 bool add_generation_prompt,
+                                                 const Json& extra) const {
   Json array = Json::array();
   for (const Message& m : messages) array.push_back(m.ToJson());
   return RenderJson(array, add_generation_prompt, extra);

@@ -31,6 +31,9 @@ struct Message {
 
   nlohmann::ordered_json ToJson() const;
   // role and content taken out of a message object; the rest into fields.
+  // A missing content becomes null (JavaScript would see undefined; the
+  // templates treat both alike). Use ChatTemplate::RenderJson to pass
+  // messages exactly as given.
   static absl::StatusOr<Message> FromJson(const nlohmann::ordered_json& j);
 };
 
@@ -48,10 +51,10 @@ class ChatTemplate {
                                                     const std::string& special_tokens_config = "",
                                                     const JinjaLimits& limits = {});
   // Template source plus the config object its special tokens come from.
-  static absl::StatusOr<ChatTemplate> FromSource(const std::string& source,
-                                                 const nlohmann::ordered_json& config =
-                                                     nlohmann::ordered_json::object(),
-                                                 const JinjaLimits& limits = {});
+  static absl::StatusOr<ChatTemplate> FromSource(
+      const std::string& source,
+      const nlohmann::ordered_json& config = nlohmann::ordered_json::object(),
+      const JinjaLimits& limits = {});
 
   absl::StatusOr<std::string> Render(
       const std::vector<Message>& messages, bool add_generation_prompt,

@@ -4,11 +4,11 @@
 #include <cmath>
 #include <ctime>
 #include <initializer_list>
-#include <optional>
-#include <unordered_map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -49,14 +49,14 @@ Source Preprocess(std::string_view tmpl) {
     Source out;
     const std::string& t = s.text;
     for (size_t i = 0; i < t.size();) {
-      const bool line_start =
-          i == 0 || t[i - 1] == '\n' || t[i - 1] == '\r' ||
-          (i >= 3 && t.compare(i - 3, 2, "\xE2\x80") == 0 &&
-           (t[i - 1] == '\xA8' || t[i - 1] == '\xA9'));
+      const bool line_start = i == 0 || t[i - 1] == '\n' || t[i - 1] == '\r' ||
+                              (i >= 3 && t.compare(i - 3, 2, "\xE2\x80") == 0 &&
+                               (t[i - 1] == '\xA8' || t[i - 1] == '\xA9'));
       if (line_start) {
         size_t j = i;
         while (j < t.size() && (t[j] == ' ' || t[j] == '\t')) ++j;
-        if (j + 1 < t.size() && t[j] == '{' && (t[j + 1] == '#' || t[j + 1] == '%' || t[j + 1] == '-')) {
+        if (j + 1 < t.size() && t[j] == '{' &&
+            (t[j + 1] == '#' || t[j + 1] == '%' || t[j + 1] == '-')) {
           i = j;
         }
       }
@@ -142,7 +142,8 @@ class LineMap {
   }
   void Locate(size_t offset, int* line, int* column) const {
     offset = std::min(offset, src_.size());
-    const size_t idx = std::upper_bound(starts_.begin(), starts_.end(), offset) - starts_.begin() - 1;
+    const size_t idx =
+        std::upper_bound(starts_.begin(), starts_.end(), offset) - starts_.begin() - 1;
     *line = static_cast<int>(idx + 1);
     int col = 1;
     for (size_t i = starts_[idx]; i < offset;) {
@@ -169,10 +170,31 @@ struct SyntaxError {
 // Lexer (a port of @huggingface/jinja's tokenize).
 
 enum class Tok {
-  kText, kNumber, kString, kIdent, kEquals, kOpenParen, kCloseParen,
-  kOpenStatement, kCloseStatement, kOpenExpression, kCloseExpression,
-  kOpenBracket, kCloseBracket, kOpenCurly, kCloseCurly, kComma, kDot, kColon,
-  kPipe, kAdditive, kMultiplicative, kPower, kComparison, kUnary, kComment,
+  kText,
+  kNumber,
+  kString,
+  kIdent,
+  kEquals,
+  kOpenParen,
+  kCloseParen,
+  kOpenStatement,
+  kCloseStatement,
+  kOpenExpression,
+  kCloseExpression,
+  kOpenBracket,
+  kCloseBracket,
+  kOpenCurly,
+  kCloseCurly,
+  kComma,
+  kDot,
+  kColon,
+  kPipe,
+  kAdditive,
+  kMultiplicative,
+  kPower,
+  kComparison,
+  kUnary,
+  kComment,
 };
 
 struct Token {
@@ -235,16 +257,35 @@ std::vector<Token> Tokenize(const Source& src) {
         }
         flush_high();
         switch (esc) {
-          case 'n': out += '\n'; break;
-          case 't': out += '\t'; break;
-          case 'r': out += '\r'; break;
-          case 'b': out += '\b'; break;
-          case 'f': out += '\f'; break;
-          case 'v': out += '\v'; break;
-          case '\'': out += '\''; break;
-          case '"': out += '"'; break;
-          case '\\': out += '\\'; break;
-          default: fail(std::string("unexpected escaped character: ") + esc, at);
+          case 'n':
+            out += '\n';
+            break;
+          case 't':
+            out += '\t';
+            break;
+          case 'r':
+            out += '\r';
+            break;
+          case 'b':
+            out += '\b';
+            break;
+          case 'f':
+            out += '\f';
+            break;
+          case 'v':
+            out += '\v';
+            break;
+          case '\'':
+            out += '\'';
+            break;
+          case '"':
+            out += '"';
+            break;
+          case '\\':
+            out += '\\';
+            break;
+          default:
+            fail(std::string("unexpected escaped character: ") + esc, at);
         }
         continue;
       }
@@ -265,17 +306,21 @@ std::vector<Token> Tokenize(const Source& src) {
     while (size_t len = JsSpaceLenAt(s, pos)) pos += len;
   };
   static const std::pair<const char*, Tok> kTable[] = {
-      {"{%", Tok::kOpenStatement}, {"%}", Tok::kCloseStatement},
+      {"{%", Tok::kOpenStatement},  {"%}", Tok::kCloseStatement},
       {"{{", Tok::kOpenExpression}, {"}}", Tok::kCloseExpression},
-      {"(", Tok::kOpenParen}, {")", Tok::kCloseParen},
-      {"{", Tok::kOpenCurly}, {"}", Tok::kCloseCurly},
-      {"[", Tok::kOpenBracket}, {"]", Tok::kCloseBracket},
-      {",", Tok::kComma}, {".", Tok::kDot}, {":", Tok::kColon}, {"|", Tok::kPipe},
-      {"<=", Tok::kComparison}, {">=", Tok::kComparison}, {"==", Tok::kComparison},
-      {"!=", Tok::kComparison}, {"<", Tok::kComparison}, {">", Tok::kComparison},
-      {"+", Tok::kAdditive}, {"-", Tok::kAdditive}, {"~", Tok::kAdditive},
-      {"**", Tok::kPower}, {"*", Tok::kMultiplicative}, {"//", Tok::kMultiplicative},
-      {"/", Tok::kMultiplicative}, {"%", Tok::kMultiplicative}, {"=", Tok::kEquals},
+      {"(", Tok::kOpenParen},       {")", Tok::kCloseParen},
+      {"{", Tok::kOpenCurly},       {"}", Tok::kCloseCurly},
+      {"[", Tok::kOpenBracket},     {"]", Tok::kCloseBracket},
+      {",", Tok::kComma},           {".", Tok::kDot},
+      {":", Tok::kColon},           {"|", Tok::kPipe},
+      {"<=", Tok::kComparison},     {">=", Tok::kComparison},
+      {"==", Tok::kComparison},     {"!=", Tok::kComparison},
+      {"<", Tok::kComparison},      {">", Tok::kComparison},
+      {"+", Tok::kAdditive},        {"-", Tok::kAdditive},
+      {"~", Tok::kAdditive},        {"**", Tok::kPower},
+      {"*", Tok::kMultiplicative},  {"//", Tok::kMultiplicative},
+      {"/", Tok::kMultiplicative},  {"%", Tok::kMultiplicative},
+      {"=", Tok::kEquals},
   };
 
   while (pos < n) {
@@ -323,9 +368,7 @@ std::vector<Token> Tokenize(const Source& src) {
       pos += 3;
       continue;
     }
-    consume_while([](char c) {
-      return c == ' ' || (c >= '\t' && c <= '\r');
-    });
+    consume_while([](char c) { return c == ' ' || (c >= '\t' && c <= '\r'); });
     // Non-ASCII whitespace inside a tag (consumeWhile(/\s/)).
     while (size_t len = JsSpaceLenAt(s, pos)) {
       pos += len;
@@ -347,7 +390,8 @@ std::vector<Token> Tokenize(const Source& src) {
     const char c = s[pos];
     if (c == '-' || c == '+') {
       const Tok* prev = tokens.empty() ? nullptr : &tokens.back().type;
-      if (prev == nullptr || *prev == Tok::kText) fail(std::string("unexpected character: ") + c, pos);
+      if (prev == nullptr || *prev == Tok::kText)
+        fail(std::string("unexpected character: ") + c, pos);
       switch (*prev) {
         case Tok::kIdent:
         case Tok::kNumber:
@@ -418,10 +462,31 @@ std::vector<Token> Tokenize(const Source& src) {
 // Syntax tree.
 
 enum class NodeType {
-  kText, kComment, kSet, kIf, kFor, kBreak, kContinue, kMacro,
-  kIntLit, kFloatLit, kStringLit, kArrayLit, kTupleLit, kObjectLit,
-  kIdentifier, kMember, kCall, kUnary, kBinary, kFilter, kTest, kSelect,
-  kTernary, kSlice, kKwarg,
+  kText,
+  kComment,
+  kSet,
+  kIf,
+  kFor,
+  kBreak,
+  kContinue,
+  kMacro,
+  kIntLit,
+  kFloatLit,
+  kStringLit,
+  kArrayLit,
+  kTupleLit,
+  kObjectLit,
+  kIdentifier,
+  kMember,
+  kCall,
+  kUnary,
+  kBinary,
+  kFilter,
+  kTest,
+  kSelect,
+  kTernary,
+  kSlice,
+  kKwarg,
 };
 
 struct Node;
@@ -485,7 +550,9 @@ class Parser {
 
   size_t Offset() const { return cur_ < tokens_.size() ? tokens_[cur_].offset : end_; }
   [[noreturn]] void Error(std::string msg) { throw SyntaxError{std::move(msg), Offset()}; }
-  [[noreturn]] void ErrorAt(std::string msg, size_t offset) { throw SyntaxError{std::move(msg), offset}; }
+  [[noreturn]] void ErrorAt(std::string msg, size_t offset) {
+    throw SyntaxError{std::move(msg), offset};
+  }
 
   NodePtr Make(NodeType type, size_t offset) {
     auto node = std::make_unique<Node>();
@@ -536,7 +603,8 @@ class Parser {
     ++cur_;
   }
   // Statements until one of `names`; an unclosed block names its opening tag.
-  NodeList ParseBody(std::initializer_list<std::string_view> names, const char* block, size_t open) {
+  NodeList ParseBody(std::initializer_list<std::string_view> names, const char* block,
+                     size_t open) {
     NodeList body;
     while (!IsStatement(names)) {
       if (cur_ >= tokens_.size()) {
@@ -560,14 +628,16 @@ class Parser {
         ++cur_;
         return Finish(std::move(node));
       }
-      case Tok::kOpenStatement: return ParseStatement();
+      case Tok::kOpenStatement:
+        return ParseStatement();
       case Tok::kOpenExpression: {
         ++cur_;
         NodePtr e = ParseExpression();
         Expect(Tok::kCloseExpression, "'}}'");
         return e;
       }
-      default: Error("unexpected token");
+      default:
+        Error("unexpected token");
     }
   }
 
@@ -874,7 +944,8 @@ class Parser {
       if (Is(Tok::kEquals)) {
         ++cur_;
         if (arg->type != NodeType::kIdentifier) {
-          ErrorAt(parameters ? "expected a parameter name" : "expected a keyword argument name", arg->offset);
+          ErrorAt(parameters ? "expected a parameter name" : "expected a keyword argument name",
+                  arg->offset);
         }
         auto kw = Make(NodeType::kKwarg, arg->offset);
         kw->name = arg->name;
@@ -999,7 +1070,8 @@ class Parser {
         ++cur_;
         return Finish(std::move(node));
       }
-      default: ErrorAt(absl::StrCat("unexpected token '", t.value, "'"), t.offset);
+      default:
+        ErrorAt(absl::StrCat("unexpected token '", t.value, "'"), t.offset);
     }
   }
 
@@ -1120,7 +1192,8 @@ std::optional<std::string> StringAt(const std::string& s, double index) {
 
 int CompareValues(const Value& a, const Value& b, bool case_sensitive) {
   if (a.is_null() && b.is_null()) return 0;
-  if (a.is_null() || b.is_null()) Fail(absl::StrCat("cannot compare ", a.TypeName(), " with ", b.TypeName()));
+  if (a.is_null() || b.is_null())
+    Fail(absl::StrCat("cannot compare ", a.TypeName(), " with ", b.TypeName()));
   if (a.is_undefined() && b.is_undefined()) return 0;
   if (a.is_undefined() || b.is_undefined()) {
     Fail(absl::StrCat("cannot compare ", a.TypeName(), " with ", b.TypeName()));
@@ -1172,9 +1245,9 @@ Value KwargOr(const ObjectData* kwargs, const char* name, Value fallback) {
 std::string StrftimeNow(const std::string& format) {
   static const char* kMonthsShort[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
                                        "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
-  static const char* kMonthsLong[] = {"January", "February", "March",     "April",
-                                      "May",     "June",     "July",      "August",
-                                      "September", "October", "November", "December"};
+  static const char* kMonthsLong[] = {"January",   "February", "March",    "April",
+                                      "May",       "June",     "July",     "August",
+                                      "September", "October",  "November", "December"};
   const std::time_t now = std::time(nullptr);
   std::tm tm{};
   localtime_r(&now, &tm);
@@ -1185,15 +1258,32 @@ std::string StrftimeNow(const std::string& format) {
       const char c = format[i + 1];
       std::string rep;
       switch (c) {
-        case 'Y': rep = absl::StrCat(tm.tm_year + 1900); break;
-        case 'm': rep = pad2(tm.tm_mon + 1); break;
-        case 'd': rep = pad2(tm.tm_mday); break;
-        case 'b': rep = kMonthsShort[tm.tm_mon]; break;
-        case 'B': rep = kMonthsLong[tm.tm_mon]; break;
-        case 'H': rep = pad2(tm.tm_hour); break;
-        case 'M': rep = pad2(tm.tm_min); break;
-        case '%': rep = "%"; break;
-        default: break;
+        case 'Y':
+          rep = absl::StrCat(tm.tm_year + 1900);
+          break;
+        case 'm':
+          rep = pad2(tm.tm_mon + 1);
+          break;
+        case 'd':
+          rep = pad2(tm.tm_mday);
+          break;
+        case 'b':
+          rep = kMonthsShort[tm.tm_mon];
+          break;
+        case 'B':
+          rep = kMonthsLong[tm.tm_mon];
+          break;
+        case 'H':
+          rep = pad2(tm.tm_hour);
+          break;
+        case 'M':
+          rep = pad2(tm.tm_min);
+          break;
+        case '%':
+          rep = "%";
+          break;
+        default:
+          break;
       }
       if (!rep.empty()) {
         out += rep;
@@ -1224,7 +1314,8 @@ void FindNames(const Node& node, bool* kwargs, bool* varargs) {
 class Interpreter {
  public:
   explicit Interpreter(const JinjaLimits& limits) : limits_(limits) {
-    namespace_fn_ = Value::Function([this](std::vector<Value>& args, Env*) { return MakeNamespace(args); });
+    namespace_fn_ =
+        Value::Function([this](std::vector<Value>& args, Env*) { return MakeNamespace(args); });
   }
   ~Interpreter() {
     // Namespaces are the only mutable values, so the only possible cycles.
@@ -1241,7 +1332,8 @@ class Interpreter {
     env->vars["raise_exception"] = Value::Function([](std::vector<Value>& args, Env*) -> Value {
       Fail(absl::StrCat("raise_exception: ", args.empty() ? "" : ToJsString(args[0])));
     });
-    env->vars["range"] = Value::Function([this](std::vector<Value>& args, Env*) { return Range(args); });
+    env->vars["range"] =
+        Value::Function([this](std::vector<Value>& args, Env*) { return Range(args); });
     env->vars["strftime_now"] = Value::Function([](std::vector<Value>& args, Env*) {
       if (args.empty() || !args[0].is_string()) Fail("strftime_now expects a format string");
       return Value::String(StrftimeNow(args[0].str));
@@ -1327,7 +1419,8 @@ class Interpreter {
           } else if (pair.is_string()) {
             for (std::string& cp : CodePoints(pair.str)) kv.push_back(Value::String(std::move(cp)));
           }
-          if (kv.size() != 2) Fail("namespace expected an object or an iterable of [key, value] pairs");
+          if (kv.size() != 2)
+            Fail("namespace expected an object or an iterable of [key, value] pairs");
           if (!kv[0].is_string()) Fail("namespace keys must be strings");
           data->Set(kv[0].str, kv[1]);
         }
@@ -1349,13 +1442,19 @@ class Interpreter {
       const Value& a = args[i];
       switch (a.kind) {
         case Kind::kInt:
-        case Kind::kFloat: return a.number;
-        case Kind::kBool: return a.boolean ? 1 : 0;
-        case Kind::kNull: return 0;
-        case Kind::kString: return JsStringToNumber(a.str);
+        case Kind::kFloat:
+          return a.number;
+        case Kind::kBool:
+          return a.boolean ? 1 : 0;
+        case Kind::kNull:
+          return 0;
+        case Kind::kString:
+          return JsStringToNumber(a.str);
         case Kind::kArray:
-        case Kind::kTuple: return JsStringToNumber(ToJsString(a));
-        default: return NAN;
+        case Kind::kTuple:
+          return JsStringToNumber(ToJsString(a));
+        default:
+          return NAN;
       }
     };
     double start = 0, stop = NAN, step = 1;
@@ -1378,49 +1477,67 @@ class Interpreter {
   Value EvalNode(const Node& node, Env* env) {
     switch (node.type) {
       case NodeType::kText:
-      case NodeType::kStringLit: return Value::String(node.name);
-      case NodeType::kComment: return Value::Null();
-      case NodeType::kIntLit: return Value::Int(node.number);
-      case NodeType::kFloatLit: return Value::Float(node.number);
-      case NodeType::kSet: return EvalSet(node, env);
+      case NodeType::kStringLit:
+        return Value::String(node.name);
+      case NodeType::kComment:
+        return Value::Null();
+      case NodeType::kIntLit:
+        return Value::Int(node.number);
+      case NodeType::kFloatLit:
+        return Value::Float(node.number);
+      case NodeType::kSet:
+        return EvalSet(node, env);
       case NodeType::kIf:
         return Value::String(EvalBlock(Truthy(Eval(*node.a, env)) ? node.list : node.list2, env));
-      case NodeType::kFor: return EvalFor(node, env);
-      case NodeType::kBreak: throw BreakSignal{};
-      case NodeType::kContinue: throw ContinueSignal{};
-      case NodeType::kMacro: return EvalMacro(node, env);
+      case NodeType::kFor:
+        return EvalFor(node, env);
+      case NodeType::kBreak:
+        throw BreakSignal{};
+      case NodeType::kContinue:
+        throw ContinueSignal{};
+      case NodeType::kMacro:
+        return EvalMacro(node, env);
       case NodeType::kArrayLit:
       case NodeType::kTupleLit: {
         std::vector<Value> items;
         for (const NodePtr& e : node.list) items.push_back(Eval(*e, env));
-        return Value::Array(std::move(items), node.type == NodeType::kTupleLit ? Kind::kTuple : Kind::kArray);
+        return Value::Array(std::move(items),
+                            node.type == NodeType::kTupleLit ? Kind::kTuple : Kind::kArray);
       }
       case NodeType::kObjectLit: {
         auto data = std::make_shared<ObjectData>();
         for (size_t i = 0; i < node.list.size(); ++i) {
           Value key = Eval(*node.list[i], env);
-          if (!key.is_string()) Fail(absl::StrCat("object keys must be strings: got ", key.TypeName()));
+          if (!key.is_string())
+            Fail(absl::StrCat("object keys must be strings: got ", key.TypeName()));
           data->Set(key.str, Eval(*node.list2[i], env));
         }
         return Value::Object(std::move(data));
       }
-      case NodeType::kIdentifier: return Lookup(node.name, env);
-      case NodeType::kMember: return EvalMember(node, env);
-      case NodeType::kCall: return EvalCall(node, env);
-      case NodeType::kUnary: return EvalUnary(node, env);
-      case NodeType::kBinary: return EvalBinary(node, env);
+      case NodeType::kIdentifier:
+        return Lookup(node.name, env);
+      case NodeType::kMember:
+        return EvalMember(node, env);
+      case NodeType::kCall:
+        return EvalCall(node, env);
+      case NodeType::kUnary:
+        return EvalUnary(node, env);
+      case NodeType::kBinary:
+        return EvalBinary(node, env);
       case NodeType::kFilter: {
         Value operand = Eval(*node.a, env);
         return ApplyFilter(operand, *node.b, env);
       }
-      case NodeType::kTest: return EvalTest(node, env);
+      case NodeType::kTest:
+        return EvalTest(node, env);
       case NodeType::kSelect:
         if (!Truthy(Eval(*node.b, env))) return Value::Undefined();
         return Eval(*node.a, env);
       case NodeType::kTernary:
         return Truthy(Eval(*node.a, env)) ? Eval(*node.b, env) : Eval(*node.c, env);
       case NodeType::kSlice:
-      case NodeType::kKwarg: Fail("unexpected slice or keyword argument");
+      case NodeType::kKwarg:
+        Fail("unexpected slice or keyword argument");
     }
     Fail("unknown node");
   }
@@ -1447,18 +1564,22 @@ class Interpreter {
     if (target.type == NodeType::kIdentifier) {
       env->vars[target.name] = std::move(rhs);
     } else if (target.type == NodeType::kTupleLit) {
-      if (!rhs.is_array()) Fail(absl::StrCat("cannot unpack non-iterable type in set: ", rhs.TypeName()));
+      if (!rhs.is_array())
+        Fail(absl::StrCat("cannot unpack non-iterable type in set: ", rhs.TypeName()));
       const auto& items = rhs.array->items;
       if (items.size() != target.list.size()) {
-        Fail(target.list.size() > items.size() ? "too few items to unpack in set" : "too many items to unpack in set");
+        Fail(target.list.size() > items.size() ? "too few items to unpack in set"
+                                               : "too many items to unpack in set");
       }
       for (size_t i = 0; i < items.size(); ++i) {
-        if (target.list[i]->type != NodeType::kIdentifier) Fail("cannot unpack to a non-identifier in set");
+        if (target.list[i]->type != NodeType::kIdentifier)
+          Fail("cannot unpack to a non-identifier in set");
         env->vars[target.list[i]->name] = items[i];
       }
     } else if (target.type == NodeType::kMember) {
       Value object = Eval(*target.a, env);
-      if (object.kind != Kind::kNamespace) Fail("cannot assign an attribute of a non-namespace object");
+      if (object.kind != Kind::kNamespace)
+        Fail("cannot assign an attribute of a non-namespace object");
       if (target.b->type != NodeType::kIdentifier || target.flag) {
         Fail("cannot assign to a member with a non-identifier property");
       }
@@ -1499,13 +1620,16 @@ class Interpreter {
         e->vars[target.name] = current;
         return;
       }
-      if (current.kind != Kind::kArray) Fail(absl::StrCat("cannot unpack non-iterable type: ", current.TypeName()));
+      if (current.kind != Kind::kArray)
+        Fail(absl::StrCat("cannot unpack non-iterable type: ", current.TypeName()));
       const auto& items = current.array->items;
       if (items.size() != target.list.size()) {
-        Fail(target.list.size() > items.size() ? "too few items to unpack" : "too many items to unpack");
+        Fail(target.list.size() > items.size() ? "too few items to unpack"
+                                               : "too many items to unpack");
       }
       for (size_t j = 0; j < items.size(); ++j) {
-        if (target.list[j]->type != NodeType::kIdentifier) Fail("cannot unpack to a non-identifier");
+        if (target.list[j]->type != NodeType::kIdentifier)
+          Fail("cannot unpack to a non-identifier");
         e->vars[target.list[j]->name] = items[j];
       }
     };
@@ -1562,56 +1686,61 @@ class Interpreter {
       if (p->name == "varargs") uses_varargs = false;
     }
     const Node* macro = &node;
-    env->vars[node.name] = Value::Function([this, macro, uses_kwargs, uses_varargs](std::vector<Value>& args, Env* caller) {
-      if (++call_depth_ > limits_.max_depth) {
-        --call_depth_;
-        FailLimit("macro recursion too deep");
-      }
-      struct Unwind {
-        int* d;
-        ~Unwind() { --*d; }
-      } unwind{&call_depth_};
-      Env scope{caller, {}};
-      std::vector<Value> positional = args;
-      std::vector<std::pair<std::string, Value>> kwargs;
-      if (!positional.empty() && positional.back().kind == Kind::kKwargs) {
-        kwargs = positional.back().object->entries;
-        positional.pop_back();
-      }
-      std::vector<bool> consumed(kwargs.size(), false);
-      std::vector<std::pair<std::string, const Node*>> defaults;
-      for (size_t i = 0; i < macro->list.size(); ++i) {
-        const Node& param = *macro->list[i];
-        std::optional<Value> value;
-        if (i < positional.size()) value = positional[i];
-        for (size_t k = 0; !value && k < kwargs.size(); ++k) {
-          if (!consumed[k] && kwargs[k].first == param.name) {
-            value = kwargs[k].second;
-            consumed[k] = true;
+    env->vars[node.name] = Value::Function(
+        [this, macro, uses_kwargs, uses_varargs](std::vector<Value>& args, Env* caller) {
+          if (++call_depth_ > limits_.max_depth) {
+            --call_depth_;
+            FailLimit("macro recursion too deep");
           }
-        }
-        if (!value && param.type == NodeType::kKwarg) defaults.emplace_back(param.name, param.a.get());
-        scope.vars[param.name] = value ? *value : Value::Undefined();
-      }
-      auto rest = std::make_shared<ObjectData>();
-      for (size_t k = 0; k < kwargs.size(); ++k) {
-        if (!consumed[k]) rest->Set(kwargs[k].first, kwargs[k].second);
-      }
-      if (uses_kwargs) {
-        scope.vars["kwargs"] = Value::Object(rest);
-      } else if (rest->size() > 0) {
-        Fail(absl::StrCat("macro '", macro->name, "' takes no keyword argument '", rest->entries[0].first, "'"));
-      }
-      if (uses_varargs) {
-        std::vector<Value> extra;
-        for (size_t i = macro->list.size(); i < positional.size(); ++i) extra.push_back(positional[i]);
-        scope.vars["varargs"] = Value::Array(std::move(extra));
-      } else if (positional.size() > macro->list.size()) {
-        Fail(absl::StrCat("macro '", macro->name, "' takes not more than ", macro->list.size(), " argument(s)"));
-      }
-      for (const auto& [name, expr] : defaults) scope.vars[name] = Eval(*expr, &scope);
-      return Value::String(EvalBlock(macro->list2, &scope));
-    });
+          struct Unwind {
+            int* d;
+            ~Unwind() { --*d; }
+          } unwind{&call_depth_};
+          Env scope{caller, {}};
+          std::vector<Value> positional = args;
+          std::vector<std::pair<std::string, Value>> kwargs;
+          if (!positional.empty() && positional.back().kind == Kind::kKwargs) {
+            kwargs = positional.back().object->entries;
+            positional.pop_back();
+          }
+          std::vector<bool> consumed(kwargs.size(), false);
+          std::vector<std::pair<std::string, const Node*>> defaults;
+          for (size_t i = 0; i < macro->list.size(); ++i) {
+            const Node& param = *macro->list[i];
+            std::optional<Value> value;
+            if (i < positional.size()) value = positional[i];
+            for (size_t k = 0; !value && k < kwargs.size(); ++k) {
+              if (!consumed[k] && kwargs[k].first == param.name) {
+                value = kwargs[k].second;
+                consumed[k] = true;
+              }
+            }
+            if (!value && param.type == NodeType::kKwarg)
+              defaults.emplace_back(param.name, param.a.get());
+            scope.vars[param.name] = value ? *value : Value::Undefined();
+          }
+          auto rest = std::make_shared<ObjectData>();
+          for (size_t k = 0; k < kwargs.size(); ++k) {
+            if (!consumed[k]) rest->Set(kwargs[k].first, kwargs[k].second);
+          }
+          if (uses_kwargs) {
+            scope.vars["kwargs"] = Value::Object(rest);
+          } else if (rest->size() > 0) {
+            Fail(absl::StrCat("macro '", macro->name, "' takes no keyword argument '",
+                              rest->entries[0].first, "'"));
+          }
+          if (uses_varargs) {
+            std::vector<Value> extra;
+            for (size_t i = macro->list.size(); i < positional.size(); ++i)
+              extra.push_back(positional[i]);
+            scope.vars["varargs"] = Value::Array(std::move(extra));
+          } else if (positional.size() > macro->list.size()) {
+            Fail(absl::StrCat("macro '", macro->name, "' takes not more than ", macro->list.size(),
+                              " argument(s)"));
+          }
+          for (const auto& [name, expr] : defaults) scope.vars[name] = Eval(*expr, &scope);
+          return Value::String(EvalBlock(macro->list2, &scope));
+        });
     return Value::Null();
   }
 
@@ -1624,17 +1753,20 @@ class Interpreter {
     auto kwargs = std::make_shared<ObjectData>();
     for (const NodePtr& a : args) {
       if (a->type != NodeType::kKwarg) continue;
-      if (kwargs->Find(a->name)) Fail(absl::StrCat("got multiple values for keyword argument '", a->name, "'"));
+      if (kwargs->Find(a->name))
+        Fail(absl::StrCat("got multiple values for keyword argument '", a->name, "'"));
       kwargs->Set(a->name, Eval(*a->a, env));
     }
-    if (kwargs->size() > 0 || always_kwargs) out.push_back(Value::Object(std::move(kwargs), Kind::kKwargs));
+    if (kwargs->size() > 0 || always_kwargs)
+      out.push_back(Value::Object(std::move(kwargs), Kind::kKwargs));
     return out;
   }
 
   Value EvalCall(const Node& node, Env* env) {
     std::vector<Value> args = EvalArgs(node.list, env);
     Value fn = Eval(*node.a, env);
-    if (fn.kind != Kind::kFunction) Fail(absl::StrCat("cannot call something that is not a function: got ", fn.TypeName()));
+    if (fn.kind != Kind::kFunction)
+      Fail(absl::StrCat("cannot call something that is not a function: got ", fn.TypeName()));
     return (*fn.fn)(args, env);
   }
 
@@ -1662,7 +1794,8 @@ class Interpreter {
       if (right.is_undefined() && membership) return Value::Bool(op == "not in");
       Fail(absl::StrCat("cannot perform operation '", op, "' on undefined values"));
     }
-    if (left.is_null() || right.is_null()) Fail(absl::StrCat("cannot perform operation '", op, "' on null values"));
+    if (left.is_null() || right.is_null())
+      Fail(absl::StrCat("cannot perform operation '", op, "' on null values"));
     if (op == "~") return Concat(ToJsString(left), ToJsString(right));
     const auto numeric_like = [](const Value& v) { return v.is_number() || v.kind == Kind::kBool; };
     if (op == "**" && numeric_like(left) && numeric_like(right)) {
@@ -1709,14 +1842,16 @@ class Interpreter {
         return Value::Bool(found == (op == "in"));
       }
     }
-    if ((left.is_string() || right.is_string()) && op == "+") return Concat(ToJsString(left), ToJsString(right));
+    if ((left.is_string() || right.is_string()) && op == "+")
+      return Concat(ToJsString(left), ToJsString(right));
     if (left.is_string() && right.is_string() && membership) {
       return Value::Bool((right.str.find(left.str) != std::string::npos) == (op == "in"));
     }
     if (left.is_string() && right.is_object() && membership) {
       return Value::Bool((right.object->Find(left.str) != nullptr) == (op == "in"));
     }
-    Fail(absl::StrCat("unknown operator '", op, "' between ", left.TypeName(), " and ", right.TypeName()));
+    Fail(absl::StrCat("unknown operator '", op, "' between ", left.TypeName(), " and ",
+                      right.TypeName()));
   }
 
   Value Concat(std::string a, const std::string& b) {
@@ -1734,7 +1869,8 @@ class Interpreter {
       if (v.kind != Kind::kInt) Fail("slice indices must be integers or undefined");
       return v.number;
     };
-    const std::optional<double> start_v = part(slice.a), stop_v = part(slice.b), step_v = part(slice.c);
+    const std::optional<double> start_v = part(slice.a), stop_v = part(slice.b),
+                                step_v = part(slice.c);
     std::vector<std::string> chars;
     const bool is_string = object.is_string();
     if (is_string) chars = CodePoints(object.str);
@@ -1778,7 +1914,8 @@ class Interpreter {
       property = Value::String(node.b->name);
     }
     if (object.is_attr_container()) {
-      if (!property.is_string()) Fail(absl::StrCat("cannot access a property with a non-string: got ", property.TypeName()));
+      if (!property.is_string())
+        Fail(absl::StrCat("cannot access a property with a non-string: got ", property.TypeName()));
       if (const Value* v = object.object->Find(property.str)) return *v;
       if (object.is_object()) return ObjectBuiltin(object, property.str);
       return Value::Undefined();
@@ -1797,24 +1934,31 @@ class Interpreter {
       }
       if (property.is_string()) {
         if (object.is_string()) return StringBuiltin(object.str, property.str);
-        if (property.str == "length") return Value::Int(static_cast<double>(object.array->items.size()));
+        if (property.str == "length")
+          return Value::Int(static_cast<double>(object.array->items.size()));
         return Value::Undefined();
       }
-      Fail(absl::StrCat("cannot access a property with a non-string/non-number: got ", property.TypeName()));
+      Fail(absl::StrCat("cannot access a property with a non-string/non-number: got ",
+                        property.TypeName()));
     }
-    if (!property.is_string()) Fail(absl::StrCat("cannot access a property with a non-string: got ", property.TypeName()));
+    if (!property.is_string())
+      Fail(absl::StrCat("cannot access a property with a non-string: got ", property.TypeName()));
     return Value::Undefined();
   }
 
   Value StringBuiltin(const std::string& s, const std::string& name) {
     using Args = std::vector<Value>;
-    const auto fn = [](auto f) { return Value::Function([f](Args& args, Env*) { return f(args); }); };
+    const auto fn = [](auto f) {
+      return Value::Function([f](Args& args, Env*) { return f(args); });
+    };
     if (name == "length") return Value::Int(static_cast<double>(Utf16Length(s)));
     if (name == "upper") return fn([s](Args&) { return Value::String(JsToUpper(s)); });
     if (name == "lower") return fn([s](Args&) { return Value::String(JsToLower(s)); });
     if (name == "strip") return fn([s](Args&) { return Value::String(std::string(JsTrim(s))); });
-    if (name == "lstrip") return fn([s](Args&) { return Value::String(std::string(JsTrimStart(s))); });
-    if (name == "rstrip") return fn([s](Args&) { return Value::String(std::string(JsTrimEnd(s))); });
+    if (name == "lstrip")
+      return fn([s](Args&) { return Value::String(std::string(JsTrimStart(s))); });
+    if (name == "rstrip")
+      return fn([s](Args&) { return Value::String(std::string(JsTrimEnd(s))); });
     if (name == "title") return fn([s](Args&) { return Value::String(TitleCase(s)); });
     if (name == "capitalize") {
       return fn([s](Args&) {
@@ -1832,8 +1976,9 @@ class Interpreter {
       return fn([s, starts, name](Args& args) {
         if (args.empty()) Fail(absl::StrCat(name, "() requires at least one argument"));
         const auto test = [&](const std::string& p) {
-          return p.size() <= s.size() && (starts ? s.compare(0, p.size(), p) == 0
-                                                 : s.compare(s.size() - p.size(), p.size(), p) == 0);
+          return p.size() <= s.size() &&
+                 (starts ? s.compare(0, p.size(), p) == 0
+                         : s.compare(s.size() - p.size(), p.size(), p) == 0);
         };
         const Value& pattern = args[0];
         if (pattern.is_string()) return Value::Bool(test(pattern.str));
@@ -1877,7 +2022,8 @@ class Interpreter {
           parts = SplitString(s, sep.str);
           if (max != -1 && static_cast<double>(parts.size()) > max) {
             const double len = static_cast<double>(parts.size());
-            const size_t cut = static_cast<size_t>(max < 0 ? std::max(len + max, 0.0) : std::min(max, len));
+            const size_t cut =
+                static_cast<size_t>(max < 0 ? std::max(len + max, 0.0) : std::min(max, len));
             std::vector<std::string> tail(parts.begin() + cut, parts.end());
             parts.resize(cut);
             parts.push_back(Join(tail, sep.str));
@@ -1891,7 +2037,8 @@ class Interpreter {
     if (name == "replace") {
       return fn([this, s](Args& args) {
         if (args.size() < 2) Fail("replace() requires at least two arguments");
-        if (!args[0].is_string() || !args[1].is_string()) Fail("replace() arguments must be strings");
+        if (!args[0].is_string() || !args[1].is_string())
+          Fail("replace() arguments must be strings");
         Value count = Value::Null();
         if (args.size() > 2) {
           if (args[2].kind == Kind::kKwargs) {
@@ -1901,8 +2048,10 @@ class Interpreter {
             count = args[2];
           }
         }
-        if (count.kind != Kind::kInt && !count.is_null()) Fail("replace() count argument must be a number or null");
-        std::string out = ReplaceString(s, args[0].str, args[1].str, count.is_null() ? NAN : count.number);
+        if (count.kind != Kind::kInt && !count.is_null())
+          Fail("replace() count argument must be a number or null");
+        std::string out =
+            ReplaceString(s, args[0].str, args[1].str, count.is_null() ? NAN : count.number);
         CheckSize(out.size());
         return Value::String(std::move(out));
       });
@@ -1922,12 +2071,14 @@ class Interpreter {
     if (name == "get") {
       return Value::Function([o](Args& args, Env*) {
         const Value key = args.empty() ? Value::Undefined() : args[0];
-        if (!key.is_string()) Fail(absl::StrCat("object key must be a string: got ", key.TypeName()));
+        if (!key.is_string())
+          Fail(absl::StrCat("object key must be a string: got ", key.TypeName()));
         if (const Value* v = o->Find(key.str)) return *v;
         return args.size() > 1 ? args[1] : Value::Null();
       });
     }
-    if (name == "items") return Value::Function([o](Args&, Env*) { return Value::Array(Items(*o)); });
+    if (name == "items")
+      return Value::Function([o](Args&, Env*) { return Value::Array(Items(*o)); });
     if (name == "keys") {
       return Value::Function([o](Args&, Env*) {
         std::vector<Value> out;
@@ -1953,18 +2104,22 @@ class Interpreter {
             positional.push_back(a);
           }
         }
-        const Value case_sensitive =
-            positional.size() > 0 ? positional[0] : KwargOr(kwargs, "case_sensitive", Value::Bool(false));
+        const Value case_sensitive = positional.size() > 0
+                                         ? positional[0]
+                                         : KwargOr(kwargs, "case_sensitive", Value::Bool(false));
         if (case_sensitive.kind != Kind::kBool) Fail("case_sensitive must be a boolean");
-        const Value by = positional.size() > 1 ? positional[1] : KwargOr(kwargs, "by", Value::String("key"));
+        const Value by =
+            positional.size() > 1 ? positional[1] : KwargOr(kwargs, "by", Value::String("key"));
         if (!by.is_string()) Fail("by must be a string");
         if (by.str != "key" && by.str != "value") Fail("by must be either 'key' or 'value'");
-        const Value reverse = positional.size() > 2 ? positional[2] : KwargOr(kwargs, "reverse", Value::Bool(false));
+        const Value reverse =
+            positional.size() > 2 ? positional[2] : KwargOr(kwargs, "reverse", Value::Bool(false));
         if (reverse.kind != Kind::kBool) Fail("reverse must be a boolean");
         std::vector<Value> items = Items(*o);
         const size_t index = by.str == "key" ? 0 : 1;
         std::stable_sort(items.begin(), items.end(), [&](const Value& a, const Value& b) {
-          const int r = CompareValues(a.array->items[index], b.array->items[index], case_sensitive.boolean);
+          const int r =
+              CompareValues(a.array->items[index], b.array->items[index], case_sensitive.boolean);
           return (reverse.boolean ? -r : r) < 0;
         });
         return Value::Array(std::move(items));
@@ -1994,7 +2149,8 @@ class Interpreter {
     if (name == "upper") return v.is_string() && v.str == JsToUpper(v.str);
     if (name == "defined") return !v.is_undefined();
     if (name == "undefined") return v.is_undefined();
-    if (name == "equalto" || name == "eq") Fail(absl::StrCat("test '", name, "' needs an argument"));
+    if (name == "equalto" || name == "eq")
+      Fail(absl::StrCat("test '", name, "' needs an argument"));
     Fail(absl::StrCat("unknown test: ", name));
   }
 
@@ -2028,7 +2184,8 @@ class Interpreter {
 
   Value ApplyFilter(const Value& operand, const Node& filter, Env* env) {
     if (filter.type == NodeType::kIdentifier) return ApplySimpleFilter(operand, filter.name);
-    if (filter.type != NodeType::kCall || filter.a->type != NodeType::kIdentifier) Fail("unknown filter");
+    if (filter.type != NodeType::kCall || filter.a->type != NodeType::kIdentifier)
+      Fail("unknown filter");
     const std::string& name = filter.a->name;
     const NodeList& arg_nodes = filter.list;
     Value kwargs_value;  // keeps *kwargs alive
@@ -2052,7 +2209,8 @@ class Interpreter {
       JsonOptions options;
       if (separators.is_array()) {
         const auto& s = separators.array->items;
-        if (s.size() != 2 || !s[0].is_string() || !s[1].is_string()) Fail("separators must be a tuple of two strings");
+        if (s.size() != 2 || !s[0].is_string() || !s[1].is_string())
+          Fail("separators must be a tuple of two strings");
         options.separators = std::make_pair(s[0].str, s[1].str);
       } else if (!separators.is_null()) {
         Fail("if set, separators must be a tuple of two strings");
@@ -2070,7 +2228,8 @@ class Interpreter {
     if (name == "join") {
       std::vector<Value> items;
       if (operand.is_string()) {
-        for (std::string& cp : CodePoints(operand.str)) items.push_back(Value::String(std::move(cp)));
+        for (std::string& cp : CodePoints(operand.str))
+          items.push_back(Value::String(std::move(cp)));
       } else if (operand.is_array()) {
         items = operand.array->items;
       } else {
@@ -2084,20 +2243,24 @@ class Interpreter {
     if (name == "int" || name == "float") {
       std::vector<Value> args = eval_args(&kwargs);
       const bool is_int = name == "int";
-      const Value fallback = !args.empty() ? args[0] : KwargOr(kwargs, "default", is_int ? Value::Int(0) : Value::Float(0));
+      const Value fallback =
+          !args.empty() ? args[0]
+                        : KwargOr(kwargs, "default", is_int ? Value::Int(0) : Value::Float(0));
       if (operand.is_string()) {
         const double v = is_int ? JsParseInt(operand.str) : JsParseFloat(operand.str);
         if (std::isnan(v)) return fallback;
         return is_int ? Value::Int(v) : Value::Float(v);
       }
       if (operand.is_number()) return operand;
-      if (operand.kind == Kind::kBool) return is_int ? Value::Int(operand.boolean) : Value::Float(operand.boolean);
+      if (operand.kind == Kind::kBool)
+        return is_int ? Value::Int(operand.boolean) : Value::Float(operand.boolean);
       Fail(absl::StrCat("cannot apply filter '", name, "' to type: ", operand.TypeName()));
     }
     if (name == "default") {
       std::vector<Value> args = eval_args(&kwargs);
       const Value fallback = !args.empty() ? args[0] : Value::String("");
-      const Value boolean = args.size() > 1 ? args[1] : KwargOr(kwargs, "boolean", Value::Bool(false));
+      const Value boolean =
+          args.size() > 1 ? args[1] : KwargOr(kwargs, "boolean", Value::Bool(false));
       if (boolean.kind != Kind::kBool) Fail("`default` filter flag must be a boolean");
       if (operand.is_undefined() || (boolean.boolean && !Truthy(operand))) return fallback;
       return operand;
@@ -2106,17 +2269,21 @@ class Interpreter {
       const std::vector<Value>& items = operand.array->items;
       if (name == "sort") {
         std::vector<Value> args = eval_args(&kwargs);
-        const Value reverse = args.size() > 0 ? args[0] : KwargOr(kwargs, "reverse", Value::Bool(false));
+        const Value reverse =
+            args.size() > 0 ? args[0] : KwargOr(kwargs, "reverse", Value::Bool(false));
         if (reverse.kind != Kind::kBool) Fail("reverse must be a boolean");
-        const Value case_sensitive = args.size() > 1 ? args[1] : KwargOr(kwargs, "case_sensitive", Value::Bool(false));
+        const Value case_sensitive =
+            args.size() > 1 ? args[1] : KwargOr(kwargs, "case_sensitive", Value::Bool(false));
         if (case_sensitive.kind != Kind::kBool) Fail("case_sensitive must be a boolean");
-        const Value attribute = args.size() > 2 ? args[2] : KwargOr(kwargs, "attribute", Value::Null());
+        const Value attribute =
+            args.size() > 2 ? args[2] : KwargOr(kwargs, "attribute", Value::Null());
         if (!attribute.is_string() && attribute.kind != Kind::kInt && !attribute.is_null()) {
           Fail("attribute must be a string, integer, or null");
         }
         const auto key = [&](const Value& item) {
           if (attribute.is_null()) return item;
-          return AttributePath(item, attribute.is_string() ? attribute.str : JsNumberToString(attribute.number));
+          return AttributePath(
+              item, attribute.is_string() ? attribute.str : JsNumberToString(attribute.number));
         };
         std::vector<Value> sorted = items;
         std::stable_sort(sorted.begin(), sorted.end(), [&](const Value& a, const Value& b) {
@@ -2128,10 +2295,12 @@ class Interpreter {
       if (name == "selectattr" || name == "rejectattr") {
         const bool select = name == "selectattr";
         for (const Value& item : items) {
-          if (!item.is_attr_container()) Fail(absl::StrCat("`", name, "` can only be applied to array of objects"));
+          if (!item.is_attr_container())
+            Fail(absl::StrCat("`", name, "` can only be applied to array of objects"));
         }
         for (const NodePtr& a : arg_nodes) {
-          if (a->type != NodeType::kStringLit) Fail(absl::StrCat("arguments of `", name, "` must be strings"));
+          if (a->type != NodeType::kStringLit)
+            Fail(absl::StrCat("arguments of `", name, "` must be strings"));
         }
         if (arg_nodes.empty()) Fail(absl::StrCat("`", name, "` needs an attribute name"));
         const std::string attr = arg_nodes[0]->name;
@@ -2159,7 +2328,8 @@ class Interpreter {
       if (name == "map") {
         eval_args(&kwargs);
         const Value* attr = kwargs->Find("attribute");
-        if (attr == nullptr) Fail("`map` expressions without `attribute` set are not currently supported");
+        if (attr == nullptr)
+          Fail("`map` expressions without `attribute` set are not currently supported");
         if (!attr->is_string()) Fail("attribute must be a string");
         const Value* fallback = kwargs->Find("default");
         std::vector<Value> out;
@@ -2178,9 +2348,12 @@ class Interpreter {
         const Value width = args.size() > 0 ? args[0] : KwargOr(kwargs, "width", Value::Int(4));
         if (width.kind != Kind::kInt) Fail("width must be a number");
         if (width.number < 0 || width.number > 1024) Fail("invalid indent width");
-        const Value first = args.size() > 1 ? args[1] : KwargOr(kwargs, "first", Value::Bool(false));
-        const Value blank = args.size() > 2 ? args[2] : KwargOr(kwargs, "blank", Value::Bool(false));
-        return Value::String(Indent(operand.str, std::string(static_cast<size_t>(width.number), ' '),
+        const Value first =
+            args.size() > 1 ? args[1] : KwargOr(kwargs, "first", Value::Bool(false));
+        const Value blank =
+            args.size() > 2 ? args[2] : KwargOr(kwargs, "blank", Value::Bool(false));
+        return Value::String(Indent(operand.str,
+                                    std::string(static_cast<size_t>(width.number), ' '),
                                     RawTruthy(first), RawTruthy(blank)));
       }
       if (name == "replace") {
@@ -2221,8 +2394,9 @@ class Interpreter {
       if (name == "reverse") return Value::Array(std::vector<Value>(items.rbegin(), items.rend()));
       if (name == "sort") {
         std::vector<Value> sorted = items;
-        std::stable_sort(sorted.begin(), sorted.end(),
-                         [](const Value& a, const Value& b) { return CompareValues(a, b, false) < 0; });
+        std::stable_sort(sorted.begin(), sorted.end(), [](const Value& a, const Value& b) {
+          return CompareValues(a, b, false) < 0;
+        });
         return Value::Array(std::move(sorted));
       }
       if (name == "join") return Value::String(JoinRaw(items, ""));
@@ -2244,7 +2418,8 @@ class Interpreter {
       Fail(absl::StrCat("unknown ArrayValue filter: ", name));
     }
     if (operand.is_string()) {
-      if (name == "length" || name == "upper" || name == "lower" || name == "title" || name == "capitalize") {
+      if (name == "length" || name == "upper" || name == "lower" || name == "title" ||
+          name == "capitalize") {
         Value b = StringBuiltin(operand.str, name);
         if (b.kind != Kind::kFunction) return b;
         std::vector<Value> none;
@@ -2265,7 +2440,8 @@ class Interpreter {
     }
     if (operand.is_number()) {
       if (name == "abs") {
-        return operand.kind == Kind::kInt ? Value::Int(std::fabs(operand.number)) : Value::Float(std::fabs(operand.number));
+        return operand.kind == Kind::kInt ? Value::Int(std::fabs(operand.number))
+                                          : Value::Float(std::fabs(operand.number));
       }
       if (name == "int") return Value::Int(std::floor(operand.number));
       if (name == "float") return Value::Float(operand.number);
@@ -2311,7 +2487,8 @@ std::string Located(const std::string& source, size_t offset, const std::string&
 }  // namespace
 }  // namespace jinja
 
-absl::StatusOr<JinjaTemplate> JinjaTemplate::Parse(std::string_view source, const JinjaLimits& limits) {
+absl::StatusOr<JinjaTemplate> JinjaTemplate::Parse(std::string_view source,
+                                                   const JinjaLimits& limits) {
   auto program = std::make_shared<Program>();
   program->source = std::string(source);
   program->limits = limits;
@@ -2332,14 +2509,16 @@ absl::StatusOr<JinjaTemplate> JinjaTemplate::Parse(std::string_view source, cons
 
 absl::StatusOr<std::string> JinjaTemplate::Render(const nlohmann::ordered_json& context) const {
   if (program_ == nullptr) return absl::FailedPreconditionError("template not parsed");
-  if (!context.is_object()) return absl::InvalidArgumentError("render context must be a JSON object");
+  if (!context.is_object())
+    return absl::InvalidArgumentError("render context must be a JSON object");
   jinja::Interpreter interpreter(program_->limits);
   jinja::Env global;
   try {
     interpreter.SetupGlobals(&global);
     for (const auto& [key, value] : context.items()) {
       if (global.vars.count(key) || key == "namespace") {
-        return absl::InvalidArgumentError(absl::StrCat("context variable '", key, "' is already declared"));
+        return absl::InvalidArgumentError(
+            absl::StrCat("context variable '", key, "' is already declared"));
       }
       global.vars[key] = jinja::FromJson(value);
     }

@@ -25,8 +25,20 @@
 // strip/lstrip/rstrip ignore their argument and trim JavaScript whitespace,
 // undefined attributes of anything are undefined (never an error), `==` is
 // JavaScript's loose equality, variables set in a loop body persist across
-// its iterations. {% call %}, {% filter %} blocks and `*`/`**` argument
-// unpacking are not supported: they are parse errors with a line and column.
+// its iterations, none prints as "undefined" inside a list joined into a
+// string, string length/indexing count UTF-16 units.
+//
+// Not supported (parse errors naming the line and column; the reference has
+// them, the Llama 3, Qwen3 and Gemma 3 templates do not use them): {% call %}
+// and {% filter %} blocks, `*`/`**` argument unpacking. Known differences: printing a
+// function is an error (the reference prints JavaScript source); `**` with a
+// non-integral result may differ from V8 in the last digit;
+// tojson(sort_keys=true) approximates localeCompare (ASCII case-insensitive,
+// lower case first); `first`/`last` of an empty list is an error unless
+// assigned directly with set (the reference yields a raw JavaScript
+// undefined that fails wherever else it is used).
+//
+// A parsed template is immutable; Render may run concurrently.
 #ifndef QATK_FORMATS_CHAT_JINJA_H_
 #define QATK_FORMATS_CHAT_JINJA_H_
 
@@ -43,10 +55,10 @@ namespace qatk::chat {
 // Bounds on the work one render may do; hostile templates hit them and
 // fail with kResourceExhausted instead of hanging or exhausting the stack.
 struct JinjaLimits {
-  int64_t max_steps = 2'000'000;        // evaluated nodes + loop iterations
-  int max_depth = 200;                  // syntax nesting and call recursion
-  size_t max_string_bytes = 64 << 20;   // any string, the output included
-  size_t max_array_size = 1 << 20;      // range() and list concatenation
+  int64_t max_steps = 2'000'000;       // evaluated nodes + loop iterations
+  int max_depth = 200;                 // syntax nesting and call recursion
+  size_t max_string_bytes = 64 << 20;  // any string, the output included
+  size_t max_array_size = 1 << 20;     // range() and list concatenation
 };
 
 class JinjaTemplate {

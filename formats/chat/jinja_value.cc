@@ -1,18 +1,18 @@
 #include "formats/chat/jinja_value.h"
 
+#include <locale.h>
+#include <wctype.h>
+
 #include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <clocale>
 #include <cmath>
 #include <cstdio>
-#include <cctype>
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <utility>
-
-#include <locale.h>
-#include <wctype.h>
 
 namespace qatk::chat::jinja {
 
@@ -84,18 +84,30 @@ int Value::depth() const {
 
 const char* Value::TypeName() const {
   switch (kind) {
-    case Kind::kUndefined: return "UndefinedValue";
-    case Kind::kNull: return "NullValue";
-    case Kind::kBool: return "BooleanValue";
-    case Kind::kInt: return "IntegerValue";
-    case Kind::kFloat: return "FloatValue";
-    case Kind::kString: return "StringValue";
-    case Kind::kArray: return "ArrayValue";
-    case Kind::kTuple: return "TupleValue";
-    case Kind::kObject: return "ObjectValue";
-    case Kind::kKwargs: return "KeywordArgumentsValue";
-    case Kind::kNamespace: return "NamespaceValue";
-    case Kind::kFunction: return "FunctionValue";
+    case Kind::kUndefined:
+      return "UndefinedValue";
+    case Kind::kNull:
+      return "NullValue";
+    case Kind::kBool:
+      return "BooleanValue";
+    case Kind::kInt:
+      return "IntegerValue";
+    case Kind::kFloat:
+      return "FloatValue";
+    case Kind::kString:
+      return "StringValue";
+    case Kind::kArray:
+      return "ArrayValue";
+    case Kind::kTuple:
+      return "TupleValue";
+    case Kind::kObject:
+      return "ObjectValue";
+    case Kind::kKwargs:
+      return "KeywordArgumentsValue";
+    case Kind::kNamespace:
+      return "NamespaceValue";
+    case Kind::kFunction:
+      return "FunctionValue";
   }
   return "?";
 }
@@ -127,12 +139,17 @@ void ObjectData::Set(const std::string& key, Value v) {
 bool RawTruthy(const Value& v) {
   switch (v.kind) {
     case Kind::kUndefined:
-    case Kind::kNull: return false;
-    case Kind::kBool: return v.boolean;
+    case Kind::kNull:
+      return false;
+    case Kind::kBool:
+      return v.boolean;
     case Kind::kInt:
-    case Kind::kFloat: return v.number != 0 && !std::isnan(v.number);
-    case Kind::kString: return !v.str.empty();
-    default: return true;
+    case Kind::kFloat:
+      return v.number != 0 && !std::isnan(v.number);
+    case Kind::kString:
+      return !v.str.empty();
+    default:
+      return true;
   }
 }
 
@@ -196,24 +213,35 @@ void AppendHex4(std::string* out, uint32_t unit) {
 std::string ToOutputString(const Value& v) {
   switch (v.kind) {
     case Kind::kUndefined:
-    case Kind::kNull: return "undefined";
-    case Kind::kBool: return v.boolean ? "true" : "false";
-    case Kind::kInt: return JsNumberToString(v.number);
-    case Kind::kFloat: return FloatToString(v.number);
-    case Kind::kString: return v.str;
-    case Kind::kFunction: Fail("cannot print a function");
-    default: return ToJson(v, JsonOptions(), 0, false);
+    case Kind::kNull:
+      return "undefined";
+    case Kind::kBool:
+      return v.boolean ? "true" : "false";
+    case Kind::kInt:
+      return JsNumberToString(v.number);
+    case Kind::kFloat:
+      return FloatToString(v.number);
+    case Kind::kString:
+      return v.str;
+    case Kind::kFunction:
+      Fail("cannot print a function");
+    default:
+      return ToJson(v, JsonOptions(), 0, false);
   }
 }
 
 std::string ToJsString(const Value& v) {
   switch (v.kind) {
     case Kind::kUndefined:
-    case Kind::kNull: return "undefined";
-    case Kind::kBool: return v.boolean ? "true" : "false";
+    case Kind::kNull:
+      return "undefined";
+    case Kind::kBool:
+      return v.boolean ? "true" : "false";
     case Kind::kInt:
-    case Kind::kFloat: return JsNumberToString(v.number);
-    case Kind::kString: return v.str;
+    case Kind::kFloat:
+      return JsNumberToString(v.number);
+    case Kind::kString:
+      return v.str;
     case Kind::kArray:
     case Kind::kTuple: {
       std::string out;
@@ -227,8 +255,10 @@ std::string ToJsString(const Value& v) {
     }
     case Kind::kObject:
     case Kind::kKwargs:
-    case Kind::kNamespace: return "[object Map]";
-    case Kind::kFunction: Fail("cannot convert a function to a string");
+    case Kind::kNamespace:
+      return "[object Map]";
+    case Kind::kFunction:
+      Fail("cannot convert a function to a string");
   }
   return "";
 }
@@ -281,13 +311,27 @@ std::string JsonQuote(std::string_view s, bool ensure_ascii) {
     uint32_t cp;
     const size_t len = Utf8Next(s, i, &cp);
     switch (cp) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\b': out += "\\b"; break;
-      case '\f': out += "\\f"; break;
-      case '\n': out += "\\n"; break;
-      case '\r': out += "\\r"; break;
-      case '\t': out += "\\t"; break;
+      case '"':
+        out += "\\\"";
+        break;
+      case '\\':
+        out += "\\\\";
+        break;
+      case '\b':
+        out += "\\b";
+        break;
+      case '\f':
+        out += "\\f";
+        break;
+      case '\n':
+        out += "\\n";
+        break;
+      case '\r':
+        out += "\\r";
+        break;
+      case '\t':
+        out += "\\t";
+        break;
       default:
         if (cp < 0x20 || (cp >= 0xD800 && cp <= 0xDFFF)) {
           AppendHex4(&out, cp);
@@ -330,8 +374,7 @@ bool LocaleLess(const std::string& a, const std::string& b) {
 
 }  // namespace
 
-std::string ToJson(const Value& v, const JsonOptions& options, int depth,
-                   bool undefined_to_null) {
+std::string ToJson(const Value& v, const JsonOptions& options, int depth, bool undefined_to_null) {
   if (depth > kMaxValueDepth) FailLimit("tojson: value nested too deeply");
   std::string item_sep = ", ", key_sep = ": ";
   if (options.separators) {
@@ -341,16 +384,23 @@ std::string ToJson(const Value& v, const JsonOptions& options, int depth,
     item_sep = ",";
   }
   switch (v.kind) {
-    case Kind::kNull: return "null";
-    case Kind::kUndefined: return undefined_to_null ? "null" : "undefined";
-    case Kind::kBool: return v.boolean ? "true" : "false";
+    case Kind::kNull:
+      return "null";
+    case Kind::kUndefined:
+      return undefined_to_null ? "null" : "undefined";
+    case Kind::kBool:
+      return v.boolean ? "true" : "false";
     case Kind::kInt:
-    case Kind::kFloat: return std::isfinite(v.number) ? JsNumberToString(v.number) : "null";
-    case Kind::kString: return JsonQuote(v.str, options.ensure_ascii);
+    case Kind::kFloat:
+      return std::isfinite(v.number) ? JsNumberToString(v.number) : "null";
+    case Kind::kString:
+      return JsonQuote(v.str, options.ensure_ascii);
     case Kind::kArray:
     case Kind::kObject:
-    case Kind::kNamespace: break;
-    default: Fail(std::string("Cannot convert to JSON: ") + v.TypeName());
+    case Kind::kNamespace:
+      break;
+    default:
+      Fail(std::string("Cannot convert to JSON: ") + v.TypeName());
   }
   const std::string indent(std::max(options.indent, 0), ' ');
   std::string base = "\n";
@@ -394,12 +444,17 @@ enum class JsType { kUndefined, kNull, kBool, kNumber, kString, kObject };
 JsType JsTypeOf(const Value& v) {
   switch (v.kind) {
     case Kind::kUndefined:
-    case Kind::kNull: return JsType::kUndefined;  // see ToOutputString
-    case Kind::kBool: return JsType::kBool;
+    case Kind::kNull:
+      return JsType::kUndefined;  // see ToOutputString
+    case Kind::kBool:
+      return JsType::kBool;
     case Kind::kInt:
-    case Kind::kFloat: return JsType::kNumber;
-    case Kind::kString: return JsType::kString;
-    default: return JsType::kObject;
+    case Kind::kFloat:
+      return JsType::kNumber;
+    case Kind::kString:
+      return JsType::kString;
+    default:
+      return JsType::kObject;
   }
 }
 
@@ -412,11 +467,16 @@ const void* Identity(const Value& v) {
 bool SameTypeEquals(const Value& a, const Value& b, JsType t) {
   switch (t) {
     case JsType::kUndefined:
-    case JsType::kNull: return true;
-    case JsType::kBool: return a.boolean == b.boolean;
-    case JsType::kNumber: return a.number == b.number;
-    case JsType::kString: return a.str == b.str;
-    case JsType::kObject: return Identity(a) == Identity(b);
+    case JsType::kNull:
+      return true;
+    case JsType::kBool:
+      return a.boolean == b.boolean;
+    case JsType::kNumber:
+      return a.number == b.number;
+    case JsType::kString:
+      return a.str == b.str;
+    case JsType::kObject:
+      return Identity(a) == Identity(b);
   }
   return false;
 }
@@ -466,8 +526,10 @@ bool IsArrayIndex(const std::string& key) {
 Value FromJson(const nlohmann::ordered_json& j, int depth) {
   if (depth > kMaxValueDepth) FailLimit("JSON value nested too deeply");
   switch (j.type()) {
-    case nlohmann::ordered_json::value_t::null: return Value::Null();
-    case nlohmann::ordered_json::value_t::boolean: return Value::Bool(j.get<bool>());
+    case nlohmann::ordered_json::value_t::null:
+      return Value::Null();
+    case nlohmann::ordered_json::value_t::boolean:
+      return Value::Bool(j.get<bool>());
     case nlohmann::ordered_json::value_t::number_integer:
       return Value::Int(static_cast<double>(j.get<int64_t>()));
     case nlohmann::ordered_json::value_t::number_unsigned:
@@ -476,7 +538,8 @@ Value FromJson(const nlohmann::ordered_json& j, int depth) {
       const double d = j.get<double>();
       return std::isfinite(d) && std::floor(d) == d ? Value::Int(d) : Value::Float(d);
     }
-    case nlohmann::ordered_json::value_t::string: return Value::String(j.get<std::string>());
+    case nlohmann::ordered_json::value_t::string:
+      return Value::String(j.get<std::string>());
     case nlohmann::ordered_json::value_t::array: {
       std::vector<Value> items;
       items.reserve(j.size());
@@ -496,7 +559,8 @@ Value FromJson(const nlohmann::ordered_json& j, int depth) {
       }
       return Value::Object(std::move(data));
     }
-    default: Fail("unsupported JSON value");
+    default:
+      Fail("unsupported JSON value");
   }
 }
 
@@ -563,7 +627,8 @@ bool SurrogateAt(std::string_view s, size_t i, bool high) {
 }  // namespace
 
 void AppendJs(std::string* out, std::string_view s) {
-  if (out->size() >= 3 && !s.empty() && SurrogateAt(*out, out->size() - 3, true) && SurrogateAt(s, 0, false)) {
+  if (out->size() >= 3 && !s.empty() && SurrogateAt(*out, out->size() - 3, true) &&
+      SurrogateAt(s, 0, false)) {
     uint32_t hi, lo;
     Utf8Next(*out, out->size() - 3, &hi);
     Utf8Next(s, 0, &lo);
@@ -610,7 +675,8 @@ uint32_t MapCase(uint32_t cp, bool upper) {
 
 bool IsCasedLetter(uint32_t cp) {
   const locale_t loc = Utf8Locale();
-  if (cp < 0x80 || loc == static_cast<locale_t>(nullptr)) return std::isalpha(static_cast<int>(cp & 0x7F)) && cp < 0x80;
+  if (cp < 0x80 || loc == static_cast<locale_t>(nullptr))
+    return std::isalpha(static_cast<int>(cp & 0x7F)) && cp < 0x80;
   return iswalpha_l(static_cast<wint_t>(cp), loc) &&
          (towupper_l(static_cast<wint_t>(cp), loc) != static_cast<wint_t>(cp) ||
           towlower_l(static_cast<wint_t>(cp), loc) != static_cast<wint_t>(cp));
@@ -625,16 +691,34 @@ std::string JsToUpper(std::string_view s) {
     uint32_t cp;
     const size_t len = Utf8Next(s, i, &cp);
     switch (cp) {
-      case 0xDF: out += "SS"; break;
-      case 0x149: out += "\xCA\xBCN"; break;
-      case 0x1F0: out += "J\xCC\x8C"; break;
-      case 0xFB00: out += "FF"; break;
-      case 0xFB01: out += "FI"; break;
-      case 0xFB02: out += "FL"; break;
-      case 0xFB03: out += "FFI"; break;
-      case 0xFB04: out += "FFL"; break;
+      case 0xDF:
+        out += "SS";
+        break;
+      case 0x149:
+        out += "\xCA\xBCN";
+        break;
+      case 0x1F0:
+        out += "J\xCC\x8C";
+        break;
+      case 0xFB00:
+        out += "FF";
+        break;
+      case 0xFB01:
+        out += "FI";
+        break;
+      case 0xFB02:
+        out += "FL";
+        break;
+      case 0xFB03:
+        out += "FFI";
+        break;
+      case 0xFB04:
+        out += "FFL";
+        break;
       case 0xFB05:
-      case 0xFB06: out += "ST"; break;
+      case 0xFB06:
+        out += "ST";
+        break;
       default:
         if (cp == 0xFFFD && len == 1) {
           out.append(s.substr(i, 1));
@@ -715,7 +799,8 @@ size_t DecimalPrefix(std::string_view s) {
 double ParseDecimal(std::string_view s) {
   std::string t(s);
   const bool neg = !t.empty() && t[0] == '-';
-  const std::string_view body = std::string_view(t).substr(!t.empty() && (t[0] == '+' || t[0] == '-'));
+  const std::string_view body =
+      std::string_view(t).substr(!t.empty() && (t[0] == '+' || t[0] == '-'));
   if (body == "Infinity") return neg ? -INFINITY : INFINITY;
   return std::strtod(t.c_str(), nullptr);
 }
@@ -729,9 +814,9 @@ double JsStringToNumber(std::string_view s) {
     const int base = (s[1] == 'x' || s[1] == 'X') ? 16 : (s[1] == 'o' || s[1] == 'O') ? 8 : 2;
     double n = 0;
     for (char c : s.substr(2)) {
-      int d = std::isdigit(static_cast<unsigned char>(c)) ? c - '0'
+      int d = std::isdigit(static_cast<unsigned char>(c))   ? c - '0'
               : std::isalpha(static_cast<unsigned char>(c)) ? std::tolower(c) - 'a' + 10
-                                                             : 99;
+                                                            : 99;
       if (d >= base) return NAN;
       n = n * base + d;
     }

@@ -47,7 +47,7 @@ enum class Kind : uint8_t {
   kUndefined,
   kNull,
   kBool,
-  kInt,    // a double with an integral value (JavaScript number)
+  kInt,  // a double with an integral value (JavaScript number)
   kFloat,
   kString,
   kArray,
@@ -134,13 +134,12 @@ struct JsonOptions {
   bool sort_keys = false;
   std::optional<std::pair<std::string, std::string>> separators;
 };
-std::string ToJson(const Value& v, const JsonOptions& options, int depth,
-                   bool undefined_to_null);
+std::string ToJson(const Value& v, const JsonOptions& options, int depth, bool undefined_to_null);
 // JSON.stringify of a string.
 std::string JsonQuote(std::string_view s, bool ensure_ascii = false);
 
-bool LooseEquals(const Value& a, const Value& b);   // JavaScript ==
-bool StrictEquals(const Value& a, const Value& b);  // JavaScript ===
+bool LooseEquals(const Value& a, const Value& b);    // JavaScript ==
+bool StrictEquals(const Value& a, const Value& b);   // JavaScript ===
 bool SameValueZero(const Value& a, const Value& b);  // Set membership
 
 // convertToRuntimeValues(JSON.parse(...)): integral numbers become integers,

@@ -26,7 +26,8 @@ std::vector<std::string> Seeds() {
   std::string line;
   while (std::getline(snippets, line)) {
     const Json j = Json::parse(line, nullptr, false);
-    if (!j.is_discarded() && j.contains("template")) seeds.push_back(j["template"].get<std::string>());
+    if (!j.is_discarded() && j.contains("template"))
+      seeds.push_back(j["template"].get<std::string>());
   }
   return seeds;
 }
@@ -44,9 +45,24 @@ const Json& Context() {
 TEST(JinjaFuzz, MutatedTemplatesNeverCrash) {
   const std::vector<std::string> seeds = Seeds();
   ASSERT_GT(seeds.size(), 100u);
-  static const char* kPieces[] = {"{%", "%}", "{{", "}}", "{#", "#}", "-", "(", ")", "[", "]", "{", "}", "'", "\"",
-                                  "\\", "|", ".", ",", ":", "=", " if ", " else ", " for ", " in ", " not ",
-                                  " is ", "endif", "endfor", "loop", "ns", "\n", "\xff", "\xe2\x80\xa8", "0", "-1"};
+  static const char* kPieces[] = {"{%",     "%}",
+                                  "{{",     "}}",
+                                  "{#",     "#}",
+                                  "-",      "(",
+                                  ")",      "[",
+                                  "]",      "{",
+                                  "}",      "'",
+                                  "\"",     "\\",
+                                  "|",      ".",
+                                  ",",      ":",
+                                  "=",      " if ",
+                                  " else ", " for ",
+                                  " in ",   " not ",
+                                  " is ",   "endif",
+                                  "endfor", "loop",
+                                  "ns",     "\n",
+                                  "\xff",   "\xe2\x80\xa8",
+                                  "0",      "-1"};
   JinjaLimits limits;
   limits.max_steps = 20000;
   limits.max_string_bytes = 1 << 20;
@@ -58,7 +74,9 @@ TEST(JinjaFuzz, MutatedTemplatesNeverCrash) {
     for (int e = 0; e < edits; ++e) {
       const size_t pos = t.empty() ? 0 : rng() % (t.size() + 1);
       switch (rng() % 4) {
-        case 0: t.insert(pos, kPieces[rng() % (sizeof(kPieces) / sizeof(kPieces[0]))]); break;
+        case 0:
+          t.insert(pos, kPieces[rng() % (sizeof(kPieces) / sizeof(kPieces[0]))]);
+          break;
         case 1:
           if (!t.empty()) t.erase(std::min(pos, t.size() - 1), 1 + rng() % 4);
           break;

@@ -30,8 +30,10 @@ std::string R(const std::string& source, const Json& context = Json::object()) {
 }
 
 TEST(JinjaExpressions, Arithmetic) {
-  EXPECT_EQ(R("{{ 1 + 2 * 3 }}|{{ 7 // 2 }}|{{ -7 // 2 }}|{{ 7 % 3 }}|{{ 2 ** 10 }}"), "7|3|-4|1|1024");
-  EXPECT_EQ(R("{{ 7 / 2 }}|{{ 1.0 }}|{{ 2.5 * 2 }}|{{ 0.1 + 0.2 }}|{{ -0.0 }}"), "3.5|1.0|5.0|0.30000000000000004|-0.0");
+  EXPECT_EQ(R("{{ 1 + 2 * 3 }}|{{ 7 // 2 }}|{{ -7 // 2 }}|{{ 7 % 3 }}|{{ 2 ** 10 }}"),
+            "7|3|-4|1|1024");
+  EXPECT_EQ(R("{{ 7 / 2 }}|{{ 1.0 }}|{{ 2.5 * 2 }}|{{ 0.1 + 0.2 }}|{{ -0.0 }}"),
+            "3.5|1.0|5.0|0.30000000000000004|-0.0");
   EXPECT_EQ(R("{{ 10 ** 21 }}|{{ 1 / 0 }}|{{ 0.0000001 * 1 }}"), "1e+21|Infinity|1e-7");
 }
 
@@ -42,73 +44,93 @@ TEST(JinjaExpressions, ConcatenationFollowsJavaScript) {
 
 TEST(JinjaExpressions, LogicAndComparison) {
   EXPECT_EQ(R("{{ 0 or 'x' }}|{{ '' and 1 }}|{{ [] or 'e' }}|{{ not none }}"), "x||e|true");
-  EXPECT_EQ(R("{{ 1 == 1.0 }}|{{ '1' == 1 }}|{{ none == missing }}|{{ [1] == [1] }}"), "true|true|true|false");
-  EXPECT_EQ(R("{{ 'a' in 'cat' }}|{{ 2 in [1, 2] }}|{{ 'k' in {'k': 1} }}|{{ 'x' not in missing }}"),
-            "true|true|true|true");
+  EXPECT_EQ(R("{{ 1 == 1.0 }}|{{ '1' == 1 }}|{{ none == missing }}|{{ [1] == [1] }}"),
+            "true|true|true|false");
+  EXPECT_EQ(
+      R("{{ 'a' in 'cat' }}|{{ 2 in [1, 2] }}|{{ 'k' in {'k': 1} }}|{{ 'x' not in missing }}"),
+      "true|true|true|true");
   EXPECT_EQ(R("{{ 'y' if 1 > 2 else 'n' }}{{ 'z' if false }}"), "n");
 }
 
 TEST(JinjaExpressions, MembersAndSlices) {
   const Json ctx = {{"m", {{"role", "user"}, {"list", {1, 2, 3, 4}}}}};
-  EXPECT_EQ(R("{{ m.role }}{{ m['role'] }}{{ m.list[-1] }}{{ m.list[1:3] }}{{ m.list[::-1] }}", ctx),
-            "useruser4[2, 3][4, 3, 2, 1]");
+  EXPECT_EQ(
+      R("{{ m.role }}{{ m['role'] }}{{ m.list[-1] }}{{ m.list[1:3] }}{{ m.list[::-1] }}", ctx),
+      "useruser4[2, 3][4, 3, 2, 1]");
   EXPECT_EQ(R("{{ 'héllo'[1] }}|{{ 'hello'[::-1] }}|{{ '😀'|length }}"), "é|olleh|2");
   EXPECT_EQ(R("{{ m.missing }}|{{ m.missing.deeper }}|{{ none.x }}", ctx), "||");
 }
 
 TEST(JinjaStatements, Loops) {
-  EXPECT_EQ(R("{% for x in ['a', 'b', 'c'] %}{{ loop.index }}{{ x }}{{ ',' if not loop.last }}{% endfor %}"),
+  EXPECT_EQ(R("{% for x in ['a', 'b', 'c'] %}{{ loop.index }}{{ x }}{{ ',' if not loop.last }}{% "
+              "endfor %}"),
             "1a,2b,3c");
-  EXPECT_EQ(R("{% for x in [1, 2, 3] %}{{ loop.previtem is defined }}{% endfor %}"), "falsetruetrue");
+  EXPECT_EQ(R("{% for x in [1, 2, 3] %}{{ loop.previtem is defined }}{% endfor %}"),
+            "falsetruetrue");
   EXPECT_EQ(R("{% for x in [] %}x{% else %}empty{% endfor %}"), "empty");
   EXPECT_EQ(R("{% for x in [1, 2, 3, 4] if x is even %}{{ x }}{% endfor %}"), "24");
-  EXPECT_EQ(R("{% for k, v in {'a': 1, 'b': 2} | items %}{{ k }}={{ v }};{% endfor %}"), "a=1;b=2;");
-  EXPECT_EQ(R("{% for x in [1, 2, 3] %}{% if x == 2 %}{% break %}{% endif %}{{ x }}{% endfor %}"), "1");
+  EXPECT_EQ(R("{% for k, v in {'a': 1, 'b': 2} | items %}{{ k }}={{ v }};{% endfor %}"),
+            "a=1;b=2;");
+  EXPECT_EQ(R("{% for x in [1, 2, 3] %}{% if x == 2 %}{% break %}{% endif %}{{ x }}{% endfor %}"),
+            "1");
   // As in the reference, `continue` drops what the iteration printed so far.
   EXPECT_EQ(R("{% for x in [1, 2] %}{{ x }}{% continue %}{% endfor %}"), "");
 }
 
 TEST(JinjaStatements, ScopesAndNamespaces) {
-  EXPECT_EQ(R("{% set c = 0 %}{% for x in [1, 2] %}{% set c = c + x %}{{ c }}{% endfor %}{{ c }}"), "130");
-  EXPECT_EQ(R("{% set ns = namespace(c=0) %}{% for x in [1, 2] %}{% set ns.c = ns.c + x %}{% endfor %}{{ ns.c }}"),
+  EXPECT_EQ(R("{% set c = 0 %}{% for x in [1, 2] %}{% set c = c + x %}{{ c }}{% endfor %}{{ c }}"),
+            "130");
+  EXPECT_EQ(R("{% set ns = namespace(c=0) %}{% for x in [1, 2] %}{% set ns.c = ns.c + x %}{% "
+              "endfor %}{{ ns.c }}"),
             "3");
   EXPECT_EQ(R("{% set x %}a{{ 1 }}{% endset %}[{{ x }}]"), "[a1]");
   EXPECT_EQ(R("{% set a, b = [1, 2] %}{{ b }}{{ a }}"), "21");
 }
 
 TEST(JinjaStatements, Macros) {
-  EXPECT_EQ(R("{% macro m(a, b='d') %}{{ a }}-{{ b }}{% endmacro %}{{ m(1) }} {{ m(b=3, a=2) }}"), "1-d 2-3");
-  EXPECT_EQ(R("{% macro f(n) %}{% if n > 0 %}{{ n }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(3) }}"), "321");
+  EXPECT_EQ(R("{% macro m(a, b='d') %}{{ a }}-{{ b }}{% endmacro %}{{ m(1) }} {{ m(b=3, a=2) }}"),
+            "1-d 2-3");
+  EXPECT_EQ(
+      R("{% macro f(n) %}{% if n > 0 %}{{ n }}{{ f(n - 1) }}{% endif %}{% endmacro %}{{ f(3) }}"),
+      "321");
   EXPECT_FALSE(Render("{% macro m(a) %}{% endmacro %}{{ m(1, 2) }}").ok());
 }
 
 TEST(JinjaFilters, Strings) {
-  EXPECT_EQ(R("[{{ '  x \u3000' | trim }}]|{{ 'ab' | upper }}|{{ 'hello world' | title }}|{{ 'abc' | length }}"),
+  EXPECT_EQ(R("[{{ '  x \u3000' | trim }}]|{{ 'ab' | upper }}|{{ 'hello world' | title }}|{{ 'abc' "
+              "| length }}"),
             "[x]|AB|Hello World|3");
   EXPECT_EQ(R("{{ 'a,b,,c'.split(',') }}|{{ ' a  b '.split() }}|{{ 'a-b-c'.split('-', 1) }}"),
             "[\"a\", \"b\", \"\", \"c\"]|[\"a\", \"b\"]|[\"a\", \"b-c\"]");
   // The reference ignores strip()'s argument and trims whitespace.
-  EXPECT_EQ(R("[{{ '\\n x\\n'.strip('\\n') }}][{{ '\\n x'.lstrip('\\n') }}][{{ 'x \\n'.rstrip('\\n') }}]"),
+  EXPECT_EQ(R("[{{ '\\n x\\n'.strip('\\n') }}][{{ '\\n x'.lstrip('\\n') }}][{{ 'x "
+              "\\n'.rstrip('\\n') }}]"),
             "[x][x][x]");
-  EXPECT_EQ(R("{{ 'abc'.startswith('a') }}{{ 'abc'.endswith(('x', 'c')) }}{{ 'hello' | replace('l', 'L') }}"),
+  EXPECT_EQ(R("{{ 'abc'.startswith('a') }}{{ 'abc'.endswith(('x', 'c')) }}{{ 'hello' | "
+              "replace('l', 'L') }}"),
             "truetrueheLLo");
-  EXPECT_EQ(R("{{ 'x\\ny' | indent(2, true) }}|{{ '12ab' | int }}|{{ 'x' | int(7) }}"), "  x\n  y|12|7");
+  EXPECT_EQ(R("{{ 'x\\ny' | indent(2, true) }}|{{ '12ab' | int }}|{{ 'x' | int(7) }}"),
+            "  x\n  y|12|7");
 }
 
 TEST(JinjaFilters, Collections) {
-  EXPECT_EQ(R("{{ [3, 1, 2] | sort | join(',') }}|{{ [1, 2] | reverse | list }}|{{ [1, 1, 2] | unique | length }}"),
+  EXPECT_EQ(R("{{ [3, 1, 2] | sort | join(',') }}|{{ [1, 2] | reverse | list }}|{{ [1, 1, 2] | "
+              "unique | length }}"),
             "1,2,3|[2, 1]|2");
   EXPECT_EQ(R("{{ {'b': 1, 'a': 2} | dictsort }}|{{ {'a': 1} | items }}|{{ {'a': 1} | length }}"),
             "[[\"a\", 2], [\"b\", 1]]|[[\"a\", 1]]|1");
-  EXPECT_EQ(R("{{ [{'n': 'x', 'ok': true}, {'n': 'y'}] | selectattr('ok') | map(attribute='n') | join }}"), "x");
+  EXPECT_EQ(R("{{ [{'n': 'x', 'ok': true}, {'n': 'y'}] | selectattr('ok') | map(attribute='n') | "
+              "join }}"),
+            "x");
   EXPECT_EQ(R("{{ missing | default('d') }}|{{ '' | default('e', true) }}"), "d|e");
 }
 
 TEST(JinjaFilters, ToJson) {
   const Json ctx = {{"v", {{"b", 1}, {"a", {1, 2.5, "é", nullptr, true}}}}};
   EXPECT_EQ(R("{{ v | tojson }}", ctx), "{\"b\": 1, \"a\": [1, 2.5, \"é\", null, true]}");
-  EXPECT_EQ(R("{{ v | tojson(indent=2) }}", ctx),
-            "{\n  \"b\": 1,\n  \"a\": [\n    1,\n    2.5,\n    \"é\",\n    null,\n    true\n  ]\n}");
+  EXPECT_EQ(
+      R("{{ v | tojson(indent=2) }}", ctx),
+      "{\n  \"b\": 1,\n  \"a\": [\n    1,\n    2.5,\n    \"é\",\n    null,\n    true\n  ]\n}");
   EXPECT_EQ(R("{{ v | tojson(separators=(',', ':'), sort_keys=true) }}", ctx),
             "{\"a\":[1,2.5,\"é\",null,true],\"b\":1}");
   EXPECT_EQ(R("{{ 'é😀\\n' | tojson(ensure_ascii=true) }}"), "\"\\u00e9\\ud83d\\ude00\\n\"");
@@ -117,10 +139,12 @@ TEST(JinjaFilters, ToJson) {
 }
 
 TEST(JinjaTests, Builtins) {
-  EXPECT_EQ(R("{{ x is defined }}{{ y is defined }}{{ x is string }}{{ n is none }}{{ n is not none }}",
-              {{"x", "s"}, {"n", nullptr}}),
-            "truefalsetruetruefalse");
-  EXPECT_EQ(R("{{ [1] is iterable }}{{ {} is mapping }}{{ 3 is odd }}{{ 1.5 is number }}{{ 1 is integer }}"),
+  EXPECT_EQ(
+      R("{{ x is defined }}{{ y is defined }}{{ x is string }}{{ n is none }}{{ n is not none }}",
+        {{"x", "s"}, {"n", nullptr}}),
+      "truefalsetruetruefalse");
+  EXPECT_EQ(R("{{ [1] is iterable }}{{ {} is mapping }}{{ 3 is odd }}{{ 1.5 is number }}{{ 1 is "
+              "integer }}"),
             "truetruetruetruetrue");
 }
 
@@ -143,7 +167,8 @@ TEST(JinjaWhitespace, TrimAndLstripBlocks) {
 }
 
 TEST(JinjaErrors, SyntaxErrorsNameLineAndColumn) {
-  absl::StatusOr<JinjaTemplate> t = JinjaTemplate::Parse("line one\n{% if x %}\n  {{ 1 + }}\n{% endif %}");
+  absl::StatusOr<JinjaTemplate> t =
+      JinjaTemplate::Parse("line one\n{% if x %}\n  {{ 1 + }}\n{% endif %}");
   ASSERT_FALSE(t.ok());
   EXPECT_EQ(t.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(t.status().message(), HasSubstr("line 3, column"));
@@ -160,8 +185,9 @@ TEST(JinjaErrors, SyntaxErrorsNameLineAndColumn) {
 }
 
 TEST(JinjaErrors, UnsupportedSyntaxIsAnError) {
-  for (const char* source : {"{% filter upper %}x{% endfilter %}", "{% call m() %}x{% endcall %}",
-                             "{{ f(*args) }}", "{{ f(**kw) }}", "{{ x is divisibleby(3) }}", "{% raw %}x{% endraw %}"}) {
+  for (const char* source :
+       {"{% filter upper %}x{% endfilter %}", "{% call m() %}x{% endcall %}", "{{ f(*args) }}",
+        "{{ f(**kw) }}", "{{ x is divisibleby(3) }}", "{% raw %}x{% endraw %}"}) {
     absl::StatusOr<JinjaTemplate> t = JinjaTemplate::Parse(source);
     ASSERT_FALSE(t.ok()) << source;
     EXPECT_THAT(t.status().message(), HasSubstr("line 1, column")) << source;
@@ -192,22 +218,29 @@ TEST(JinjaErrors, ContextCannotRedefineBuiltins) {
 void ExpectExhausted(const std::string& source, const JinjaLimits& limits = {}) {
   const auto start = std::chrono::steady_clock::now();
   absl::StatusOr<std::string> out = Render(source, Json::object(), limits);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   ASSERT_FALSE(out.ok()) << source;
-  EXPECT_EQ(out.status().code(), absl::StatusCode::kResourceExhausted) << source << ": " << out.status();
+  EXPECT_EQ(out.status().code(), absl::StatusCode::kResourceExhausted)
+      << source << ": " << out.status();
   EXPECT_LT(seconds, 30) << source;
 }
 
 TEST(JinjaLimits, HostileTemplatesFailInsteadOfHanging) {
   // Unbounded loops.
-  ExpectExhausted("{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}");
+  ExpectExhausted(
+      "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}");
   ExpectExhausted("{{ range(1000000000) | length }}");
   // Unbounded recursion.
   ExpectExhausted("{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}");
   // Exponential string growth.
-  ExpectExhausted("{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s + ns.s %}{% endfor %}");
+  ExpectExhausted(
+      "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s + ns.s %}{% "
+      "endfor %}");
   // Deeply nested values.
-  ExpectExhausted("{% set ns = namespace(v=[]) %}{% for i in range(10000) %}{% set ns.v = [ns.v] %}{% endfor %}");
+  ExpectExhausted(
+      "{% set ns = namespace(v=[]) %}{% for i in range(10000) %}{% set ns.v = [ns.v] %}{% endfor "
+      "%}");
   // Deeply nested syntax.
   std::string nested = "{{ " + std::string(5000, '(') + "1" + std::string(5000, ')') + " }}";
   absl::StatusOr<JinjaTemplate> t = JinjaTemplate::Parse(nested);
@@ -259,10 +292,12 @@ TEST_F(ChatTemplateTest, FromTokenizerConfigString) {
                        {"eos_token", {{"__type", "AddedToken"}, {"content", "</s>"}}},
                        {"pad_token", nullptr},
                        {"chat_template", kAlternating}};
-  absl::StatusOr<ChatTemplate> t = ChatTemplate::FromTokenizerConfig(Write("tokenizer_config.json", config.dump()));
+  absl::StatusOr<ChatTemplate> t =
+      ChatTemplate::FromTokenizerConfig(Write("tokenizer_config.json", config.dump()));
   ASSERT_TRUE(t.ok()) << t.status();
   EXPECT_EQ(t->special_tokens(), Json({{"bos_token", "<s>"}, {"eos_token", "</s>"}}));
-  absl::StatusOr<std::string> out = t->Render({{"user", " hi "}, {"assistant", "hello"}, {"user", "bye"}}, true);
+  absl::StatusOr<std::string> out =
+      t->Render({{"user", " hi "}, {"assistant", "hello"}, {"user", "bye"}}, true);
   ASSERT_TRUE(out.ok()) << out.status();
   EXPECT_EQ(*out, "<s><user>hi</s><assistant>hello</s><user>bye</s><assistant>");
   out = t->Render({{"user", "a"}, {"user", "b"}}, false);
@@ -275,11 +310,13 @@ TEST_F(ChatTemplateTest, FromTokenizerConfigString) {
 }
 
 TEST_F(ChatTemplateTest, FromTokenizerConfigNamedList) {
-  const Json config = {{"eos_token", "<eos>"},
-                       {"chat_template",
-                        {{{"name", "tool_use"}, {"template", "tools"}},
-                         {{"name", "default"}, {"template", "{{ messages | length }}{{ eos_token }}"}}}}};
-  absl::StatusOr<ChatTemplate> t = ChatTemplate::FromTokenizerConfig(Write("tokenizer_config.json", config.dump()));
+  const Json config = {
+      {"eos_token", "<eos>"},
+      {"chat_template",
+       {{{"name", "tool_use"}, {"template", "tools"}},
+        {{"name", "default"}, {"template", "{{ messages | length }}{{ eos_token }}"}}}}};
+  absl::StatusOr<ChatTemplate> t =
+      ChatTemplate::FromTokenizerConfig(Write("tokenizer_config.json", config.dump()));
   ASSERT_TRUE(t.ok()) << t.status();
   absl::StatusOr<std::string> out = t->Render({{"user", "x"}}, false);
   ASSERT_TRUE(out.ok());
@@ -288,7 +325,8 @@ TEST_F(ChatTemplateTest, FromTokenizerConfigNamedList) {
 
 TEST_F(ChatTemplateTest, ChatTemplateJinjaFile) {
   const std::string config = Write("tokenizer_config.json", Json({{"bos_token", "<B>"}}).dump());
-  Write("chat_template.jinja", "{{ bos_token }}{% for m in messages %}{{ m.role }}:{{ m.content }}\n{% endfor %}\n");
+  Write("chat_template.jinja",
+        "{{ bos_token }}{% for m in messages %}{{ m.role }}:{{ m.content }}\n{% endfor %}\n");
   absl::StatusOr<ChatTemplate> t = ChatTemplate::FromTokenizerConfig(config);
   ASSERT_TRUE(t.ok()) << t.status();
   absl::StatusOr<std::string> out = t->Render({{"user", "q"}, {"assistant", "a"}}, false);
@@ -304,16 +342,17 @@ TEST_F(ChatTemplateTest, ConfigErrors) {
   EXPECT_EQ(ChatTemplate::FromTokenizerConfig((dir_ / "missing.json").string()).status().code(),
             absl::StatusCode::kNotFound);
   EXPECT_FALSE(ChatTemplate::FromTokenizerConfig(Write("a.json", "{not json")).ok());
-  EXPECT_EQ(ChatTemplate::FromTokenizerConfig(Write("b.json", "{}")).status().code(), absl::StatusCode::kNotFound);
-  absl::StatusOr<ChatTemplate> bad =
-      ChatTemplate::FromTokenizerConfig(Write("c.json", Json({{"chat_template", "x\n{% if %}"}}).dump()));
+  EXPECT_EQ(ChatTemplate::FromTokenizerConfig(Write("b.json", "{}")).status().code(),
+            absl::StatusCode::kNotFound);
+  absl::StatusOr<ChatTemplate> bad = ChatTemplate::FromTokenizerConfig(
+      Write("c.json", Json({{"chat_template", "x\n{% if %}"}}).dump()));
   ASSERT_FALSE(bad.ok());
   EXPECT_THAT(bad.status().message(), HasSubstr("line 2"));
 }
 
 TEST(ChatMessage, FieldsAndToolCalls) {
-  absl::StatusOr<Message> m = Message::FromJson(
-      Json::parse(R"({"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "f"}}]})"));
+  absl::StatusOr<Message> m = Message::FromJson(Json::parse(
+      R"({"role": "assistant", "content": "", "tool_calls": [{"function": {"name": "f"}}]})"));
   ASSERT_TRUE(m.ok());
   EXPECT_EQ(m->role, "assistant");
   EXPECT_TRUE(m->fields.contains("tool_calls"));
@@ -322,13 +361,14 @@ TEST(ChatMessage, FieldsAndToolCalls) {
       "{{ m | tojson }}{% endfor %}");
   ASSERT_TRUE(t.ok());
   EXPECT_EQ(*t->Render({*m}, false),
-            "f{\"role\": \"assistant\", \"content\": \"\", \"tool_calls\": [{\"function\": {\"name\": \"f\"}}]}");
+            "f{\"role\": \"assistant\", \"content\": \"\", \"tool_calls\": [{\"function\": "
+            "{\"name\": \"f\"}}]}");
   EXPECT_FALSE(Message::FromJson(Json::parse(R"({"content": "no role"})")).ok());
 }
 
 TEST(ChatTemplateFile, ToolsTemplateRenders) {
-  absl::StatusOr<ChatTemplate> t =
-      ChatTemplate::FromJinjaFile(std::string(QATK_SOURCE_DIR) + "/tests/formats/testdata/chat/tools_template.jinja");
+  absl::StatusOr<ChatTemplate> t = ChatTemplate::FromJinjaFile(
+      std::string(QATK_SOURCE_DIR) + "/tests/formats/testdata/chat/tools_template.jinja");
   ASSERT_TRUE(t.ok()) << t.status();
   absl::StatusOr<std::string> out =
       t->Render({{"system", "sys"}, {"user", "hi"}}, true, {{"date_string", "01 Jan 2025"}});

@@ -43,7 +43,8 @@ int RenderSnippets(const std::string& path) {
   while (std::getline(in, line)) {
     if (line.empty()) continue;
     const Json snippet = Json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (snippet.is_discarded() || !snippet.contains("template") || !snippet["template"].is_string()) {
+    if (snippet.is_discarded() || !snippet.contains("template") ||
+        !snippet["template"].is_string()) {
       std::cerr << "bad snippet line: " << line << "\n";
       return 1;
     }
@@ -110,8 +111,8 @@ int main(int argc, char** argv) {
       }
       messages.push_back(*std::move(msg));
     }
-    const absl::StatusOr<std::string> out =
-        tmpl->Render(messages, conv.value("add_generation_prompt", false), conv.value("extra", Json::object()));
+    const absl::StatusOr<std::string> out = tmpl->Render(
+        messages, conv.value("add_generation_prompt", false), conv.value("extra", Json::object()));
     if (out.ok()) {
       std::cout << qatk::chat::jinja::JsonQuote(*out) << "\n";
     } else {
