@@ -32,7 +32,7 @@ absl::Status RunEval(const EvalOptions& o) {
                                                    c.config.max_position_embeddings));
   }
   c.model->to(torch::Device(o.device));
-  ASSIGN_OR_RETURN(qat::PerplexityResult p,
+  ASSIGN_OR_RETURN(PerplexityResult p,
                    qat::Perplexity(c.model, ids, ctx, c.tokenizer->bos_id(), o.chunks));
   std::fprintf(stderr, "%s on %s: ppl %.4f (%lld scored tokens, %lld chunks of %lld)\n", o.model.c_str(),
                o.file.c_str(), p.ppl, static_cast<long long>(p.tokens), static_cast<long long>(p.chunks),
