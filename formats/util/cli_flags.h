@@ -18,7 +18,9 @@
 // ParseArgs registers the flags (in ForEach order, which is --help's),
 // parses into the members and checks the required ones; EchoArgs gives the
 // kEcho flags as JSON (a run's settings). The defaults are the members'
-// initial values, so --help shows the value the command uses.
+// initial values, so --help shows the value the command uses. A bool member
+// is a switch that cxxopts sets to false unless given: initialise it false
+// and name the flag for the non-default case (--no-progress).
 #ifndef QATK_FORMATS_UTIL_CLI_FLAGS_H_
 #define QATK_FORMATS_UTIL_CLI_FLAGS_H_
 
