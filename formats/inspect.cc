@@ -10,11 +10,10 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "cxxopts.hpp"
 #include "formats/gguf/gguf.h"
 #include "formats/mobile/mobile_format.h"
 #include "formats/safetensors/safetensors.h"
-#include "formats/util/cli.h"
+#include "formats/util/cli_flags.h"
 #include "formats/util/status_macros.h"
 #include "nlohmann/json.hpp"
 
@@ -224,20 +223,10 @@ namespace cli {
 
 absl::Status InspectCommand(int argc, char** argv) {
   cxxopts::Options opts("inspect", "Print a GGUF / safetensors / mobile file's metadata and tensor table");
-  opts.add_options()("json", "one JSON object on stdout")("h,help", "show this help")(
-      "file", "model file", cxxopts::value<std::string>());
+  opts.add_options()("json", "one JSON object on stdout")("file", "model file", cxxopts::value<std::string>());
   opts.parse_positional({"file"});
   opts.positional_help("FILE");
-  cxxopts::ParseResult r;
-  try {
-    r = opts.parse(argc, argv);
-  } catch (const cxxopts::exceptions::exception& e) {
-    return absl::InvalidArgumentError(e.what());
-  }
-  if (r.count("help")) {
-    std::cout << opts.help() << std::endl;
-    return HelpRequested();
-  }
+  ASSIGN_OR_RETURN(cxxopts::ParseResult r, ParseFlags(opts, argc, argv));
   if (!r.count("file")) return absl::InvalidArgumentError("missing FILE (see inspect --help)");
   return InspectFile(r["file"].as<std::string>(), r.count("json") > 0, std::cout);
 }

@@ -18,29 +18,24 @@ double TokenNll(const float* logits, int n_vocab, int32_t target) {
 absl::StatusOr<PerplexityResult> PerplexityOver(const ChunkLogitsFn& eval, int n_vocab,
                                                 const std::vector<int32_t>& tokens, int n_ctx,
                                                 bool add_bos, int32_t bos) {
-  if (n_ctx < 4) return absl::InvalidArgumentError(absl::StrCat("--ctx ", n_ctx, " must be >= 4"));
-  if (tokens.size() < 2 * static_cast<size_t>(n_ctx)) {
-    return absl::InvalidArgumentError(absl::StrCat("need at least 2*ctx = ", 2 * n_ctx,
-                                                   " tokens, the text has ", tokens.size()));
-  }
+  ASSIGN_OR_RETURN(const PerplexityPlan plan,
+                   PlanPerplexity(static_cast<int64_t>(tokens.size()), n_ctx, add_bos, bos));
   PerplexityResult r;
-  r.n_ctx = n_ctx;
-  r.chunks = static_cast<int>(tokens.size() / n_ctx);
-  const int first = n_ctx / 2;
+  r.ctx = plan.ctx;
+  r.chunks = plan.chunks;
+  const int64_t first = plan.first_scored(), per_chunk = plan.scored_per_chunk();
   std::vector<int32_t> chunk(n_ctx);
   double nll = 0;
-  for (int i = 0; i < r.chunks; ++i) {
-    const int64_t base = int64_t(i) * n_ctx;
-    std::copy(tokens.begin() + base, tokens.begin() + base + n_ctx, chunk.begin());
-    if (add_bos) chunk[0] = bos;
+  for (int64_t k = 0; k < plan.chunks; ++k) {
+    plan.ChunkInput(tokens, k, chunk.data());
     ASSIGN_OR_RETURN(const float* logits, eval(chunk));
     double chunk_nll = 0;
-    for (int j = first; j < n_ctx - 1; ++j) {
-      chunk_nll += TokenNll(logits + int64_t(j) * n_vocab, n_vocab, tokens[base + j + 1]);
+    for (int64_t j = first; j < n_ctx - 1; ++j) {
+      chunk_nll += TokenNll(logits + j * n_vocab, n_vocab, plan.Target(tokens, k, j));
     }
     nll += chunk_nll;
-    r.tokens += n_ctx - 1 - first;
-    r.chunk_nll.push_back(chunk_nll / (n_ctx - 1 - first));
+    r.tokens += per_chunk;
+    r.chunk_nll.push_back(chunk_nll / per_chunk);
   }
   r.ppl = std::exp(nll / r.tokens);
   return r;

@@ -1,4 +1,5 @@
-// Reference quantize/dequantize for every stored type. These are the oracle:
+// Reference quantize/dequantize for every stored type and for the intN
+// schemes of QuantSpec (spec.h). These are the oracle:
 // each SIMD kernel and the LibTorch fake-quant ops are tested against them,
 // and they reproduce llama.cpp's *_ref quantizers byte for byte.
 //
@@ -9,8 +10,10 @@
 #define QATK_FORMATS_QUANT_CODECS_H_
 
 #include <cstdint>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "formats/quant/spec.h"
 #include "formats/quant/types.h"
 
 namespace qatk {
@@ -51,6 +54,44 @@ void Q4_0Codes(const float* x, uint8_t* q /*32*/, float* d_fp32);
 // reads any Q4_0 block.
 void Q4_0CodesWithScale(const float* x, float d, uint8_t* q /*32*/);
 void QuantizeBlockQ4_0WithScale(const float* x, float d, BlockQ4_0* out);
+
+// ---- Reference intN codec (per-channel rows, per-tensor, per-token) --------
+// All functions take the spec of an int_* scheme (aborts otherwise) and are
+// compiled without FMA contraction.
+
+// Store(s): s as the consumer will read it (see spec.h's header comment).
+float StoreScale(const QuantSpec& spec, float s);
+// Rounds v per spec.rounding (half_away_from_zero or half_even).
+float RoundValue(const QuantSpec& spec, float v);
+// Scale of x[n] per spec.scale_rule (absmax; mse and learned use the mse
+// search), already Store()d. 0 when x is all zeros.
+float ChooseScale(const QuantSpec& spec, const float* x, int64_t n);
+float ChooseScaleAbsmax(const QuantSpec& spec, const float* x, int64_t n);
+float ChooseScaleMse(const QuantSpec& spec, const float* x, int64_t n);
+// Codes of x[n] for a given (Store()d) scale: q[i] in [-Qn, Qp].
+void QuantizeWithScale(const QuantSpec& spec, const float* x, int64_t n, float s, int8_t* q);
+void DequantizeWithScale(const int8_t* q, int64_t n, float s, float* y);
+// dequantize(quantize(x; s)) in one go; returns the squared error sum (double).
+double FakeQuantizeWithScale(const QuantSpec& spec, const float* x, int64_t n, float s, float* y);
+
+// A weight [rows, cols] quantized per spec: block schemes give ggml rows
+// (bytes), int_channel gives int8 codes + one scale per row.
+struct QuantizedMatrix {
+  QuantSpec spec;
+  int64_t rows = 0, cols = 0;
+  std::vector<uint8_t> blocks;  // block schemes: rows * RowBytes(type, cols)
+  std::vector<int8_t> codes;    // int_channel: rows * cols, row-major
+  std::vector<float> scales;    // int_channel: rows (Store()d)
+};
+// `row_scales` (may be empty) overrides the scale rule with given scales
+// (learned/searched weight_scale): int_channel takes one per row, Store()d
+// first; q4_0 takes one fp32 d per block ([rows, cols/32] row-major, see
+// QuantizeBlockQ4_0WithScale); other block schemes take none.
+// kInvalidArgument for non-finite input or cols not a multiple of the block.
+absl::StatusOr<QuantizedMatrix> QuantizeMatrix(const QuantSpec& spec, const float* w, int64_t rows,
+                                               int64_t cols, const std::vector<float>& row_scales);
+// w^[rows*cols] from a QuantizedMatrix.
+std::vector<float> DequantizeMatrix(const QuantizedMatrix& m);
 
 }  // namespace qatk
 

@@ -1,5 +1,6 @@
-// QuantSpec parsing and the reference intN codec. Compiled with
-// -ffp-contract=off (formats/CMakeLists.txt) like the block codecs.
+// QuantSpec parsing and validation. The codecs these specs describe are in
+// codecs.cc. Compiled with -ffp-contract=off (formats/CMakeLists.txt) like
+// the codecs, so any arithmetic added here rounds as they do.
 #include "formats/quant/spec.h"
 
 #include <algorithm>
@@ -8,8 +9,6 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "formats/quant/codecs.h"
-#include "formats/quant/fp16.h"
 #include "formats/util/status_macros.h"
 #include "nlohmann/json.hpp"
 
@@ -340,183 +339,6 @@ std::string DescribeQuantSpec(const QuantSpec& s) {
   absl::StrAppend(&out, " ", ScaleTypeName(s.scale_type));
   if (s.narrow_range) absl::StrAppend(&out, " narrow");
   return out;
-}
-
-// ---- Reference intN codec -------------------------------------------------
-
-float StoreScale(const QuantSpec& spec, float s) {
-  if (spec.scale_type == ScaleType::kF32) return s;
-  s = std::min(std::max(s, -65504.0f), 65504.0f);
-  return RoundToFp16(s);
-}
-
-float RoundValue(const QuantSpec& spec, float v) {
-  return spec.rounding == Rounding::kHalfEven ? std::nearbyint(v) : std::round(v);
-}
-
-float ChooseScaleAbsmax(const QuantSpec& spec, const float* x, int64_t n) {
-  float amax = 0.0f;
-  for (int64_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
-  return StoreScale(spec, amax / static_cast<float>(spec.Qp()));
-}
-
-float ChooseScaleMse(const QuantSpec& spec, const float* x, int64_t n) {
-  float amax = 0.0f;
-  for (int64_t i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
-  if (amax == 0.0f) return 0.0f;
-  std::vector<float> y(n);
-  float best_s = 0.0f;
-  double best_err = std::numeric_limits<double>::infinity();
-  const double step = (1.0 - spec.mse_min_ratio) / (spec.mse_grid - 1);
-  // A full range is lopsided (int2: -2..1); a negative scale mirrors it
-  // (int2: 2..-1 times |s|), which suits rows whose long tail is positive.
-  const int signs = spec.Qn() != spec.Qp() ? 2 : 1;
-  for (int sign = 0; sign < signs; ++sign) {
-    float prev = 0.0f;
-    for (int k = 0; k < spec.mse_grid; ++k) {
-      const double r = 1.0 - k * step;
-      const float mag = StoreScale(spec, static_cast<float>(r * amax / spec.Qp()));
-      if (mag == prev) continue;
-      prev = mag;
-      const float s = sign ? -mag : mag;
-      const double err = FakeQuantizeWithScale(spec, x, n, s, y.data());
-      if (err < best_err) {
-        best_err = err;
-        best_s = s;
-      }
-    }
-  }
-  return best_s;
-}
-
-float ChooseScale(const QuantSpec& spec, const float* x, int64_t n) {
-  QATK_CHECK(!spec.is_block() && spec.enabled(), "ChooseScale needs an int_* spec");
-  if (spec.scale_rule == ScaleRule::kMse || spec.scale_rule == ScaleRule::kLearned) {
-    return ChooseScaleMse(spec, x, n);
-  }
-  return ChooseScaleAbsmax(spec, x, n);
-}
-
-void QuantizeWithScale(const QuantSpec& spec, const float* x, int64_t n, float s, int8_t* q) {
-  const float inv = s != 0.0f ? 1.0f / s : 0.0f;
-  const float lo = static_cast<float>(-spec.Qn());
-  const float hi = static_cast<float>(spec.Qp());
-  for (int64_t i = 0; i < n; ++i) {
-    const float r = RoundValue(spec, x[i] * inv);
-    q[i] = static_cast<int8_t>(std::min(std::max(r, lo), hi));
-  }
-}
-
-void DequantizeWithScale(const int8_t* q, int64_t n, float s, float* y) {
-  for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(q[i]) * s;
-}
-
-double FakeQuantizeWithScale(const QuantSpec& spec, const float* x, int64_t n, float s, float* y) {
-  const float inv = s != 0.0f ? 1.0f / s : 0.0f;
-  const float lo = static_cast<float>(-spec.Qn());
-  const float hi = static_cast<float>(spec.Qp());
-  double err = 0.0;
-  for (int64_t i = 0; i < n; ++i) {
-    const float r = std::min(std::max(RoundValue(spec, x[i] * inv), lo), hi);
-    y[i] = r * s;
-    const double e = static_cast<double>(x[i]) - y[i];
-    err += e * e;
-  }
-  return err;
-}
-
-namespace {
-
-// q4_0 with learned scales: one fp32 d per block, row-major [rows, cols/32].
-absl::StatusOr<QuantizedMatrix> QuantizeQ4_0WithScales(const float* w, int64_t rows, int64_t cols,
-                                                       const std::vector<float>& scales, QuantizedMatrix m) {
-  const int64_t nb = cols / kQK4_0;
-  if (m.spec.scheme != QuantScheme::kQ4_0 || static_cast<int64_t>(scales.size()) != rows * nb) {
-    return absl::InvalidArgumentError(absl::StrCat("got ", scales.size(), " scales for ", SchemeName(m.spec.scheme),
-                                                   " [", rows, ", ", cols, "] (only q4_0 takes block scales: ",
-                                                   rows * nb, ")"));
-  }
-  auto* out = reinterpret_cast<BlockQ4_0*>(m.blocks.data());
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t b = 0; b < nb; ++b) {
-      const float* x = w + r * cols + b * kQK4_0;
-      const float d = scales[r * nb + b];
-      for (int i = 0; i < kQK4_0; ++i) {
-        if (!std::isfinite(x[i])) {
-          return absl::InvalidArgumentError(absl::StrCat("non-finite value at row ", r, " column ", b * kQK4_0 + i));
-        }
-      }
-      if (!std::isfinite(d)) {
-        return absl::InvalidArgumentError(absl::StrCat("invalid scale ", d, " for row ", r, " block ", b));
-      }
-      QuantizeBlockQ4_0WithScale(x, d, out + r * nb + b);
-    }
-  }
-  return m;
-}
-
-}  // namespace
-
-absl::StatusOr<QuantizedMatrix> QuantizeMatrix(const QuantSpec& spec, const float* w, int64_t rows,
-                                               int64_t cols, const std::vector<float>& row_scales) {
-  QuantizedMatrix m;
-  m.spec = spec;
-  m.rows = rows;
-  m.cols = cols;
-  if (spec.is_block()) {
-    const GgmlType t = spec.ggml_type();
-    if (cols % Traits(t).block_size != 0) {
-      return absl::InvalidArgumentError(absl::StrCat("cols ", cols, " is not a multiple of ",
-                                                     Traits(t).name, "'s block ", Traits(t).block_size));
-    }
-    const uint64_t rb = RowBytes(t, cols);
-    m.blocks.resize(rb * rows);
-    if (!row_scales.empty()) return QuantizeQ4_0WithScales(w, rows, cols, row_scales, std::move(m));
-    for (int64_t r = 0; r < rows; ++r) {
-      absl::Status st = QuantizeRow(t, w + r * cols, cols, m.blocks.data() + r * rb);
-      if (!st.ok()) return absl::InvalidArgumentError(absl::StrCat("row ", r, ": ", st.message()));
-    }
-    return m;
-  }
-  if (spec.scheme != QuantScheme::kIntChannel) {
-    return absl::InvalidArgumentError(absl::StrCat("scheme ", SchemeName(spec.scheme), " is not a weight scheme"));
-  }
-  if (!row_scales.empty() && static_cast<int64_t>(row_scales.size()) != rows) {
-    return absl::InvalidArgumentError(absl::StrCat("got ", row_scales.size(), " row scales for ", rows, " rows"));
-  }
-  m.codes.resize(rows * cols);
-  m.scales.resize(rows);
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* x = w + r * cols;
-    for (int64_t i = 0; i < cols; ++i) {
-      if (!std::isfinite(x[i])) {
-        return absl::InvalidArgumentError(absl::StrCat("non-finite value at row ", r, " column ", i));
-      }
-    }
-    float s = row_scales.empty() ? ChooseScale(spec, x, cols) : StoreScale(spec, row_scales[r]);
-    if (!std::isfinite(s)) {  // a negative scale is valid: it mirrors a full range
-      return absl::InvalidArgumentError(absl::StrCat("invalid scale ", s, " for row ", r));
-    }
-    m.scales[r] = s;
-    QuantizeWithScale(spec, x, cols, s, m.codes.data() + r * cols);
-  }
-  return m;
-}
-
-std::vector<float> DequantizeMatrix(const QuantizedMatrix& m) {
-  std::vector<float> y(m.rows * m.cols);
-  if (m.spec.is_block()) {
-    const GgmlType t = m.spec.ggml_type();
-    const uint64_t rb = RowBytes(t, m.cols);
-    for (int64_t r = 0; r < m.rows; ++r) {
-      DequantizeRow(t, m.blocks.data() + r * rb, y.data() + r * m.cols, m.cols);
-    }
-    return y;
-  }
-  for (int64_t r = 0; r < m.rows; ++r) {
-    DequantizeWithScale(m.codes.data() + r * m.cols, m.cols, m.scales[r], y.data() + r * m.cols);
-  }
-  return y;
 }
 
 }  // namespace qatk

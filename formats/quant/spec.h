@@ -21,8 +21,8 @@
 //   full range:   Qn = 2^(N-1),    Qp = 2^(N-1) - 1    (int4: -8..7, int2: -2..1)
 //   narrow range: Qn = Qp = 2^(N-1) - 1                (int4: -7..7, int2: -1..1)
 //
-// Per-channel / per-tensor / per-token intN codec (the reference; fake-quant
-// reproduces it bit for bit):
+// Per-channel / per-tensor / per-token intN codec (the reference, in
+// codecs.h; fake-quant reproduces it bit for bit):
 //   scale rule absmax:  s = amax(|x|) / Qp            (fp32 division)
 //   scale rule mse:     s = argmin over r in {1, 1-h, 1-2h, ..., mse_min_ratio}
 //                       (h = (1-mse_min_ratio)/(mse_grid-1)) and, for a
@@ -125,44 +125,11 @@ const char* SlotName(QuantSlot s);
 // nothing is close (distance > max(2, len/3)).
 std::string ClosestName(absl::string_view word, const std::vector<std::string>& candidates);
 
-// ---- Reference intN codec (per-channel rows, per-tensor, per-token) --------
-// All functions take the spec of an int_* scheme (aborts otherwise) and are
-// compiled without FMA contraction.
-
-// Store(s): s as the consumer will read it (see header comment).
-float StoreScale(const QuantSpec& spec, float s);
-// Rounds v per spec.rounding (half_away_from_zero or half_even).
-float RoundValue(const QuantSpec& spec, float v);
-// Scale of x[n] per spec.scale_rule (absmax; mse and learned use the mse
-// search), already Store()d. 0 when x is all zeros.
-float ChooseScale(const QuantSpec& spec, const float* x, int64_t n);
-float ChooseScaleAbsmax(const QuantSpec& spec, const float* x, int64_t n);
-float ChooseScaleMse(const QuantSpec& spec, const float* x, int64_t n);
-// Codes of x[n] for a given (Store()d) scale: q[i] in [-Qn, Qp].
-void QuantizeWithScale(const QuantSpec& spec, const float* x, int64_t n, float s, int8_t* q);
-void DequantizeWithScale(const int8_t* q, int64_t n, float s, float* y);
-// dequantize(quantize(x; s)) in one go; returns the squared error sum (double).
-double FakeQuantizeWithScale(const QuantSpec& spec, const float* x, int64_t n, float s, float* y);
-
-// A weight [rows, cols] quantized per spec: block schemes give ggml rows
-// (bytes), int_channel gives int8 codes + one scale per row.
-struct QuantizedMatrix {
-  QuantSpec spec;
-  int64_t rows = 0, cols = 0;
-  std::vector<uint8_t> blocks;  // block schemes: rows * RowBytes(type, cols)
-  std::vector<int8_t> codes;    // int_channel: rows * cols, row-major
-  std::vector<float> scales;    // int_channel: rows (Store()d)
-};
-// `row_scales` (may be empty) overrides the scale rule with given scales
-// (learned/searched weight_scale): int_channel takes one per row, Store()d
-// first; q4_0 takes one fp32 d per block ([rows, cols/32] row-major, see
-// QuantizeBlockQ4_0WithScale); other block schemes take none.
-// kInvalidArgument for non-finite input or cols not a multiple of the block.
-absl::StatusOr<QuantizedMatrix> QuantizeMatrix(const QuantSpec& spec, const float* w, int64_t rows,
-                                               int64_t cols, const std::vector<float>& row_scales);
-// w^[rows*cols] from a QuantizedMatrix.
-std::vector<float> DequantizeMatrix(const QuantizedMatrix& m);
-
 }  // namespace qatk
+
+// The reference codecs of these specs (the intN codec above, QuantizeMatrix)
+// are declared in codecs.h, which needs QuantSpec complete: it is included
+// last so that every user of spec.h sees them.
+#include "formats/quant/codecs.h"  // IWYU pragma: export
 
 #endif  // QATK_FORMATS_QUANT_SPEC_H_

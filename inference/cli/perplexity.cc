@@ -14,7 +14,7 @@ namespace qatk::cli {
 
 absl::Status PerplexityCommand(int argc, char** argv) {
   cxxopts::Options opts("perplexity", "perplexity of a text file (llama.cpp's chunking)");
-  AddModelFlags(opts, 512);
+  AddModelFlags(opts, kDefaultPerplexityCtx);
   opts.add_options()("file", "text file", cxxopts::value<std::string>())(
       "json", "one JSON object on stdout");
   ASSIGN_OR_RETURN(cxxopts::ParseResult r, ParseRunFlags(opts, argc, argv));
@@ -26,15 +26,15 @@ absl::Status PerplexityCommand(int argc, char** argv) {
   const std::vector<int32_t> ids = tok.Encode(text, /*add_bos=*/true);
   ASSIGN_OR_RETURN(auto session, inference::Session::Create(*l.model, l.n_ctx, l.kv_type, *l.pool,
                                                             l.n_ctx, l.backend));
-  ASSIGN_OR_RETURN(inference::PerplexityResult p,
+  ASSIGN_OR_RETURN(PerplexityResult p,
                    inference::Perplexity(*session, ids, l.n_ctx, l.model->vocab.add_bos,
                                          l.model->vocab.bos));
   std::cerr << absl::StrFormat("perplexity: %.4f over %d predictions (%d chunks of %d)\n", p.ppl,
-                               p.tokens, p.chunks, p.n_ctx);
+                               p.tokens, p.chunks, p.ctx);
   if (r.count("json")) {
     std::cout << nlohmann::json{{"ppl", p.ppl},
                                  {"tokens", p.tokens},
-                                 {"ctx", p.n_ctx},
+                                 {"ctx", p.ctx},
                                  {"chunks", p.chunks},
                                  {"chunk_nll", p.chunk_nll}}.dump()
               << std::endl;

@@ -30,8 +30,8 @@
 //   bootstrap over both the runs and the evaluation chunks, and its range.
 //
 // Every step is a child `qat`/`qat-run` process whose completion is recorded
-// in OUT/.done/, so an interrupted compare resumes where it stopped (training
-// steps resume from their last checkpoint).
+// in OUT/.done/ (qat/eval/pipeline.h), so an interrupted compare resumes
+// where it stopped (training steps resume from their last checkpoint).
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -44,51 +44,183 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "formats/util/file_io.h"
 #include "formats/quant/recipe.h"
+#include "formats/util/cli_flags.h"
+#include "formats/util/file_io.h"
 #include "formats/util/status_macros.h"
 #include "formats/util/subprocess.h"
 #include "nlohmann/json.hpp"
 #include "qat/cli/commands.h"
 #include "qat/cli/compare_report.h"
-#include "formats/util/cli_flags.h"
+#include "qat/eval/pipeline.h"
 
 namespace qatk::cli {
 namespace {
 
 using json = nlohmann::json;
 
-struct CompareOptions {
+// The flags of qat compare, each declared once in ForEach (--help order):
+// name, help, the member holding its value and default, and whether it is
+// echoed in results.json's "settings".
+struct CompareArgs {
   std::string data;          // DIR with train/valid/test.txt (+ tokenizer.model)
   std::string out;           // output DIR
   std::string base;          // base checkpoint, or
   std::string config;        // model config to pretrain a base from
-  std::vector<std::string> recipes;
+  std::string recipes_list;  // --recipes, comma-separated
   int pretrain_steps = 3000;
   double pretrain_lr = 3e-3;
   int steps = 600;           // shared fine-tuning budget (FP and each QAT run)
   int batch = 16;
   int seq = 0;               // 0: the model's context
   double lr = 3e-4;          // FP fine-tuning learning rate
-  std::vector<double> qat_lr;  // QAT learning rate per recipe (empty: --lr; one value: all)
+  std::string qat_lr_list;   // --qat-lr: none, one, or one per recipe
   double kd_alpha = 1.0;     // weight of distillation in the QAT loss
   std::string qat_init = "gptq";  // QAT starts from GPTQ of fp ("gptq"), the FP fine-tune ("fp"), or the base
-  bool awq = false;             // AWQ's input scaling before GPTQ (qat quantize --awq)
-  int gptq_calib_batches = 15;  // GPTQ's calibration: batches of --batch x --seq from DATA/<gptq_calib>.txt
   std::string gptq_calib = "train";  // the split GPTQ and block reconstruction calibrate on
-  int recon_steps = 600;             // block reconstruction steps per layer after GPTQ (0: off)
-  int freeze_codes_steps = -1;       // q4_0 recipes: the last F QAT steps with frozen codes (-1: steps / 5)
-  double freeze_scale_lr = 1e-5;     // the block scales' LR in those steps
+  int gptq_calib_batches = 15;  // GPTQ's calibration: batches of --batch x --seq from DATA/<gptq_calib>.txt
+  int recon_steps = 600;        // block reconstruction steps per layer after GPTQ (0: off)
+  int freeze_codes_steps = -1;  // q4_0 recipes: the last F QAT steps with frozen codes (-1: steps / 5)
+  double freeze_scale_lr = 1e-5;  // the block scales' LR in those steps
+  bool awq = false;             // AWQ's input scaling before GPTQ (qat quantize --awq)
+  std::string eval_file;     // default DATA/test.txt
   int ctx = 0;               // eval context, 0: min(512, model context)
   int vocab = 4096;          // tokenizer size when DATA has none
   int seed = 1;
   int qat_seeds = 1;         // QAT runs per recipe (seeds seed .. seed+qat_seeds-1)
   int bootstrap = 1000;
-  bool llamacpp = true;
+  bool no_llamacpp = false;
   std::string qat_run;       // path of qat-run (default: next to qat)
   std::string node_script;   // tests/interop/interop.mjs
-  std::string eval_file;     // default DATA/test.txt
+
+  // Resolved by Validate().
+  std::vector<std::string> recipes;
+  std::vector<double> qat_lr;  // QAT learning rate of each recipe
+  bool pretrain = false;       // no --base: pretrain one into OUT/base
+
+  template <typename Visitor>
+  void ForEach(Visitor&& v) {
+    v(data, "data", "data DIR (train.txt, valid.txt, test.txt; tokenizer.model is trained if absent)",
+      kRequired | kEcho);
+    v(out, "out", "output DIR", kRequired);
+    v(base, "base", "base full-precision checkpoint", kEcho);
+    v(config, "config", "model config to pretrain a base from (instead of --base)");
+    v(recipes_list, "recipes", "comma-separated recipe files");
+    v(pretrain_steps, "pretrain-steps", "steps to pretrain the base (with --config)", kShowDefault | kEcho);
+    v(pretrain_lr, "pretrain-lr", "peak learning rate of the pretraining (cosine)", kShowDefault | kEcho);
+    v(steps, "steps", "fine-tuning budget, the same for FP and each QAT run", kShowDefault | kEcho);
+    v(batch, "batch", "sequences per step", kShowDefault | kEcho);
+    v(seq, "seq", "training sequence length (0: model context)", kShowDefault);
+    v(lr, "lr", "FP fine-tuning learning rate (and QAT's unless --qat-lr)", kShowDefault | kEcho);
+    v(qat_lr_list, "qat-lr",
+      "QAT learning rate: one value, or one per recipe (comma-separated, in --recipes order; default: --lr)");
+    v(kd_alpha, "kd-alpha", "distillation weight in the QAT loss (1 = pure KD)", kShowDefault | kEcho);
+    v(qat_init, "qat-init",
+      "QAT starts from: gptq (GPTQ rounding of fp, then block reconstruction, for recipes with q4_0 "
+      "weights, which adds the ptq-gptq-R baseline; fp for the others), fp (the FP fine-tune, also "
+      "the teacher), or base",
+      kShowDefault | kEcho);
+    v(gptq_calib, "gptq-calib",
+      "--qat-init gptq: the split, train or valid, that GPTQ and block reconstruction calibrate on",
+      kShowDefault | kEcho);
+    v(gptq_calib_batches, "gptq-calib-batches", "--qat-init gptq: GPTQ calibration batches of --batch x --seq",
+      kShowDefault | kEcho);
+    v(recon_steps, "recon-steps",
+      "--qat-init gptq: after GPTQ, each decoder layer trains N steps to reproduce the FP "
+      "layer's output (qat quantize --recon-steps, its other --recon-* flags at their defaults; 0: GPTQ only)",
+      kShowDefault);
+    v(freeze_codes_steps, "freeze-codes-steps",
+      "recipes with q4_0 weights: the last N of the --steps QAT steps keep the q4_0 codes "
+      "and train only the block scales and the unquantized parameters (qat train "
+      "--freeze-codes, continuing the first --steps - N); -1: --steps/5; 0: off",
+      kShowDefault | kEcho);
+    v(freeze_scale_lr, "freeze-scale-lr", "the block scales' peak LR in the --freeze-codes-steps steps",
+      kShowDefault | kEcho);
+    v(awq, "awq", "--qat-init gptq: AWQ's activation-aware input scaling before GPTQ (qat quantize --awq)");
+    v(eval_file, "eval-file", "evaluation text (default DATA/test.txt)", kEcho);
+    v(ctx, "ctx", "evaluation context (0: min(512, model context))", kShowDefault);
+    v(vocab, "vocab", "tokenizer vocabulary size when DATA has none", kShowDefault);
+    v(seed, "seed", "seed for training and bootstrap", kShowDefault | kEcho);
+    v(qat_seeds, "qat-seeds",
+      "QAT runs per recipe, seeds --seed.. (N > 1: the report adds the recovered fraction's mean, its 95% "
+      "interval over seeds and chunks, and its range; the extra runs are evaluated in qat-run only)",
+      kShowDefault | kEcho);
+    v(bootstrap, "bootstrap", "bootstrap resamples over evaluation chunks", kShowDefault);
+    v(no_llamacpp, "no-llamacpp", "skip the llama.cpp perplexity of GGUF files");
+    v(qat_run, "qat-run", "path of the qat-run binary");
+    v(node_script, "node-script", "llama.cpp interop script");
+  }
+
+  // Checks the flags together (kInvalidArgument) and resolves their
+  // defaults that depend on others.
+  absl::Status Validate();
+
+  // results.json's "settings": the kEcho flags as resolved, with the QAT
+  // learning rate per recipe and the GPTQ start's settings (null without one).
+  nlohmann::json Settings() const {
+    nlohmann::json s = EchoArgs(*this);
+    s["qat_lr"] = qat_lr;
+    const bool gptq = qat_init == "gptq";
+    s["gptq_awq"] = gptq ? nlohmann::json(awq) : nlohmann::json(nullptr);
+    s["gptq_recon_steps"] = gptq ? nlohmann::json(recon_steps) : nlohmann::json(nullptr);
+    if (!gptq) s["gptq_calib"] = s["gptq_calib_batches"] = nullptr;
+    return s;
+  }
 };
+
+absl::Status CompareArgs::Validate() {
+  if (base.empty() == config.empty()) {
+    return absl::InvalidArgumentError("give exactly one of --base CKPT or --config MODEL.json");
+  }
+  if (recipes_list.empty()) return absl::InvalidArgumentError("missing --recipes R1.json[,R2.json]");
+  recipes = absl::StrSplit(recipes_list, ',', absl::SkipEmpty());
+  std::vector<double> lrs;
+  for (absl::string_view v : absl::StrSplit(qat_lr_list, ',', absl::SkipEmpty())) {
+    double value = 0;
+    if (!absl::SimpleAtod(v, &value) || !(value > 0)) {
+      return absl::InvalidArgumentError(absl::StrCat("--qat-lr: '", v, "' is not a positive number"));
+    }
+    lrs.push_back(value);
+  }
+  if (lrs.size() > 1 && lrs.size() != recipes.size()) {
+    return absl::InvalidArgumentError(absl::StrCat("--qat-lr has ", lrs.size(), " values for ", recipes.size(),
+                                                   " recipes (give one, or one per recipe)"));
+  }
+  for (const std::string& rp : recipes) {
+    if (!PathExists(rp)) return absl::InvalidArgumentError(absl::StrCat("recipe file not found: ", rp));
+  }
+  if (steps <= 0 || batch <= 0) return absl::InvalidArgumentError("--steps and --batch must be positive");
+  if (qat_seeds < 1 || qat_seeds > 100) {
+    return absl::InvalidArgumentError(absl::StrCat("--qat-seeds must be in 1..100, got ", qat_seeds));
+  }
+  if (qat_init != "fp" && qat_init != "base" && qat_init != "gptq") {
+    return absl::InvalidArgumentError(absl::StrCat("--qat-init must be fp, base or gptq, got '", qat_init, "'"));
+  }
+  if (gptq_calib_batches < 1) return absl::InvalidArgumentError("--gptq-calib-batches must be positive");
+  if (gptq_calib != "train" && gptq_calib != "valid") {
+    return absl::InvalidArgumentError(absl::StrCat("--gptq-calib must be train or valid, got '", gptq_calib, "'"));
+  }
+  if (recon_steps < 0) return absl::InvalidArgumentError("--recon-steps must be >= 0");
+  const int freeze = freeze_codes_steps < 0 ? steps / 5 : freeze_codes_steps;
+  if (freeze_codes_steps < -1 || freeze >= steps) {
+    return absl::InvalidArgumentError(absl::StrCat("--freeze-codes-steps must be in 0..", steps - 1,
+                                                   " (fewer than --steps), got ", freeze_codes_steps));
+  }
+  if (!(freeze_scale_lr > 0)) return absl::InvalidArgumentError("--freeze-scale-lr must be positive");
+  if (awq && qat_init != "gptq") return absl::InvalidArgumentError("--awq needs --qat-init gptq");
+  // Resolved values (what the run uses and the settings echo).
+  freeze_codes_steps = freeze;
+  qat_lr.clear();
+  for (size_t i = 0; i < recipes.size(); ++i) qat_lr.push_back(lrs.empty() ? lr : lrs.size() == 1 ? lrs[0] : lrs[i]);
+  if (eval_file.empty()) eval_file = data + "/test.txt";
+  pretrain = base.empty();
+  if (pretrain) {
+    base = out + "/base";
+  } else {
+    pretrain_steps = 0;  // echoed as 0: nothing is pretrained
+  }
+  return absl::OkStatus();
+}
 
 // Paths as strings (no std::filesystem in LibTorch binaries: file_io.h).
 std::string DirName(const std::string& path) {
@@ -126,56 +258,6 @@ std::string Stem(const std::string& path) {
   return dot == std::string::npos || dot == 0 || name == ".." ? name : name.substr(0, dot);
 }
 
-// One step of the pipeline: a child command and the marker that says it is done.
-class Pipeline {
- public:
-  explicit Pipeline(std::string out) : out_(std::move(out)) {}
-
-  // Runs argv unless `step` is already done; returns captured stdout.
-  absl::StatusOr<std::string> Run(const std::string& step, const std::vector<std::string>& argv,
-                                  bool capture) {
-    const std::string cached = Marker(step), command = ShellJoin(argv);
-    // A step is reused only for the same arguments (a changed flag, say
-    // --qat-lr, must not silently keep the old result); the program's own
-    // path may change, e.g. with another build folder.
-    const std::string args = ShellJoin(std::vector<std::string>(argv.begin() + 1, argv.end()));
-    if (PathExists(cached)) {
-      absl::StatusOr<std::string> before = ReadFileToString(cached + ".args");
-      if (before.ok() && *before != args) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "step '", step, "' in ", out_, " was run with\n  ", *before, "\nand would now run with\n  ", args,
-            "\nuse a new --out, or delete ", out_, " to start again"));
-      }
-      std::fprintf(stderr, "[compare] %-18s done (resumed)\n", step.c_str());
-      return ReadFileToString(cached);
-    }
-    std::fprintf(stderr, "[compare] %-18s %s\n", step.c_str(), command.c_str());
-    ASSIGN_OR_RETURN(ProcessResult r, RunProcess(argv, capture));
-    if (r.exit_code != 0) {
-      return absl::InternalError(absl::StrCat("step '", step, "' failed (exit ", r.exit_code,
-                                              "): ", command));
-    }
-    RETURN_IF_ERROR(WriteFileAtomic(cached + ".args", args));
-    RETURN_IF_ERROR(WriteFileAtomic(cached, r.out));
-    return r.out;
-  }
-
- private:
-  std::string Marker(const std::string& step) const { return out_ + "/.done/" + step; }
-  std::string out_;
-};
-
-absl::StatusOr<json> ParseJsonOutput(const std::string& step, const std::string& out) {
-  // The JSON object is the last non-empty line of stdout.
-  std::vector<std::string> lines = absl::StrSplit(out, '\n', absl::SkipWhitespace());
-  if (lines.empty()) return absl::InternalError(absl::StrCat("step '", step, "' printed no JSON"));
-  json j = json::parse(lines.back(), nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) {
-    return absl::InternalError(absl::StrCat("step '", step, "' printed invalid JSON: ", lines.back()));
-  }
-  return j;
-}
-
 absl::StatusOr<json> ReadRecipeJson(const std::string& path) {
   ASSIGN_OR_RETURN(std::string text, ReadFileToString(path));
   json j = json::parse(text, nullptr, false);
@@ -183,8 +265,9 @@ absl::StatusOr<json> ReadRecipeJson(const std::string& path) {
   return j;
 }
 
-std::vector<std::string> TrainArgs(const std::string& qat, const CompareOptions& o, const std::string& out,
-                                   int steps, double lr, int seed_offset = 0) {
+// qat train's arguments for a run of `steps` steps into `out`.
+std::vector<std::string> TrainArgv(const std::string& qat, const CompareArgs& o, const std::string& out, int steps,
+                                   double lr, int seed_offset = 0) {
   std::vector<std::string> a = {qat, "train", "--data", o.data, "--out", out, "--steps",
                                 std::to_string(steps), "--batch", std::to_string(o.batch), "--lr",
                                 absl::StrCat(lr), "--seed", std::to_string(o.seed + seed_offset), "--resume"};
@@ -196,15 +279,6 @@ std::vector<std::string> TrainArgs(const std::string& qat, const CompareOptions&
   a.insert(a.end(), {"--eval-every", std::to_string(std::max(1, steps / 10)), "--eval-chunks", "32"});
   return a;
 }
-
-// QAT learning rate of recipe i (--qat-lr: none, one, or one per recipe).
-double QatLr(const CompareOptions& o, size_t i) {
-  if (o.qat_lr.empty()) return o.lr;
-  return o.qat_lr.size() == 1 ? o.qat_lr[0] : o.qat_lr[i];
-}
-
-// --freeze-codes-steps, its default (-1) resolved to a fifth of --steps.
-int FreezeCodesSteps(const CompareOptions& o) { return o.freeze_codes_steps < 0 ? o.steps / 5 : o.freeze_codes_steps; }
 
 // True when the recipe has q4_0 weights (what --method gptq rounds).
 absl::StatusOr<bool> HasQ4_0Weights(const std::string& path) {
@@ -219,48 +293,68 @@ absl::StatusOr<bool> HasQ4_0Weights(const std::string& path) {
 // from the first phase's (which a second run with the same seed would repeat).
 constexpr int kFreezeSeedOffset = 1000;
 
-// QAT of recipe r into OUT/vname (seed --seed + k) from `init`, distilled
-// from fp: one qat train run of --steps; or, when `freeze` > 0, steps - freeze
-// STE steps into OUT/vname-ste and then `freeze` steps of
-// qat train --freeze-codes from it into OUT/vname. Appends the runs' loss
+// What the steps of one compare share.
+struct Steps {
+  qat::Pipeline& pipeline;
+  std::string qat;      // this binary
+  const CompareArgs& o;
+  std::string fp;       // the FP fine-tune: PTQ's model and QAT's teacher
+};
+
+// One QAT run of a recipe.
+struct QatRun {
+  std::string recipe;       // recipe file
+  size_t recipe_index = 0;  // its place in --recipes (its --qat-lr)
+  std::string name;         // the variant, trained into OUT/name
+  std::string init;         // the checkpoint it starts from
+  int seed_offset = 0;      // trains with --seed + seed_offset
+  int freeze_steps = 0;     // the last steps with frozen q4_0 codes (0: none)
+};
+
+// QAT of q.recipe into OUT/q.name from q.init, distilled from fp: one qat
+// train run of --steps; or, when q.freeze_steps > 0, the first --steps -
+// freeze_steps STE steps into OUT/NAME-ste and then freeze_steps steps of
+// qat train --freeze-codes from it into OUT/NAME. Appends the runs' loss
 // curves to `runs` when given.
-absl::Status QatStep(Pipeline& p, const std::string& qat, const CompareOptions& o, size_t ri,
-                     const std::string& r, const std::string& vname, const std::string& init,
-                     const std::string& fp, int k, int freeze, std::vector<TrainingRun>* runs) {
-  const std::string out = o.out + "/" + vname, ste = freeze > 0 ? out + "-ste" : out;
-  std::vector<std::string> a = TrainArgs(qat, o, ste, o.steps - freeze, QatLr(o, ri), k);
-  a.insert(a.end(), {"--init", init, "--recipe", r, "--teacher", fp, "--kd-alpha", absl::StrCat(o.kd_alpha)});
-  RETURN_IF_ERROR(p.Run(freeze > 0 ? vname + "-ste" : vname, a, false).status());
-  if (runs) runs->push_back({vname, ste + "/metrics.jsonl"});
+absl::Status QatStep(const Steps& s, const QatRun& q, std::vector<TrainingRun>* runs) {
+  const CompareArgs& o = s.o;
+  const int freeze = q.freeze_steps;
+  const double lr = o.qat_lr[q.recipe_index];
+  const std::string out = o.out + "/" + q.name, ste = freeze > 0 ? out + "-ste" : out;
+  std::vector<std::string> a = TrainArgv(s.qat, o, ste, o.steps - freeze, lr, q.seed_offset);
+  a.insert(a.end(), {"--init", q.init, "--recipe", q.recipe, "--teacher", s.fp, "--kd-alpha",
+                     absl::StrCat(o.kd_alpha)});
+  RETURN_IF_ERROR(s.pipeline.Run(freeze > 0 ? q.name + "-ste" : q.name, a, false).status());
+  if (runs) runs->push_back({q.name, ste + "/metrics.jsonl"});
   if (freeze == 0) return absl::OkStatus();
-  std::vector<std::string> f = TrainArgs(qat, o, out, freeze, QatLr(o, ri), k + kFreezeSeedOffset);
-  f.insert(f.end(), {"--init", ste, "--teacher", fp, "--kd-alpha", absl::StrCat(o.kd_alpha), "--freeze-codes",
+  std::vector<std::string> f = TrainArgv(s.qat, o, out, freeze, lr, q.seed_offset + kFreezeSeedOffset);
+  f.insert(f.end(), {"--init", ste, "--teacher", s.fp, "--kd-alpha", absl::StrCat(o.kd_alpha), "--freeze-codes",
                      "--scale-lr", absl::StrCat(o.freeze_scale_lr)});
-  RETURN_IF_ERROR(p.Run(vname, f, false).status());
-  if (runs) runs->push_back({vname + " (codes frozen)", out + "/metrics.jsonl", o.steps - freeze});
+  RETURN_IF_ERROR(s.pipeline.Run(q.name, f, false).status());
+  if (runs) runs->push_back({q.name + " (codes frozen)", out + "/metrics.jsonl", o.steps - freeze});
   return absl::OkStatus();
 }
 
-// --qat-init gptq: GPTQ PTQ of fp with recipe r, then block reconstruction
-// (--recon-steps; step gptq-NAME) writing
-// ptq-gptq-NAME and the float gptq-init-NAME; returns the latter, or "" for a
-// recipe without q4_0 weights (`q4_0` false: its QAT then starts from fp).
-absl::StatusOr<std::string> GptqStep(Pipeline& p, const std::string& qat, const CompareOptions& o,
-                                     const std::string& fp, const std::string& r, const std::string& name,
+// --qat-init gptq: GPTQ PTQ of fp with `recipe`, then block reconstruction
+// (--recon-steps; step gptq-NAME) writing ptq-gptq-NAME and the float
+// gptq-init-NAME; returns the latter, or "" for a recipe without q4_0
+// weights (`q4_0` false: its QAT then starts from fp).
+absl::StatusOr<std::string> GptqStep(const Steps& s, const std::string& recipe, const std::string& name,
                                      bool q4_0) {
   if (!q4_0) {
     std::fprintf(stderr, "[compare] %s has no q4_0 weights: its QAT starts from fp\n", name.c_str());
     return std::string();
   }
+  const CompareArgs& o = s.o;
   const std::string init = o.out + "/gptq-init-" + name;
-  std::vector<std::string> g = {qat, "quantize", "--method", "gptq", "--model", fp, "--recipe", r,
+  std::vector<std::string> g = {s.qat, "quantize", "--method", "gptq", "--model", s.fp, "--recipe", recipe,
                                 "--out", o.out + "/ptq-gptq-" + name, "--latent-out", init,
                                 "--calib", o.data + "/" + o.gptq_calib + ".txt", "--calib-batches",
                                 std::to_string(o.gptq_calib_batches), "--batch", std::to_string(o.batch),
                                 "--recon-steps", std::to_string(o.recon_steps)};
   if (o.seq > 0) g.insert(g.end(), {"--seq", std::to_string(o.seq)});
   if (o.awq) g.push_back("--awq");
-  RETURN_IF_ERROR(p.Run("gptq-" + name, g, false).status());
+  RETURN_IF_ERROR(s.pipeline.Run("gptq-" + name, g, false).status());
   return init;
 }
 
@@ -269,13 +363,12 @@ struct Variant {
   int seed = 0;  // extra QAT seeds only: the variant is qat-R repeated with this seed
 };
 
-absl::Status RunCompare(const CompareOptions& o) {
+absl::Status RunCompare(const CompareArgs& o) {
   const std::string qat = SelfExecutable();
   const std::string qat_run = o.qat_run.empty() ? DefaultQatRun() : o.qat_run;
   const std::string node_script = o.node_script.empty() ? DefaultNodeScript() : o.node_script;
-  const std::string eval_file = o.eval_file.empty() ? o.data + "/test.txt" : o.eval_file;
   RETURN_IF_ERROR(MakeDirs(o.out + "/.done"));
-  Pipeline p(o.out);
+  qat::Pipeline p(o.out, "compare");
 
   // 0. tokenizer, 1. base.
   const std::string tok = o.data + "/tokenizer.model";
@@ -283,27 +376,24 @@ absl::Status RunCompare(const CompareOptions& o) {
     RETURN_IF_ERROR(p.Run("tokenizer", {qat, "tokenizer", "--data", o.data + "/train.txt", "--vocab",
                                         std::to_string(o.vocab), "--out", tok}, false).status());
   }
-  std::string base = o.base;
-  if (base.empty()) {
-    base = o.out + "/base";
-    std::vector<std::string> a = TrainArgs(qat, o, base, o.pretrain_steps, o.pretrain_lr);
+  if (o.pretrain) {
+    std::vector<std::string> a = TrainArgv(qat, o, o.base, o.pretrain_steps, o.pretrain_lr);
     a.insert(a.end(), {"--config", o.config, "--tokenizer", tok});
     RETURN_IF_ERROR(p.Run("base", a, false).status());
   }
   // 2. FP fine-tune (the reference and the teacher).
-  const std::string fp = o.out + "/fp";
+  const Steps shared{p, qat, o, o.out + "/fp"};
+  const std::string& fp = shared.fp;
   {
-    std::vector<std::string> a = TrainArgs(qat, o, fp, o.steps, o.lr);
-    a.insert(a.end(), {"--init", base});
+    std::vector<std::string> a = TrainArgv(qat, o, fp, o.steps, o.lr);
+    a.insert(a.end(), {"--init", o.base});
     RETURN_IF_ERROR(p.Run("fp", a, false).status());
   }
   std::vector<Variant> variants = {{"fp", "", "fp", "gguf", o.out + "/fp.gguf"}};
   std::vector<TrainingRun> runs = {{"fp", fp + "/metrics.jsonl"}};
   // 3. per recipe: PTQ of fp, QAT from fp (or base, or GPTQ of fp) distilled from fp.
-  json qat_lrs = json::array();
   for (size_t ri = 0; ri < o.recipes.size(); ++ri) {
     const std::string& r = o.recipes[ri];
-    qat_lrs.push_back(QatLr(o, ri));
     ASSIGN_OR_RETURN(json recipe, ReadRecipeJson(r));
     const std::string name = recipe.value("name", Stem(r));
     const std::string format = recipe.value("export_format", "gguf");
@@ -313,21 +403,27 @@ absl::Status RunCompare(const CompareOptions& o) {
                           false).status());
     variants.push_back({"ptq-" + name, r, "ptq", format, o.out + "/ptq-" + name + ext});
     ASSIGN_OR_RETURN(const bool q4_0, HasQ4_0Weights(r));
-    std::string qat_init = o.qat_init == "base" ? base : fp;
+    QatRun q;
+    q.recipe = r;
+    q.recipe_index = ri;
+    q.name = "qat-" + name;
+    q.init = o.qat_init == "base" ? o.base : fp;
     if (o.qat_init == "gptq") {
-      ASSIGN_OR_RETURN(std::string init, GptqStep(p, qat, o, fp, r, name, q4_0));
+      ASSIGN_OR_RETURN(std::string init, GptqStep(shared, r, name, q4_0));
       if (!init.empty()) {
-        qat_init = init;
+        q.init = init;
         variants.push_back({"ptq-gptq-" + name, r, "ptq", format, o.out + "/ptq-gptq-" + name + ext});
       }
     }
-    const int freeze = q4_0 ? FreezeCodesSteps(o) : 0;
-    RETURN_IF_ERROR(QatStep(p, qat, o, ri, r, "qat-" + name, qat_init, fp, 0, freeze, &runs));
-    variants.push_back({"qat-" + name, r, "qat", format, o.out + "/qat-" + name + ext});
+    q.freeze_steps = q4_0 ? o.freeze_codes_steps : 0;
+    RETURN_IF_ERROR(QatStep(shared, q, &runs));
+    variants.push_back({q.name, r, "qat", format, o.out + "/" + q.name + ext});
     for (int k = 1; k < o.qat_seeds; ++k) {
-      const std::string sname = absl::StrCat("qat-", name, "-seed", o.seed + k);
-      RETURN_IF_ERROR(QatStep(p, qat, o, ri, r, sname, qat_init, fp, k, freeze, nullptr));
-      variants.push_back({sname, r, "qat", format, o.out + "/" + sname + ext, o.seed + k});
+      QatRun extra = q;
+      extra.name = absl::StrCat("qat-", name, "-seed", o.seed + k);
+      extra.seed_offset = k;
+      RETURN_IF_ERROR(QatStep(shared, extra, nullptr));
+      variants.push_back({extra.name, r, "qat", format, o.out + "/" + extra.name + ext, o.seed + k});
     }
   }
   // 4. export, 5. evaluate.
@@ -345,23 +441,23 @@ absl::Status RunCompare(const CompareOptions& o) {
     res.seed = v.seed;
     const absl::StatusOr<uint64_t> bytes = FileSize(v.file);
     res.bytes = bytes.ok() ? *bytes : 0;
-    std::vector<std::string> eval = {qat_run, "perplexity", "--model", v.file, "--file", eval_file, "--json"};
+    std::vector<std::string> eval = {qat_run, "perplexity", "--model", v.file, "--file", o.eval_file, "--json"};
     if (o.ctx > 0) eval.insert(eval.end(), {"--ctx", std::to_string(o.ctx)});
     ASSIGN_OR_RETURN(std::string out, p.Run("eval-" + v.name, eval, true));
-    ASSIGN_OR_RETURN(json j, ParseJsonOutput("eval-" + v.name, out));
+    ASSIGN_OR_RETURN(json j, qat::ParseStepJson("eval-" + v.name, out));
     res.ppl_runtime = j.value("ppl", NAN);
     res.tokens = j.value("tokens", 0);
     res.ctx = j.value("ctx", 0);
     if (j.contains("chunk_nll")) res.chunk_nll = j["chunk_nll"].get<std::vector<double>>();
-    if (o.llamacpp && v.format == "gguf" && v.seed == 0 && PathExists(node_script)) {
+    if (!o.no_llamacpp && v.format == "gguf" && v.seed == 0 && PathExists(node_script)) {
       // interop.mjs computes llama.cpp's perplexity with llama-perplexity's chunking.
-      const std::string expect = o.out + "/.done/llamacpp-" + v.name + ".expect.json";
-      json e = {{"perplexity", {{"text_file", AbsolutePath(eval_file)},
+      const std::string expect = p.Marker("llamacpp-" + v.name) + ".expect.json";
+      json e = {{"perplexity", {{"text_file", AbsolutePath(o.eval_file)},
                                 {"ctx", res.ctx}, {"ppl", nullptr}}}};
       RETURN_IF_ERROR(WriteFileAtomic(expect, e.dump() + "\n"));
       std::vector<std::string> lc = {"node", node_script, "--model", v.file, "--expect", expect};
       ASSIGN_OR_RETURN(std::string lout, p.Run("llamacpp-" + v.name, lc, true));
-      ASSIGN_OR_RETURN(json lj, ParseJsonOutput("llamacpp-" + v.name, lout));
+      ASSIGN_OR_RETURN(json lj, qat::ParseStepJson("llamacpp-" + v.name, lout));
       if (lj.contains("perplexity")) res.ppl_llamacpp = lj["perplexity"].value("ppl", NAN);
     }
     results.push_back(std::move(res));
@@ -372,16 +468,7 @@ absl::Status RunCompare(const CompareOptions& o) {
   ro.bootstrap = o.bootstrap;
   ro.seed = o.seed;
   ro.runs = runs;
-  ro.settings = {{"steps", o.steps}, {"pretrain_steps", o.base.empty() ? o.pretrain_steps : 0},
-                 {"pretrain_lr", o.pretrain_lr},
-                 {"lr", o.lr}, {"qat_lr", qat_lrs}, {"batch", o.batch}, {"kd_alpha", o.kd_alpha}, {"qat_init", o.qat_init},
-                 {"gptq_calib_batches", o.qat_init == "gptq" ? json(o.gptq_calib_batches) : json(nullptr)},
-                 {"gptq_awq", o.qat_init == "gptq" ? json(o.awq) : json(nullptr)},
-                 {"gptq_calib", o.qat_init == "gptq" ? json(o.gptq_calib) : json(nullptr)},
-                 {"gptq_recon_steps", o.qat_init == "gptq" ? json(o.recon_steps) : json(nullptr)},
-                 {"freeze_codes_steps", FreezeCodesSteps(o)}, {"freeze_scale_lr", o.freeze_scale_lr}, {"seed", o.seed},
-                 {"qat_seeds", o.qat_seeds},
-                 {"base", base}, {"data", o.data}, {"eval_file", eval_file}};
+  ro.settings = o.Settings();
   return WriteCompareReport(ro, results);
 }
 
@@ -393,91 +480,9 @@ absl::Status CompareCommand(int argc, char** argv) {
                         "recipe, export, perplexity in qat-run and llama.cpp; writes OUT/results.json, "
                         "OUT/results.md and plots. Re-running with the same flags resumes where it "
                         "stopped; with a changed flag it stops and names the step.");
-  CompareOptions o;
-  std::string recipes, qat_lr;
-  opts.add_options()
-      ("data", "data DIR (train.txt, valid.txt, test.txt; tokenizer.model is trained if absent)", cxxopts::value(o.data))
-      ("out", "output DIR", cxxopts::value(o.out))
-      ("base", "base full-precision checkpoint", cxxopts::value(o.base))
-      ("config", "model config to pretrain a base from (instead of --base)", cxxopts::value(o.config))
-      ("recipes", "comma-separated recipe files", cxxopts::value(recipes))
-      ("pretrain-steps", "steps to pretrain the base (with --config)", cxxopts::value(o.pretrain_steps)->default_value("3000"))
-      ("pretrain-lr", "peak learning rate of the pretraining (cosine)", cxxopts::value(o.pretrain_lr)->default_value("3e-3"))
-      ("steps", "fine-tuning budget, the same for FP and each QAT run", cxxopts::value(o.steps)->default_value("600"))
-      ("batch", "sequences per step", cxxopts::value(o.batch)->default_value("16"))
-      ("seq", "training sequence length (0: model context)", cxxopts::value(o.seq)->default_value("0"))
-      ("lr", "FP fine-tuning learning rate (and QAT's unless --qat-lr)", cxxopts::value(o.lr)->default_value("3e-4"))
-      ("qat-lr", "QAT learning rate: one value, or one per recipe (comma-separated, in --recipes order; default: --lr)", cxxopts::value(qat_lr))
-      ("kd-alpha", "distillation weight in the QAT loss (1 = pure KD)", cxxopts::value(o.kd_alpha)->default_value("1.0"))
-      ("qat-init", "QAT starts from: gptq (GPTQ rounding of fp, then block reconstruction, for recipes with q4_0 "
-                   "weights, which adds the ptq-gptq-R baseline; fp for the others), fp (the FP fine-tune, also "
-                   "the teacher), or base",
-       cxxopts::value(o.qat_init)->default_value("gptq"))
-      ("gptq-calib", "--qat-init gptq: the split, train or valid, that GPTQ and block reconstruction calibrate on",
-       cxxopts::value(o.gptq_calib)->default_value("train"))
-      ("gptq-calib-batches", "--qat-init gptq: GPTQ calibration batches of --batch x --seq",
-       cxxopts::value(o.gptq_calib_batches)->default_value("15"))
-      ("recon-steps", "--qat-init gptq: after GPTQ, each decoder layer trains N steps to reproduce the FP "
-                      "layer's output (qat quantize --recon-steps, its other --recon-* flags at their defaults; 0: GPTQ only)",
-       cxxopts::value(o.recon_steps)->default_value("600"))
-      ("freeze-codes-steps", "recipes with q4_0 weights: the last N of the --steps QAT steps keep the q4_0 codes "
-                             "and train only the block scales and the unquantized parameters (qat train "
-                             "--freeze-codes, continuing the first --steps - N); -1: --steps/5; 0: off",
-       cxxopts::value(o.freeze_codes_steps)->default_value("-1"))
-      ("freeze-scale-lr", "the block scales' peak LR in the --freeze-codes-steps steps",
-       cxxopts::value(o.freeze_scale_lr)->default_value("1e-5"))
-      ("awq", "--qat-init gptq: AWQ's activation-aware input scaling before GPTQ (qat quantize --awq)",
-       cxxopts::value(o.awq))
-      ("eval-file", "evaluation text (default DATA/test.txt)", cxxopts::value(o.eval_file))
-      ("ctx", "evaluation context (0: min(512, model context))", cxxopts::value(o.ctx)->default_value("0"))
-      ("vocab", "tokenizer vocabulary size when DATA has none", cxxopts::value(o.vocab)->default_value("4096"))
-      ("seed", "seed for training and bootstrap", cxxopts::value(o.seed)->default_value("1"))
-      ("qat-seeds", "QAT runs per recipe, seeds --seed.. (N > 1: the report adds the recovered fraction's mean, its 95% interval over seeds and chunks, and its range; the extra runs are evaluated in qat-run only)", cxxopts::value(o.qat_seeds)->default_value("1"))
-      ("bootstrap", "bootstrap resamples over evaluation chunks", cxxopts::value(o.bootstrap)->default_value("1000"))
-      ("no-llamacpp", "skip the llama.cpp perplexity of GGUF files")
-      ("qat-run", "path of the qat-run binary", cxxopts::value(o.qat_run))
-      ("node-script", "llama.cpp interop script", cxxopts::value(o.node_script));
-  ASSIGN_OR_RETURN(cxxopts::ParseResult r, ParseFlags(opts, argc, argv));
-  RETURN_IF_ERROR(Require(r, "data", "compare"));
-  RETURN_IF_ERROR(Require(r, "out", "compare"));
-  if (o.base.empty() == o.config.empty()) {
-    return absl::InvalidArgumentError("give exactly one of --base CKPT or --config MODEL.json");
-  }
-  if (recipes.empty()) return absl::InvalidArgumentError("missing --recipes R1.json[,R2.json]");
-  o.recipes = absl::StrSplit(recipes, ',', absl::SkipEmpty());
-  for (absl::string_view v : absl::StrSplit(qat_lr, ',', absl::SkipEmpty())) {
-    double lr = 0;
-    if (!absl::SimpleAtod(v, &lr) || !(lr > 0)) {
-      return absl::InvalidArgumentError(absl::StrCat("--qat-lr: '", v, "' is not a positive number"));
-    }
-    o.qat_lr.push_back(lr);
-  }
-  if (o.qat_lr.size() > 1 && o.qat_lr.size() != o.recipes.size()) {
-    return absl::InvalidArgumentError(absl::StrCat("--qat-lr has ", o.qat_lr.size(), " values for ",
-                                                   o.recipes.size(), " recipes (give one, or one per recipe)"));
-  }
-  for (const std::string& rp : o.recipes) {
-    if (!PathExists(rp)) return absl::InvalidArgumentError(absl::StrCat("recipe file not found: ", rp));
-  }
-  if (o.steps <= 0 || o.batch <= 0) return absl::InvalidArgumentError("--steps and --batch must be positive");
-  if (o.qat_seeds < 1 || o.qat_seeds > 100) {
-    return absl::InvalidArgumentError(absl::StrCat("--qat-seeds must be in 1..100, got ", o.qat_seeds));
-  }
-  if (o.qat_init != "fp" && o.qat_init != "base" && o.qat_init != "gptq") {
-    return absl::InvalidArgumentError(absl::StrCat("--qat-init must be fp, base or gptq, got '", o.qat_init, "'"));
-  }
-  if (o.gptq_calib_batches < 1) return absl::InvalidArgumentError("--gptq-calib-batches must be positive");
-  if (o.gptq_calib != "train" && o.gptq_calib != "valid") {
-    return absl::InvalidArgumentError(absl::StrCat("--gptq-calib must be train or valid, got '", o.gptq_calib, "'"));
-  }
-  if (o.recon_steps < 0) return absl::InvalidArgumentError("--recon-steps must be >= 0");
-  if (o.freeze_codes_steps < -1 || FreezeCodesSteps(o) >= o.steps) {
-    return absl::InvalidArgumentError(absl::StrCat("--freeze-codes-steps must be in 0..", o.steps - 1,
-                                                   " (fewer than --steps), got ", o.freeze_codes_steps));
-  }
-  if (!(o.freeze_scale_lr > 0)) return absl::InvalidArgumentError("--freeze-scale-lr must be positive");
-  if (o.awq && o.qat_init != "gptq") return absl::InvalidArgumentError("--awq needs --qat-init gptq");
-  o.llamacpp = r.count("no-llamacpp") == 0;
+  CompareArgs o;
+  RETURN_IF_ERROR(ParseArgs(o, opts, argc, argv, "compare").status());
+  RETURN_IF_ERROR(o.Validate());
   return RunCompare(o);
 }
 

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstdio>
-#include <random>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -14,12 +13,6 @@ namespace qatk::cli {
 namespace {
 
 using json = nlohmann::json;
-
-double Ppl(const std::vector<double>& nll, const std::vector<size_t>& idx) {
-  double s = 0;
-  for (size_t i : idx) s += nll[i];
-  return std::exp(s / static_cast<double>(idx.size()));
-}
 
 json NumOrNull(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
 
@@ -42,77 +35,7 @@ std::string PlotScript() {
 #endif
 }
 
-// The 2.5% and 97.5% percentiles of the bootstrap samples (none with fewer
-// than 10).
-void SetInterval95(std::vector<double>& samples, Recovered* r) {
-  if (samples.size() < 10) return;
-  std::sort(samples.begin(), samples.end());
-  r->lo = samples[static_cast<size_t>(0.025 * (samples.size() - 1))];
-  r->hi = samples[static_cast<size_t>(0.975 * (samples.size() - 1))];
-}
-
 }  // namespace
-
-Recovered ComputeRecovered(const VariantResult& fp, const VariantResult& ptq, const VariantResult& qat,
-                           int resamples, uint64_t seed) {
-  Recovered r;
-  r.value = (ptq.ppl_runtime - qat.ppl_runtime) / (ptq.ppl_runtime - fp.ppl_runtime);
-  const size_t n = fp.chunk_nll.size();
-  if (n < 2 || ptq.chunk_nll.size() != n || qat.chunk_nll.size() != n || resamples < 10) return r;
-  std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<size_t> pick(0, n - 1);
-  std::vector<double> samples;
-  std::vector<size_t> idx(n);
-  for (int b = 0; b < resamples; ++b) {
-    for (size_t& i : idx) i = pick(rng);
-    const double f = Ppl(fp.chunk_nll, idx), p = Ppl(ptq.chunk_nll, idx), q = Ppl(qat.chunk_nll, idx);
-    if (p - f != 0) samples.push_back((p - q) / (p - f));
-  }
-  SetInterval95(samples, &r);
-  return r;
-}
-
-Recovered ComputeMeanRecovered(const VariantResult& fp, const VariantResult& ptq,
-                               const std::vector<const VariantResult*>& runs, int resamples, uint64_t seed) {
-  Recovered r;
-  if (runs.empty()) return r;
-  double sum = 0;
-  for (const VariantResult* q : runs) sum += (ptq.ppl_runtime - q->ppl_runtime) / (ptq.ppl_runtime - fp.ppl_runtime);
-  r.value = sum / static_cast<double>(runs.size());
-  const size_t n = fp.chunk_nll.size();
-  const bool paired = std::all_of(runs.begin(), runs.end(), [&](const VariantResult* q) {
-    return q->chunk_nll.size() == n;
-  });
-  if (runs.size() < 2 || n < 2 || ptq.chunk_nll.size() != n || !paired || resamples < 10) return r;
-  std::mt19937_64 rng(seed);
-  std::uniform_int_distribution<size_t> pick_chunk(0, n - 1), pick_run(0, runs.size() - 1);
-  std::vector<double> samples;
-  std::vector<size_t> idx(n);
-  for (int b = 0; b < resamples; ++b) {
-    for (size_t& i : idx) i = pick_chunk(rng);
-    const double f = Ppl(fp.chunk_nll, idx), p = Ppl(ptq.chunk_nll, idx);
-    if (p - f == 0) continue;
-    double mean = 0;
-    for (size_t k = 0; k < runs.size(); ++k) mean += (p - Ppl(runs[pick_run(rng)]->chunk_nll, idx)) / (p - f);
-    samples.push_back(mean / static_cast<double>(runs.size()));
-  }
-  SetInterval95(samples, &r);
-  return r;
-}
-
-SeedSpread ComputeSeedSpread(const std::vector<double>& recovered) {
-  SeedSpread s;
-  double sum = 0;
-  for (double v : recovered) {
-    if (!std::isfinite(v)) continue;
-    s.min = s.n == 0 ? v : std::min(s.min, v);
-    s.max = s.n == 0 ? v : std::max(s.max, v);
-    sum += v;
-    ++s.n;
-  }
-  if (s.n > 0) s.mean = sum / s.n;
-  return s;
-}
 
 absl::Status WriteCompareReport(const ReportOptions& o, const std::vector<VariantResult>& results) {
   const VariantResult* fp = FindByName(results, "fp");
@@ -130,7 +53,7 @@ absl::Status WriteCompareReport(const ReportOptions& o, const std::vector<Varian
                                         recon.is_number_integer() && recon.get<int>() > 0 ? "+recon" : "");
   for (const VariantResult& v : results) {
     if (v.seed != 0) continue;  // reported with its variant below
-    Recovered rec;
+    qat::Recovered rec;
     const VariantResult* ptq = nullptr;
     // qat-R and ptq-gptq-R (what GPTQ alone recovers) are measured against
     // the round-to-nearest ptq-R.
@@ -138,30 +61,31 @@ absl::Status WriteCompareReport(const ReportOptions& o, const std::vector<Varian
     const bool has_rec = v.method == "qat" || gptq_ptq;
     if (has_rec && fp) {
       ptq = FindByName(results, "ptq-" + v.name.substr(gptq_ptq ? 9 : 4));
-      if (ptq) rec = ComputeRecovered(*fp, *ptq, v, o.bootstrap, o.seed);
+      if (ptq) rec = qat::ComputeRecovered(fp->scores(), ptq->scores(), v.scores(), o.bootstrap, o.seed);
     }
     const VariantResult* ptq_gptq = v.method == "qat" ? FindByName(results, "ptq-gptq-" + v.name.substr(4)) : nullptr;
     // This variant's runs with other seeds.
     json seeds = json::array();
     std::vector<double> seed_rec;
-    std::vector<const VariantResult*> seed_runs;
-    Recovered seed_mean;
+    std::vector<qat::EvalScores> seed_runs;
+    qat::Recovered seed_mean;
     if (v.method == "qat" && fp && ptq) {
       seeds.push_back({{"seed", o.seed}, {"file", v.file}, {"ppl_runtime", NumOrNull(v.ppl_runtime)},
                        {"recovered", NumOrNull(rec.value)}});
       seed_rec.push_back(rec.value);
-      seed_runs.push_back(&v);
+      seed_runs.push_back(v.scores());
       for (const VariantResult& s : results) {
         if (s.seed == 0 || s.name != absl::StrCat(v.name, "-seed", s.seed)) continue;
-        const double r = ComputeRecovered(*fp, *ptq, s, /*resamples=*/0, 0).value;  // point value only
+        const double r =
+            qat::ComputeRecovered(fp->scores(), ptq->scores(), s.scores(), /*resamples=*/0, 0).value;  // point value
         seeds.push_back({{"seed", s.seed}, {"file", s.file}, {"ppl_runtime", NumOrNull(s.ppl_runtime)},
                          {"recovered", NumOrNull(r)}});
         seed_rec.push_back(r);
-        seed_runs.push_back(&s);
+        seed_runs.push_back(s.scores());
       }
-      seed_mean = ComputeMeanRecovered(*fp, *ptq, seed_runs, o.bootstrap, o.seed);
+      seed_mean = qat::ComputeMeanRecovered(fp->scores(), ptq->scores(), seed_runs, o.bootstrap, o.seed);
     }
-    const SeedSpread spread = ComputeSeedSpread(seed_rec);
+    const qat::SeedSpread spread = qat::ComputeSeedSpread(seed_rec);
     const double delta = fp ? v.ppl_runtime / fp->ppl_runtime - 1.0 : NAN;
     json j = {{"name", v.name}, {"recipe", v.recipe.empty() ? json(nullptr) : json(v.recipe)},
               {"method", v.method}, {"format", v.format}, {"file", v.file}, {"bytes", v.bytes},

