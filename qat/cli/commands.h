@@ -1,5 +1,5 @@
 // The qat subcommands. Each lives in its own file and parses its own flags;
-// the contract is ../shared/docs/CLI.md.
+// the contract is docs/CLI.md.
 #ifndef QATK_QAT_CLI_COMMANDS_H_
 #define QATK_QAT_CLI_COMMANDS_H_
 

@@ -1,5 +1,5 @@
 // qat eval --compare FILE: fidelity of an exported file against the LibTorch
-// fake-quant model of the checkpoint it came from (issue #6, item 4).
+// fake-quant model of the checkpoint it came from.
 //
 // Both run over the same chunks of the same token ids (llama.cpp's
 // perplexity chunking: BOS replaces the first token of each chunk, the

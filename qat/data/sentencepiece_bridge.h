@@ -31,7 +31,7 @@ struct SpmApi {
   // GGUF token type: 1 normal, 2 unknown, 3 control, 5 unused, 6 byte.
   int (*token_type)(const void* handle, int id);
   // BPE on the lines of input_file with the settings llama.cpp tokenizes
-  // identically (../shared/docs/GGUF_NOTES.md §8). false + *error on failure.
+  // identically (docs/formats/gguf.md, "Tokenizer metadata"). false + *error on failure.
   bool (*train_bpe)(const std::string& input_file, int vocab_size, int num_threads,
                     std::string* model_proto, std::string* error);
 };

@@ -23,7 +23,7 @@ class Tokenizer {
   // Loads a tokenizer.model file (kNotFound / kDataLoss naming the path).
   static absl::StatusOr<Tokenizer> Load(const std::string& path);
   static absl::StatusOr<Tokenizer> FromSerialized(std::string model_proto, const std::string& name);
-  // Trains on the lines of `text_file` (GGUF_NOTES.md §8 settings).
+  // Trains on the lines of `text_file` (docs/formats/gguf.md, "Tokenizer metadata" settings).
   static absl::StatusOr<Tokenizer> Train(const std::string& text_file, int vocab_size, int num_threads);
 
   absl::Status Save(const std::string& path) const;  // atomic

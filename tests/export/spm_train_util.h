@@ -1,4 +1,4 @@
-// Test helper: trains a SentencePiece BPE model the way GGUF_NOTES §8 says
+// Test helper: trains a SentencePiece BPE model the way docs/formats/gguf.md ("Tokenizer metadata") says
 // llama.cpp tokenizes identically. Std-only interface (sentencepiece's headers
 // clash with Abseil's; see export/spm_vocab.h).
 #ifndef QATK_TESTS_EXPORT_SPM_TRAIN_UTIL_H_

@@ -1,5 +1,5 @@
 // Test helper: writes a small random checkpoint directory (config.json,
-// model.safetensors, tokenizer.model trained per GGUF_NOTES §8, optional
+// model.safetensors, tokenizer.model trained per docs/formats/gguf.md ("Tokenizer metadata"), optional
 // recipe.json) following docs/ARCHITECTURE.md.
 #ifndef QATK_TESTS_EXPORT_TINY_CHECKPOINT_H_
 #define QATK_TESTS_EXPORT_TINY_CHECKPOINT_H_

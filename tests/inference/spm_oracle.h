@@ -14,7 +14,7 @@ struct SpmPiece {
   int type;  // GGUF token_type: 1 normal, 2 unknown, 3 control, 5 unused, 6 byte
 };
 
-// Trains a BPE model with GGUF_NOTES.md §8 settings; "" on success, else the error.
+// Trains a BPE model with docs/formats/gguf.md, "Tokenizer metadata" settings; "" on success, else the error.
 std::string TrainSpmBpe(const std::string& corpus, const std::string& prefix, int vocab);
 // Pieces of a trained model, and Encode() ids; empty on failure.
 std::vector<SpmPiece> SpmPieces(const std::string& model_file);

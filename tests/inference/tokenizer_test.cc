@@ -1,5 +1,5 @@
 // The runtime tokenizer against libsentencepiece on a BPE model trained in
-// the test with GGUF_NOTES.md §8 settings.
+// the test with docs/formats/gguf.md, "Tokenizer metadata" settings.
 #include "inference/tokenizer.h"
 
 #include <cstdio>

@@ -1,7 +1,7 @@
 // qat eval --compare end to end: a checkpoint with the mobile recipe and its
 // quantizer state (LibTorch fake-quant model) against the runtime on the
 // exported mobile file, and a q4_0 weight-only checkpoint against its GGUF
-// with the Q8_0 activation path emulated (issue #6 fidelity acceptance:
+// with the Q8_0 activation path emulated (the fidelity bar:
 // perplexity within 0.5%, top-1 agreement >= 99%).
 #include "qat/cli/eval_compare.h"
 

@@ -1,7 +1,7 @@
 // TrainSpmBpe (tests/export/spm_train_util.h) for tests that link LibTorch:
 // trains through data::Tokenizer, whose sentencepiece lives in the
 // dlopened qatk_spm module (linking libsentencepiece next to LibTorch crashes
-// at load: both carry protobuf). Same settings (GGUF_NOTES.md §8).
+// at load: both carry protobuf). Same settings (docs/formats/gguf.md, "Tokenizer metadata").
 #include "qat/data/tokenizer.h"
 #include "formats/util/file_io.h"
 #include "tests/export/spm_train_util.h"
