@@ -1,7 +1,12 @@
 #include "export/safetensors_export.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <string>
 #include <vector>
 
 #include "absl/strings/match.h"
@@ -64,14 +69,29 @@ absl::Status ExportSafetensors(const SafetensorsExportOptions& options) {
     RETURN_IF_ERROR(AddTensor(t.hf_name, t.shape, x, bf16, &w));
   }
   if (absl::EndsWith(options.out, ".safetensors")) return w.Write(options.out);
-  if (::mkdir(options.out.c_str(), 0755) != 0 && errno != EEXIST) {
-    return absl::UnavailableError(absl::StrCat(options.out, ": cannot create directory"));
-  }
-  RETURN_IF_ERROR(w.Write(options.out + "/model.safetensors"));
-  ASSIGN_OR_RETURN(std::string config, ReadFileToString(ck.dir + "/config.json"));
-  RETURN_IF_ERROR(WriteFileAtomic(options.out + "/config.json", config));
-  ASSIGN_OR_RETURN(std::string tok, ReadFileToString(ck.tokenizer_path()));
-  return WriteFileAtomic(options.out + "/tokenizer.model", tok);
+  // A folder: every file is staged beside it first, so a failed export (a
+  // full disk) leaves the folder as it was and no debris next to it.
+  const std::string stage = options.out + ".tmp-" + std::to_string(::getpid());
+  const char* const kFiles[] = {"model.safetensors", "config.json", "tokenizer.model"};
+  auto write_stage = [&]() -> absl::Status {
+    RETURN_IF_ERROR(MakeDirs(stage));
+    RETURN_IF_ERROR(w.Write(stage + "/model.safetensors"));
+    ASSIGN_OR_RETURN(std::string config, ReadFileToString(ck.dir + "/config.json"));
+    RETURN_IF_ERROR(WriteFileAtomic(stage + "/config.json", config));
+    ASSIGN_OR_RETURN(std::string tok, ReadFileToString(ck.tokenizer_path()));
+    RETURN_IF_ERROR(WriteFileAtomic(stage + "/tokenizer.model", tok));
+    RETURN_IF_ERROR(MakeDirs(options.out));
+    for (const char* f : kFiles) {
+      const std::string from = stage + "/" + f, to = options.out + "/" + f;
+      if (std::rename(from.c_str(), to.c_str()) != 0) {
+        return absl::UnavailableError(absl::StrCat("cannot rename '", from, "' to '", to, "': ", std::strerror(errno)));
+      }
+    }
+    return absl::OkStatus();
+  };
+  const absl::Status s = write_stage();
+  (void)RemoveAll(stage);
+  return s;
 }
 
 }  // namespace qatk::exporter

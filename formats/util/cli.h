@@ -20,13 +20,20 @@ struct Command {
 };
 
 // Dispatches argv[1] to a command; prints usage for --help / no command.
-// Returns the process exit code: 0 ok, 2 bad usage (kInvalidArgument), 1 other errors.
+// Returns the process exit code: 0 finished, 1 error, 2 bad usage
+// (kInvalidArgument), 130 interrupted after a clean save (Interrupted()).
 int Main(const char* program, const char* about, const std::vector<Command>& commands,
          int argc, char** argv);
 
 // Thrown-free wrapper for cxxopts parse errors and --help: returns kCancelled
 // (exit 0, help already printed) or kInvalidArgument.
 absl::Status HelpRequested();
+
+// A run stopped by SIGINT after saving what it had: Main prints `message`
+// and exits 130, so scripts can tell it from a finished run (0) and from a
+// failure (1).
+absl::Status Interrupted(const std::string& message);
+bool IsInterrupted(const absl::Status& s);
 
 }  // namespace qatk::cli
 

@@ -13,6 +13,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
+#include "formats/util/file_io.h"
 
 namespace qatk {
 
@@ -27,7 +28,14 @@ absl::StatusOr<OutputLock> OutputLock::Acquire(const std::string& target) {
   // A release between our open and our flock unlinks the file we opened; the
   // inode check below catches that and we try again on the new file.
   for (int attempt = 0; attempt < 100; ++attempt) {
-    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == ENOENT) {
+      // The target's folder does not exist yet: the command would make it.
+      const size_t slash = path.rfind('/');
+      if (slash != std::string::npos && slash > 0 && MakeDirs(path.substr(0, slash)).ok()) {
+        fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+      }
+    }
     if (fd < 0) {
       return absl::UnavailableError(
           absl::StrCat("cannot create lock file '", path, "' for '", target, "': ", std::strerror(errno)));

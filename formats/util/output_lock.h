@@ -18,7 +18,8 @@ namespace qatk {
 
 class OutputLock {
  public:
-  // Locks `target` (a file or folder that may not exist yet) for writing.
+  // Locks `target` (a file or folder that may not exist yet; its parent
+  // folder is created if missing) for writing.
   // kFailedPrecondition naming the target and the holder's pid if another
   // process (or another OutputLock in this one) holds it; kUnavailable if the
   // lock file cannot be created.

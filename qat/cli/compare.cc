@@ -37,6 +37,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -47,6 +48,7 @@
 #include "formats/quant/recipe.h"
 #include "formats/util/cli_flags.h"
 #include "formats/util/file_io.h"
+#include "formats/util/output_lock.h"
 #include "formats/util/status_macros.h"
 #include "formats/util/subprocess.h"
 #include "nlohmann/json.hpp"
@@ -367,6 +369,7 @@ absl::Status RunCompare(const CompareArgs& o) {
   const std::string qat = SelfExecutable();
   const std::string qat_run = o.qat_run.empty() ? DefaultQatRun() : o.qat_run;
   const std::string node_script = o.node_script.empty() ? DefaultNodeScript() : o.node_script;
+  ASSIGN_OR_RETURN(OutputLock lock, OutputLock::Acquire(o.out));
   RETURN_IF_ERROR(MakeDirs(o.out + "/.done"));
   qat::Pipeline p(o.out, "compare");
 
@@ -483,6 +486,10 @@ absl::Status CompareCommand(int argc, char** argv) {
   CompareArgs o;
   RETURN_IF_ERROR(ParseArgs(o, opts, argc, argv, "compare").status());
   RETURN_IF_ERROR(o.Validate());
+  // Ctrl-C reaches the running step too: it saves and exits 130, and the
+  // pipeline turns that into compare's own exit 130. A handler (not
+  // SIG_IGN, which children would inherit) keeps compare alive meanwhile.
+  std::signal(SIGINT, [](int) {});
   return RunCompare(o);
 }
 

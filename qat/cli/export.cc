@@ -7,6 +7,7 @@
 #include "export/mobile_export.h"
 #include "export/safetensors_export.h"
 #include "formats/util/cli_flags.h"
+#include "formats/util/output_lock.h"
 #include "formats/util/status_macros.h"
 #include "qat/cli/commands.h"
 
@@ -38,6 +39,7 @@ absl::Status ExportCommand(int argc, char** argv) {
   cxxopts::Options opts("qat export", "Write the deployable file of a checkpoint directory");
   ExportArgs a;
   RETURN_IF_ERROR(ParseArgs(a, opts, argc, argv, "export").status());
+  ASSIGN_OR_RETURN(OutputLock lock, OutputLock::Acquire(a.out));
   if (a.format == "gguf") {
     exporter::GgufExportOptions o;
     o.model_dir = a.model;

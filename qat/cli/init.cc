@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "formats/util/cli_flags.h"
+#include "formats/util/output_lock.h"
 #include "formats/util/status_macros.h"
 #include "qat/cli/commands.h"
 #include "qat/data/tokenizer.h"
@@ -38,6 +39,7 @@ absl::Status RunInit(const InitOptions& o) {
   w.config = &config;
   w.model = model.get();
   w.tokenizer_model = &tok.serialized();
+  ASSIGN_OR_RETURN(OutputLock lock, OutputLock::Acquire(o.out));
   RETURN_IF_ERROR(qat::SaveCheckpoint(o.out, w));
   std::fprintf(stderr, "wrote %s (%lld parameters)\n", o.out.c_str(),
                static_cast<long long>(config.num_parameters()));

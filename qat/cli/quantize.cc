@@ -6,6 +6,7 @@
 #include <cstdio>
 
 #include "formats/util/cli_flags.h"
+#include "formats/util/output_lock.h"
 #include "formats/util/status_macros.h"
 #include "qat/cli/commands.h"
 #include "qat/data/token_stream.h"
@@ -189,6 +190,9 @@ absl::Status RunQuantize(const QuantizeOptions& o) {
   if (gptq && o.calib.empty()) {
     return absl::InvalidArgumentError("--method gptq needs --calib TEXT (GPTQ weighs the rounding by the layer inputs)");
   }
+  ASSIGN_OR_RETURN(OutputLock lock, OutputLock::Acquire(o.out));
+  OutputLock latent_lock;
+  if (!o.latent_out.empty()) ASSIGN_OR_RETURN(latent_lock, OutputLock::Acquire(o.latent_out));
   ASSIGN_OR_RETURN(qat::Checkpoint c, qat::LoadCheckpoint(o.model));
   if (c.recipe) return absl::InvalidArgumentError(absl::StrCat(o.model, " is already quantized (has recipe.json)"));
   ASSIGN_OR_RETURN(Recipe recipe, LoadRecipe(o.recipe));

@@ -3,7 +3,10 @@
 
 #include <csignal>
 
+#include "absl/strings/str_cat.h"
+#include "formats/util/cli.h"
 #include "formats/util/cli_flags.h"
+#include "formats/util/output_lock.h"
 #include "formats/util/status_macros.h"
 #include "qat/cli/commands.h"
 #include "qat/train/trainer.h"
@@ -63,13 +66,20 @@ struct TrainArgs {
 
 absl::Status TrainCommand(int argc, char** argv) {
   cxxopts::Options opts("qat train", "Train from scratch (--config) or from a checkpoint (--init), "
-                                     "optionally with a QAT --recipe and a distillation --teacher");
+                                     "optionally with a QAT --recipe and a distillation --teacher. Ctrl-C saves "
+                                     "and exits 130; --resume continues.");
   TrainArgs a;
   ASSIGN_OR_RETURN(cxxopts::ParseResult r, ParseArgs(a, opts, argc, argv, "train"));
   a.o.progress = !a.no_progress;
   if (r.count("threads")) torch::set_num_threads(a.threads);
+  // One writer per --out (a resume takes the same lock), held to the end.
+  ASSIGN_OR_RETURN(OutputLock lock, OutputLock::Acquire(a.o.out));
   std::signal(SIGINT, OnSigint);
-  return qat::Train(a.o);
+  RETURN_IF_ERROR(qat::Train(a.o));
+  if (qat::StopRequested()) {
+    return Interrupted(absl::StrCat("interrupted after saving ", a.o.out, "; continue with --resume"));
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace qatk::cli

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "formats/util/cli.h"
 #include "formats/util/file_io.h"
 #include "formats/util/status_macros.h"
 #include "formats/util/subprocess.h"
@@ -29,6 +30,11 @@ absl::StatusOr<std::string> Pipeline::Run(const std::string& step, const std::ve
   }
   std::fprintf(stderr, "[%s] %-18s %s\n", tag_.c_str(), step.c_str(), command.c_str());
   ASSIGN_OR_RETURN(ProcessResult r, RunProcess(argv, capture));
+  if (r.exit_code == 130) {
+    // Ctrl-C: the step saved what it had (or had nothing to save); the same
+    // command resumes from the last finished step.
+    return cli::Interrupted(absl::StrCat("interrupted during step '", step, "'; run the same command again to resume"));
+  }
   if (r.exit_code != 0) {
     return absl::InternalError(absl::StrCat("step '", step, "' failed (exit ", r.exit_code, "): ", command));
   }

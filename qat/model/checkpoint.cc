@@ -118,11 +118,10 @@ absl::Status LoadOptimizer(const std::string& dir, torch::optim::Optimizer& opti
   return absl::OkStatus();
 }
 
-absl::Status SaveCheckpoint(const std::string& dir, const CheckpointWrite& w) {
-  QATK_CHECK(w.config && w.model && w.tokenizer_model, "SaveCheckpoint needs config, model, tokenizer");
-  const std::string pid = std::to_string(::getpid());
-  const std::string tmp = dir + ".tmp-" + pid, old = dir + ".old-" + pid;
-  RETURN_IF_ERROR(RemoveAll(tmp));
+namespace {
+
+// Writes every file of the checkpoint into the folder `tmp`.
+absl::Status WriteCheckpointFiles(const std::string& tmp, const CheckpointWrite& w) {
   RETURN_IF_ERROR(MakeDirs(tmp));
   RETURN_IF_ERROR(SaveModelConfig(*w.config, tmp + "/config.json"));
   RETURN_IF_ERROR(SaveWeights(*w.model, tmp + "/model.safetensors"));
@@ -141,13 +140,31 @@ absl::Status SaveCheckpoint(const std::string& dir, const CheckpointWrite& w) {
       return absl::UnavailableError(absl::StrCat("cannot write ", tmp, "/optimizer.pt: ", e.what()));
     }
   }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status SaveCheckpoint(const std::string& dir, const CheckpointWrite& w) {
+  QATK_CHECK(w.config && w.model && w.tokenizer_model, "SaveCheckpoint needs config, model, tokenizer");
+  const std::string pid = std::to_string(::getpid());
+  const std::string tmp = dir + ".tmp-" + pid, old = dir + ".old-" + pid;
+  RETURN_IF_ERROR(RemoveAll(tmp));
+  if (absl::Status s = WriteCheckpointFiles(tmp, w); !s.ok()) {
+    // A full disk must not fill up further with every failed save.
+    (void)RemoveAll(tmp);
+    return s;
+  }
   const bool had_old = Exists(dir);
   if (had_old && std::rename(dir.c_str(), old.c_str()) != 0) {
-    return absl::UnavailableError(absl::StrCat("cannot move '", dir, "' aside: ", std::strerror(errno)));
+    const std::string err = std::strerror(errno);
+    (void)RemoveAll(tmp);
+    return absl::UnavailableError(absl::StrCat("cannot move '", dir, "' aside: ", err));
   }
   if (std::rename(tmp.c_str(), dir.c_str()) != 0) {
     const std::string err = std::strerror(errno);
     if (had_old) std::rename(old.c_str(), dir.c_str());
+    (void)RemoveAll(tmp);
     return absl::UnavailableError(absl::StrCat("cannot rename '", tmp, "' to '", dir, "': ", err));
   }
   if (had_old) RETURN_IF_ERROR(RemoveAll(old));

@@ -459,6 +459,7 @@ absl::Status Prepare(Run& r) {
 }  // namespace
 
 void RequestStop() { g_stop = true; }
+bool StopRequested() { return g_stop.load(); }
 
 absl::Status Train(const TrainOptions& options) {
   g_stop = false;

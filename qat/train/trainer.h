@@ -70,6 +70,8 @@ absl::Status Train(const TrainOptions& options);
 
 // Set by the SIGINT handler; the loop saves a checkpoint and stops.
 void RequestStop();
+// Whether the last Train() stopped early on RequestStop() (after its save).
+bool StopRequested();
 
 }  // namespace qatk::qat
 
