@@ -366,7 +366,10 @@ struct HfTokenizer::Impl {
   absl::Status LoadDecoder(const Ctx& c, const json& d, const std::string& path);
   absl::Status LoadAdded(const Ctx& c, const json& a);
 
-  absl::Status RunNormalizers(absl::string_view in, EncodeState& st, absl::string_view* out) const;
+  // *front_kept: whether the output still starts at the input's first char
+  // (Strip or an empty Replace can drop it), which Metaspace "first" needs.
+  absl::Status RunNormalizers(absl::string_view in, EncodeState& st, absl::string_view* out,
+                              bool* front_kept) const;
   void FindAdded(absl::string_view text, const Trie& trie, std::vector<Segment>* segs) const;
   absl::Status EncodeText(absl::string_view text, EncodeState& st, std::vector<int32_t>* ids) const;
   absl::Status PreTokenize(size_t step, absl::string_view text, bool at_start, bool raw_bytes, EncodeState& st,
@@ -410,7 +413,12 @@ absl::Status HfTokenizer::Impl::Load(const json& root) {
   if (auto it = root.find("added_tokens"); it != root.end() && !it->is_null()) {
     RETURN_IF_ERROR(LoadAdded(c, *it));
   }
-  // Template special tokens must resolve now that added tokens exist.
+  // Ids nothing maps to get llama.cpp's placeholder names.
+  for (size_t id = 0; id < id_to_token.size(); ++id) {
+    if (!in_model[id] && !added_by_id.contains(static_cast<int32_t>(id))) {
+      id_to_token[id] = absl::StrCat("[PAD", id, "]");
+    }
+  }
   for (const PreStep& s : pre_steps) {
     if (s.kind == PreStep::kByteLevel) byte_level = true;
   }
@@ -787,7 +795,8 @@ absl::Status HfTokenizer::Impl::LoadAdded(const Ctx& c, const json& a) {
     if (tok.normalized && !normalizers.empty()) {
       EncodeState st;
       absl::string_view normed;
-      RETURN_IF_ERROR(RunNormalizers(tok.content, st, &normed));
+      bool front_kept;
+      RETURN_IF_ERROR(RunNormalizers(tok.content, st, &normed, &front_kept));
       if (normed != tok.content) added_normalized[tok.id] = std::string(normed);
     }
     // A token re-added under the same id replaces the earlier entry.
@@ -823,7 +832,9 @@ absl::Status HfTokenizer::Impl::LoadAdded(const Ctx& c, const json& a) {
 // ---------------------------------------------------------------------------
 // Encoding.
 
-absl::Status HfTokenizer::Impl::RunNormalizers(absl::string_view in, EncodeState& st, absl::string_view* out) const {
+absl::Status HfTokenizer::Impl::RunNormalizers(absl::string_view in, EncodeState& st, absl::string_view* out,
+                                               bool* front_kept) const {
+  *front_kept = true;
   absl::string_view cur = in;
   std::string* bufs[2] = {&st.norm_a, &st.norm_b};
   int which = 0;
@@ -855,10 +866,15 @@ absl::Status HfTokenizer::Impl::RunNormalizers(absl::string_view in, EncodeState
           }
         }
         dst->assign(cur.data() + b, e - b);
+        if (b > 0) *front_kept = false;
         break;
       }
       case NormStep::kReplace:
         RETURN_IF_ERROR(ReplaceAll(s.pattern, s.content, cur, dst, &st.norm_scratch));
+        if (s.content.empty() && !st.norm_scratch.empty() && st.norm_scratch[0].first == 0 &&
+            st.norm_scratch[0].second > 0) {
+          *front_kept = false;
+        }
         break;
       case NormStep::kPrepend:
         dst->clear();
@@ -953,9 +969,11 @@ absl::Status HfTokenizer::Impl::EncodeText(absl::string_view text, EncodeState& 
     absl::string_view piece = text.substr(s1.start, s1.end - s1.start);
     if (piece.empty()) continue;
     absl::string_view normed = piece;
-    if (!normalizers.empty()) RETURN_IF_ERROR(RunNormalizers(piece, st, &normed));
+    bool front_kept = true;
+    if (!normalizers.empty()) RETURN_IF_ERROR(RunNormalizers(piece, st, &normed, &front_kept));
+    const bool at_start = s1.start == 0 && front_kept;
     if (norm_trie.empty()) {
-      RETURN_IF_ERROR(PreTokenize(0, normed, s1.start == 0, false, st, ids));
+      RETURN_IF_ERROR(PreTokenize(0, normed, at_start, false, st, ids));
       continue;
     }
     // Neither segs2 nor the normalizer buffers are used by the pre-tokenizer.
@@ -964,7 +982,7 @@ absl::Status HfTokenizer::Impl::EncodeText(absl::string_view text, EncodeState& 
       if (s2.id >= 0) {
         ids->push_back(s2.id);
       } else if (s2.end > s2.start) {
-        RETURN_IF_ERROR(PreTokenize(0, normed.substr(s2.start, s2.end - s2.start), s1.start == 0 && s2.start == 0,
+        RETURN_IF_ERROR(PreTokenize(0, normed.substr(s2.start, s2.end - s2.start), at_start && s2.start == 0,
                                     false, st, ids));
       }
     }
@@ -1494,9 +1512,7 @@ int32_t HfTokenizer::vocab_size() const { return static_cast<int32_t>(impl_->id_
 const std::string& HfTokenizer::token(int32_t id) const {
   static const std::string* empty = new std::string();
   if (id < 0 || id >= vocab_size()) return *empty;
-  std::string& t = impl_->id_to_token[id];
-  if (t.empty() && !impl_->in_model[id] && !impl_->added_by_id.contains(id)) t = absl::StrCat("[PAD", id, "]");
-  return t;
+  return impl_->id_to_token[id];
 }
 
 std::optional<int32_t> HfTokenizer::TokenToId(absl::string_view token) const {

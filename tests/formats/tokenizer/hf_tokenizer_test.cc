@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "formats/tokenizer/regex.h"
@@ -127,6 +128,30 @@ TEST(HfTokenizerTest, ByteLevelMatchesReference) {
   EXPECT_EQ(t.token_type(270), TokenType::kUserDefined);
 }
 
+// continuing_subword_prefix "##" + end_of_word_suffix "</w>", unk without
+// fusing, NFD + Lowercase + Strip normalizers, Metaspace "first" both ways.
+TEST(HfTokenizerTest, SubwordPrefixSuffixMatchesReference) {
+  const HfTokenizer t = Load("tiny_prefix_tokenizer.json");
+  const std::vector<Case> cases = {
+      {"abc", {11, 3, 4}, {11, 3, 4}, "a##b##c</w>", "a##b##c</w>"},
+      {" ABC  ab a", {6, 7, 11, 9, 1, 12}, {6, 7, 11, 9, 1, 12}, "abc</w> </w> a##b</w> ##a</w>",
+       "abc</w> </w> a##b</w> ##a</w>"},
+      {"aXb", {11, 0, 9}, {11, 0, 9}, "a?##b</w>", "a?##b</w>"},
+      {"\xC3\xA9 x", {1, 0, 17, 1, 0}, {1, 0, 17, 1, 0}, "?##\xCC\x81</w> ?", "?##\xCC\x81</w> ?"},
+      {"", {}, {}, "", ""},
+      {"  ", {}, {}, "", ""},
+      {"a b", {1, 12, 1, 9}, {1, 12, 1, 9}, "##a</w> ##b</w>", "##a</w> ##b</w>"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.text);
+    EXPECT_THAT(Enc(t, c.text, false), ElementsAreArray(c.ids));
+    const std::vector<int32_t> with = Enc(t, c.text, true);
+    EXPECT_THAT(with, ElementsAreArray(c.ids_special));
+    EXPECT_EQ(t.Decode(with, false), c.decoded);
+    EXPECT_EQ(t.Decode(with, true), c.decoded_skip);
+  }
+}
+
 TEST(HfTokenizerTest, InvalidUtf8IsReadLossily) {
   const HfTokenizer t = Load("tiny_bytelevel_tokenizer.json");
   // "\xFF" and a truncated 3-byte sequence each become one U+FFFD.
@@ -139,6 +164,22 @@ TEST(HfTokenizerTest, InvalidUtf8IsReadLossily) {
   // Byte-level tokens (id == byte here) that do not form UTF-8 decode to U+FFFD.
   EXPECT_EQ(t.Decode({0xC3, 0xA9}, false), "\xC3\xA9");
   EXPECT_EQ(t.Decode({0xFF, 'a'}, false), "\xEF\xBF\xBD" "a");
+}
+
+TEST(HfTokenizerTest, ConcurrentEncodesAgree) {
+  const HfTokenizer t = Load("tiny_bytelevel_tokenizer.json");
+  auto text = ReadFileToString(kTestdata + "tokenizer_torture.txt");
+  ASSERT_TRUE(text.ok()) << text.status();
+  const std::vector<int32_t> want = Enc(t, *text, true);
+  std::vector<std::vector<int32_t>> got(4);
+  std::vector<std::thread> threads;
+  for (auto& g : got) {
+    threads.emplace_back([&t, &text, &g] {
+      for (int rep = 0; rep < 5; ++rep) g = *t.Encode(*text, true);
+    });
+  }
+  for (std::thread& th : threads) th.join();
+  for (const auto& g : got) EXPECT_EQ(g, want);
 }
 
 // ---------------------------------------------------------------------------
@@ -165,6 +206,17 @@ TEST(HfTokenizerErrorsTest, MinimalFileLoads) {
   auto arrays = HfTokenizer::FromJson(MinimalJson("null", "", R"([["a", "b"]])"), "m.json");
   ASSERT_TRUE(arrays.ok()) << arrays.status();
   EXPECT_THAT(*arrays->Encode("abab", false), ElementsAre(2, 2));
+}
+
+TEST(HfTokenizerErrorsTest, VocabHolesAreUnused) {
+  std::string j = MinimalJson();
+  j.replace(j.find(R"("vocab": {"a": 0, "b": 1, "ab": 2})"), 34, R"("vocab": {"a": 0, "b": 2, "ab": 3})");
+  auto t = HfTokenizer::FromJson(j, "holes.json");
+  ASSERT_TRUE(t.ok()) << t.status();
+  EXPECT_EQ(t->vocab_size(), 4);
+  EXPECT_EQ(t->token(1), "[PAD1]");
+  EXPECT_EQ(t->token_type(1), TokenType::kUnused);
+  EXPECT_EQ(t->Decode({0, 1, 2}, false), "a b");  // no decoder: tokens joined by spaces
 }
 
 TEST(HfTokenizerErrorsTest, BadJson) {
