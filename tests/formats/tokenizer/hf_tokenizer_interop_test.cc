@@ -11,6 +11,7 @@
 
 #include <map>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -95,6 +96,7 @@ struct Param {
   std::string model;
   std::string text;  // "torture" or "brown_test"
 };
+void PrintTo(const Param& p, std::ostream* os) { *os << p.model << "/" << p.text; }
 
 class HfInteropTest : public ::testing::TestWithParam<Param> {};
 
