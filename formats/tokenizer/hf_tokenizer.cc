@@ -480,16 +480,19 @@ absl::Status HfTokenizer::Impl::LoadModel(const Ctx& c, const json& m) {
   merges.reserve(mj->size());
   merge_map.reserve(mj->size());
   std::string merged;
+  static constexpr absl::string_view kMeta = "\xE2\x96\x81";
+  std::vector<std::string> crossers;  // merge results holding "<c>▁", c not "▁"
+
   for (size_t i = 0; i < mj->size(); ++i) {
     const json& e = (*mj)[i];
-    const std::string field = absl::StrCat("model.merges[", i, "]");
+    auto field = [i] { return absl::StrCat("model.merges[", i, "]"); };
     std::string a, b;
     if (e.is_string()) {
       const std::string& s = e.get_ref<const std::string&>();
       if (i == 0 && s.rfind("#version", 0) == 0) continue;
       const size_t sp = s.find(' ');
       if (sp == std::string::npos || s.find(' ', sp + 1) != std::string::npos) {
-        return c.Error(field, absl::StrCat("'", s, "' is not two tokens separated by one space"));
+        return c.Error(field(), absl::StrCat("'", s, "' is not two tokens separated by one space"));
       }
       a = s.substr(0, sp);
       b = s.substr(sp + 1);
@@ -497,18 +500,27 @@ absl::Status HfTokenizer::Impl::LoadModel(const Ctx& c, const json& m) {
       a = e[0].get<std::string>();
       b = e[1].get<std::string>();
     } else {
-      return c.Error(field, "expected \"a b\" or [\"a\", \"b\"]");
+      return c.Error(field(), "expected \"a b\" or [\"a\", \"b\"]");
     }
     auto ia = vocab.find(a), ib = vocab.find(b);
-    if (ia == vocab.end()) return c.Error(field, absl::StrCat("token '", a, "' is not in model.vocab"));
-    if (ib == vocab.end()) return c.Error(field, absl::StrCat("token '", b, "' is not in model.vocab"));
+    if (ia == vocab.end()) return c.Error(field(), absl::StrCat("token '", a, "' is not in model.vocab"));
+    if (ib == vocab.end()) return c.Error(field(), absl::StrCat("token '", b, "' is not in model.vocab"));
     if (b.size() < prefix.size() || b.compare(0, prefix.size(), prefix) != 0) {
-      return c.Error(field, absl::StrCat("token '", b, "' lacks the continuing_subword_prefix '", prefix, "'"));
+      return c.Error(field(), absl::StrCat("token '", b, "' lacks the continuing_subword_prefix '", prefix, "'"));
     }
     merged = a;
     merged.append(b, prefix.size(), std::string::npos);
     auto im = vocab.find(merged);
-    if (im == vocab.end()) return c.Error(field, absl::StrCat("merged token '", merged, "' is not in model.vocab"));
+    if (im == vocab.end()) return c.Error(field(), absl::StrCat("merged token '", merged, "' is not in model.vocab"));
+    if (crossers.size() <= 16) {
+      const absl::string_view t = merged;
+      for (size_t p = t.find(kMeta, 1); p != absl::string_view::npos; p = t.find(kMeta, p + 1)) {
+        if (p < kMeta.size() || t.substr(p - kMeta.size(), kMeta.size()) != kMeta) {
+          crossers.push_back(merged);
+          break;
+        }
+      }
+    }
     // A repeated pair keeps its last rank, as tokenizers' map collection.
     merge_map[PairKey(ia->second, ib->second)] = {static_cast<uint32_t>(merges.size()), im->second};
     merges.emplace_back(std::move(a), std::move(b));
@@ -530,22 +542,9 @@ absl::Status HfTokenizer::Impl::LoadModel(const Ctx& c, const json& m) {
     auto it = vocab.find(std::string(1, static_cast<char>(b)));
     ascii_ids[b] = it == vocab.end() ? -1 : it->second;
   }
-  static constexpr absl::string_view kMeta = "\xE2\x96\x81";
-  if (prefix.empty() && suffix.empty() && vocab.contains(kMeta)) {
-    std::vector<std::string> crossers;
-    for (const auto& [a, b] : merges) {
-      const std::string joined = a + b;
-      const absl::string_view t = joined;
-      for (size_t p = t.find(kMeta, 1); p != absl::string_view::npos; p = t.find(kMeta, p + 1)) {
-        if (p < kMeta.size() || t.substr(p - kMeta.size(), kMeta.size()) != kMeta) {
-          crossers.push_back(joined);
-          break;
-        }
-      }
-      if (crossers.size() > 16) break;
-    }
-    cut_at_metaspace = crossers.size() <= 16;
-    if (cut_at_metaspace) metaspace_crossers = std::move(crossers);
+  if (prefix.empty() && suffix.empty() && vocab.contains(kMeta) && crossers.size() <= 16) {
+    cut_at_metaspace = true;
+    metaspace_crossers = std::move(crossers);
   }
   if (raw_bytes_ok && ignore_merges) {
     std::string raw;

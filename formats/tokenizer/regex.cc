@@ -133,7 +133,12 @@ absl::Status Regex::FindAll(absl::string_view text, std::vector<std::pair<size_t
   pcre2_set_depth_limit(st.context, match_limit_);
   auto* code = static_cast<pcre2_code*>(code_);
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
+  // The onig crate's FindMatches: after an empty match the search resumes
+  // one char later, and an empty match right at the previous match's end is
+  // not reported.
   size_t pos = 0;
+  bool have_last = false;
+  size_t last_end = 0;
   while (pos <= text.size()) {
     const int rc = pcre2_match(code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK, st.data, st.context);
     if (rc == PCRE2_ERROR_NOMATCH) break;
@@ -151,13 +156,15 @@ absl::Status Regex::FindAll(absl::string_view text, std::vector<std::pair<size_t
     }
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(st.data);
     const size_t start = ov[0], end = ov[1];
-    out->emplace_back(start, end);
-    if (end > start) {
-      pos = end;
+    if (start == end) {
+      pos = end < text.size() ? end + Utf8Len(static_cast<unsigned char>(text[end])) : text.size() + 1;
+      if (have_last && last_end == end) continue;
     } else {
-      if (end >= text.size()) break;
-      pos = end + Utf8Len(static_cast<unsigned char>(text[end]));
+      pos = end;
     }
+    have_last = true;
+    last_end = end;
+    out->emplace_back(start, end);
   }
   return absl::OkStatus();
 }

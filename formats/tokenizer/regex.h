@@ -37,7 +37,8 @@ class Regex {
 
   // Appends the [start, end) byte ranges of the successive non-overlapping
   // matches in `text` (valid UTF-8), leftmost first, like Oniguruma's
-  // find_iter: after an empty match the search resumes one character later.
+  // find_iter (onig crate): after an empty match the search resumes one
+  // character later; an empty match at the previous match's end is dropped.
   // kResourceExhausted when the match limit is hit.
   absl::Status FindAll(absl::string_view text, std::vector<std::pair<size_t, size_t>>* out) const;
 

@@ -5,7 +5,7 @@
 //                    [--skip-special] [--bench | --bench-lines]
 //
 // Prints {"ids": [...]} plus "decoded" (decode of those ids) with --decode;
-// with --bench {"bytes", "seconds", "mb_per_s", "tokens"} for one encode of
+// with --bench {"bytes", "seconds", "mb_per_s", "tokens", "load_seconds"} for one encode of
 // the whole file on this thread (loading excluded); --bench-lines encodes
 // each line (without its newline) as its own text instead.
 #include <chrono>
@@ -45,7 +45,9 @@ int main(int argc, char** argv) {
                  "[--skip-special] [--bench]\n");
     return 2;
   }
+  const auto t_load = std::chrono::steady_clock::now();
   auto tok = qatk::tokenizer::HfTokenizer::FromFile(pos[0]);
+  const double load_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_load).count();
   if (!tok.ok()) {
     std::fprintf(stderr, "qatk_hf_tokenize: %s\n", std::string(tok.status().message()).c_str());
     return 1;
@@ -85,6 +87,7 @@ int main(int argc, char** argv) {
     out["seconds"] = secs;
     out["mb_per_s"] = static_cast<double>(text->size()) / 1e6 / secs;
     out["tokens"] = ids->size();
+    out["load_seconds"] = load_secs;
   } else {
     out["ids"] = *ids;
     if (decode) out["decoded"] = tok->Decode(*ids, skip_special);

@@ -361,5 +361,27 @@ TEST(HfTokenizerTest, SplitBehaviors) {
   EXPECT_THAT(*make("MergedWithNext", true).Encode("a-a--a", false), ElementsAre(2, 2, 1, 0));
 }
 
+// A pattern that matches empty strings ("x*"): empty matches follow the onig
+// crate's iteration, which decides how MergedWith* group the pieces
+// (expected ids from tokenizers 0.23.2).
+TEST(HfTokenizerTest, EmptyRegexMatches) {
+  auto make = [](const std::string& behavior, bool invert) {
+    const std::string pre = R"({"type": "Split", "pattern": {"Regex": "x*"}, "behavior": ")" + behavior +
+                            R"(", "invert": )" + (invert ? "true" : "false") + "}";
+    std::string j = MinimalJson(pre, "", R"(["a x", "x x", "xx b", "x b", "a b", "x a"])");
+    j.replace(j.find(R"("vocab": {"a": 0, "b": 1, "ab": 2})"), 34,
+              R"("vocab": {"a": 0, "x": 1, "b": 2, "ax": 3, "xx": 4, "xxb": 5, "xb": 6, "ab": 7, "xa": 8})");
+    auto t = HfTokenizer::FromJson(j, "empty.json");
+    EXPECT_TRUE(t.ok()) << t.status();
+    return *std::move(t);
+  };
+  const std::string text = "axxbab\nxaxbx\nab";
+  EXPECT_THAT(*make("MergedWithNext", false).Encode(text, false), ElementsAre(0, 5, 0, 2, 8, 6, 1, 0, 2));
+  EXPECT_THAT(*make("MergedWithNext", true).Encode(text, false), ElementsAre(3, 1, 2, 0, 2, 1, 3, 2, 1, 0, 2));
+  EXPECT_THAT(*make("Removed", false).Encode(text, false), ElementsAre(0, 2, 0, 2, 0, 2, 0, 2));
+  EXPECT_THAT(*make("Removed", true).Encode(text, false), ElementsAre(4, 1, 1, 1));
+  EXPECT_THAT(*make("Isolated", false).Encode(text, false), ElementsAre(0, 4, 2, 0, 2, 1, 0, 1, 2, 1, 0, 2));
+}
+
 }  // namespace
 }  // namespace qatk::tokenizer
