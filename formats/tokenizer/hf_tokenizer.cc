@@ -186,7 +186,7 @@ struct NormStep {
 enum class Behavior { kRemoved, kIsolated, kMergedWithPrevious, kMergedWithNext, kContiguous };
 
 struct PreStep {
-  enum Kind { kSplit, kByteLevel, kMetaspace } kind;
+  enum Kind { kSplit, kByteLevel, kMetaspace, kDigits } kind;
   Pattern pattern;
   Behavior behavior = Behavior::kIsolated;
   bool invert = false;
@@ -195,6 +195,7 @@ struct PreStep {
   std::string replacement;  // Metaspace
   enum Prepend { kAlways, kFirst, kNever } prepend = kAlways;
   bool split = true;
+  bool individual_digits = false;  // Digits
 };
 
 struct DecStep {
@@ -624,6 +625,9 @@ absl::Status HfTokenizer::Impl::LoadPreTokenizer(const Ctx& c, const json& p, co
       if (!re.ok()) return re.status();
       gpt2 = *std::move(re);
     }
+  } else if (type == "Digits") {
+    s.kind = PreStep::kDigits;
+    ASSIGN_OR_RETURN(s.individual_digits, GetBool(c, p, "individual_digits", path, false));
   } else if (type == "Metaspace") {
     s.kind = PreStep::kMetaspace;
     ASSIGN_OR_RETURN(s.replacement, GetString(c, p, "replacement", path));
@@ -1109,6 +1113,23 @@ absl::Status HfTokenizer::Impl::PreTokenize(size_t step, absl::string_view text,
           AppendByteLevel(w, &mapped);
           RETURN_IF_ERROR(PreTokenize(step + 1, mapped, at_start && b == 0, false, st, ids));
         }
+      }
+      return absl::OkStatus();
+    }
+    case PreStep::kDigits: {
+      // tokenizers splits on char::is_numeric: each numeric char is a match,
+      // isolated one by one or grouped into runs.
+      matches.clear();
+      for (size_t i = 0; i < text.size();) {
+        const size_t at = i;
+        const uint32_t cp = DecodeUtf8(text, &i);
+        if (cp < 0x80 ? (cp >= '0' && cp <= '9') : IsNumeric(cp)) matches.emplace_back(at, i);
+      }
+      MatchesToSplits(matches, text.size(), false, s.individual_digits ? Behavior::kIsolated : Behavior::kContiguous,
+                      &pieces);
+      for (size_t k = 0; k < pieces.size(); ++k) {
+        auto [b, e] = st.level_pieces[step][k];
+        RETURN_IF_ERROR(PreTokenize(step + 1, text.substr(b, e - b), at_start && b == 0, false, st, ids));
       }
       return absl::OkStatus();
     }

@@ -7,7 +7,7 @@
 //     before pre-tokenization, longest first;
 //   normalizers NFC/NFD/NFKC/NFKD, Lowercase, Strip, Replace, Prepend, Sequence;
 //   pre-tokenizers Split (regex or string, every behavior, invert),
-//     ByteLevel, Metaspace, Sequence;
+//     ByteLevel, Metaspace, Digits, Sequence;
 //   model BPE (merges as "a b" or ["a","b"], byte_fallback, ignore_merges,
 //     unk_token/fuse_unk, continuing_subword_prefix, end_of_word_suffix);
 //   post-processors TemplateProcessing, ByteLevel, Sequence;

@@ -35,6 +35,8 @@ absl::Status Lowercase(absl::string_view in, std::string* out);
 
 // Rust char::is_whitespace / regex \s (White_Space property).
 bool IsWhiteSpace(uint32_t cp);
+// Rust char::is_numeric: General_Category Nd, Nl or No.
+bool IsNumeric(uint32_t cp);
 // Rust regex \w: Alphabetic, Mark, Decimal_Number, Connector_Punctuation,
 // Join_Control.
 bool IsWordChar(uint32_t cp);

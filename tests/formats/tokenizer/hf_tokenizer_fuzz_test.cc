@@ -38,7 +38,8 @@ std::string RandomText(std::mt19937& rng) {
 }
 
 TEST(HfTokenizerFuzzTest, RandomTexts) {
-  for (const char* file : {"tiny_spm_tokenizer.json", "tiny_bytelevel_tokenizer.json", "tiny_prefix_tokenizer.json"}) {
+  for (const char* file : {"tiny_spm_tokenizer.json", "tiny_bytelevel_tokenizer.json", "tiny_prefix_tokenizer.json",
+                           "tiny_digits_tokenizer.json"}) {
     SCOPED_TRACE(file);
     auto t = HfTokenizer::FromFile(kTestdata + file);
     ASSERT_TRUE(t.ok()) << t.status();

@@ -152,6 +152,27 @@ TEST(HfTokenizerTest, SubwordPrefixSuffixMatchesReference) {
   }
 }
 
+// Digits (SmolLM2 / StarCoder layout: Digits then ByteLevel): one piece per
+// numeric char, or one per run of them (expected ids from tokenizers 0.23.2).
+TEST(HfTokenizerTest, DigitsMatchReference) {
+  auto json = ReadFileToString(kTestdata + "tiny_digits_tokenizer.json");
+  ASSERT_TRUE(json.ok()) << json.status();
+  const std::string text = "the 2024 world \xD9\xA3\xD9\xA4\xD9\xA5 \xC2\xBDx\xC2\xB2 20242024<think>";
+  auto individual = HfTokenizer::FromJson(*json, "digits.json");
+  ASSERT_TRUE(individual.ok()) << individual.status();
+  EXPECT_THAT(Enc(*individual, text, true),
+              ElementsAreArray({116, 259, 32, 50, 48, 50, 52, 264, 32, 217, 163, 217, 164, 217, 165, 32,
+                                194, 189, 120, 194, 178, 32, 50, 48, 50, 52, 50, 48, 50, 52, 273}));
+  std::string grouped_json = *json;
+  grouped_json.replace(grouped_json.find("\"individual_digits\": true"), 25, "\"individual_digits\": false");
+  auto grouped = HfTokenizer::FromJson(grouped_json, "digits.json");
+  ASSERT_TRUE(grouped.ok()) << grouped.status();
+  EXPECT_THAT(Enc(*grouped, text, true),
+              ElementsAreArray({116, 259, 32, 271, 264, 32, 217, 163, 217, 164, 217, 165, 32, 194, 189, 120, 194,
+                                178, 32, 271, 271, 273}));
+  EXPECT_EQ(grouped->Decode(*grouped->Encode(text, false), false), text);
+}
+
 TEST(HfTokenizerTest, InvalidUtf8IsReadLossily) {
   const HfTokenizer t = Load("tiny_bytelevel_tokenizer.json");
   // "\xFF" and a truncated 3-byte sequence each become one U+FFFD.
@@ -250,9 +271,9 @@ TEST(HfTokenizerErrorsTest, MergeNamingUnknownToken) {
 TEST(HfTokenizerErrorsTest, UnsupportedConstructs) {
   ExpectError(LoadError(MinimalJson(R"({"type": "Whitespace"})")), absl::StatusCode::kInvalidArgument,
               {"/x/tokenizer.json: pre_tokenizer type 'Whitespace' is not supported"});
-  ExpectError(LoadError(MinimalJson(R"({"type": "Sequence", "pretokenizers": [{"type": "Digits"}]})")),
+  ExpectError(LoadError(MinimalJson(R"({"type": "Sequence", "pretokenizers": [{"type": "Punctuation"}]})")),
               absl::StatusCode::kInvalidArgument,
-              {"pre_tokenizer type 'Digits' is not supported", "pre_tokenizer.pretokenizers[0]"});
+              {"pre_tokenizer type 'Punctuation' is not supported", "pre_tokenizer.pretokenizers[0]"});
   ExpectError(LoadError(MinimalJson("null", R"("dropout": 0.1,)")), absl::StatusCode::kInvalidArgument,
               {"model.dropout", "must be null"});
   ExpectError(LoadError(R"({"model": {"type": "Unigram", "vocab": []}})"), absl::StatusCode::kInvalidArgument,
