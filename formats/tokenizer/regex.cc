@@ -38,6 +38,29 @@ MatchState& ThreadMatchState() {
   return state;
 }
 
+// Oniguruma as built into tokenizers 0.23 knows Unicode 16.0, the PCRE2 10.42
+// of Debian 12 Unicode 14.0. These are the code points Oniguruma puts in
+// \p{L} / \p{N} and PCRE2 does not (measured over every code point; none go
+// the other way); listing them is harmless where PCRE2 already has them.
+constexpr const char* kExtraLetters =
+    "\\x{1C89}-\\x{1C8A}\\x{A7CB}-\\x{A7CD}\\x{A7DA}-\\x{A7DC}\\x{105C0}-\\x{105F3}"
+    "\\x{10D4A}-\\x{10D65}\\x{10D6F}-\\x{10D85}\\x{10EC2}-\\x{10EC4}\\x{1123F}-\\x{11240}"
+    "\\x{11380}-\\x{11389}\\x{1138B}\\x{1138E}\\x{11390}-\\x{113B5}\\x{113B7}\\x{113D1}\\x{113D3}"
+    "\\x{11BC0}-\\x{11BE0}\\x{11F02}\\x{11F04}-\\x{11F10}\\x{11F12}-\\x{11F33}\\x{1342F}"
+    "\\x{13441}-\\x{13446}\\x{13460}-\\x{143FA}\\x{16100}-\\x{1611D}\\x{16D40}-\\x{16D6C}"
+    "\\x{18CFF}\\x{1B132}\\x{1B155}\\x{1DF25}-\\x{1DF2A}\\x{1E030}-\\x{1E06D}"
+    "\\x{1E4D0}-\\x{1E4EB}\\x{1E5D0}-\\x{1E5ED}\\x{1E5F0}\\x{2B739}\\x{2EBF0}-\\x{2EE5D}"
+    "\\x{31350}-\\x{323AF}";
+constexpr const char* kExtraNumbers =
+    "\\x{10D40}-\\x{10D49}\\x{116D0}-\\x{116E3}\\x{11BF0}-\\x{11BF9}\\x{11F50}-\\x{11F59}"
+    "\\x{16130}-\\x{16139}\\x{16D70}-\\x{16D79}\\x{1CCF0}-\\x{1CCF9}\\x{1D2C0}-\\x{1D2D3}"
+    "\\x{1E4F0}-\\x{1E4F9}\\x{1E5F1}-\\x{1E5FA}";
+// Oniguruma's \s is the White_Space property: PCRE2's \s lacks U+0085 and
+// has U+180E.
+constexpr const char* kSpaces =
+    "\\t\\n\\x{0B}\\f\\r\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}"
+    "\\x{205F}\\x{3000}";
+
 size_t Utf8Len(unsigned char lead) {
   return lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
 }
@@ -53,17 +76,48 @@ absl::StatusOr<std::string> TranslateOnigurumaPattern(absl::string_view p) {
     if (c == '\\' && i + 1 < p.size()) {
       const char e = p[++i];
       if (e == 's') {
-        out += class_depth > 0 ? "\\s\\x{85}" : "[\\s\\x{85}]";
+        absl::StrAppend(&out, class_depth > 0 ? "" : "[", kSpaces, class_depth > 0 ? "" : "]");
       } else if (e == 'S') {
         if (class_depth > 0) {
           return absl::InvalidArgumentError(
               absl::StrCat("regex '", Shorten(p), "': \\S inside a character class is not supported"));
         }
-        out += "[^\\s\\x{85}]";
+        absl::StrAppend(&out, "[^", kSpaces, "]");
       } else if (e == 'h' || e == 'H') {
         // Oniguruma's \h is a hex digit, PCRE2's horizontal space.
         return absl::InvalidArgumentError(
             absl::StrCat("regex '", Shorten(p), "': \\", std::string(1, e), " is not supported"));
+      } else if ((e == 'p' || e == 'P') && i + 1 < p.size()) {
+        // \p{L} / \p{N} (also \pL, \pN) get the letters and numbers PCRE2's
+        // older tables lack; other properties pass through.
+        std::string name;
+        size_t end = i + 1;
+        if (p[i + 1] == '{') {
+          const size_t close = p.find('}', i + 2);
+          if (close == absl::string_view::npos) {
+            return absl::InvalidArgumentError(absl::StrCat("regex '", Shorten(p), "': unterminated \\p{"));
+          }
+          name = std::string(p.substr(i + 2, close - i - 2));
+          end = close;
+        } else {
+          name = std::string(1, p[i + 1]);
+        }
+        const char* extra = name == "L" ? kExtraLetters : name == "N" ? kExtraNumbers : nullptr;
+        if (extra == nullptr) {
+          out += c;
+          out += e;
+          continue;
+        }
+        if (e == 'P' && class_depth > 0) {
+          return absl::InvalidArgumentError(absl::StrCat(
+              "regex '", Shorten(p), "': \\P{", name, "} inside a character class is not supported"));
+        }
+        if (class_depth > 0) {
+          absl::StrAppend(&out, "\\p{", name, "}", extra);
+        } else {
+          absl::StrAppend(&out, e == 'P' ? "[^" : "[", "\\p{", name, "}", extra, "]");
+        }
+        i = end;
       } else {
         out += c;
         out += e;

@@ -328,6 +328,15 @@ TEST(RegexTest, OnigurumaDialect) {
   // \p{L} / \p{N} are Unicode-wide.
   EXPECT_THAT(Matches(R"(\p{L}+|\p{N}{1,3})", "日本12345"),
               ElementsAre(std::make_pair(0, 6), std::make_pair(6, 9), std::make_pair(9, 11)));
+  // Unicode 16 letters and digits PCRE2 10.42 lacks (CJK Ext. I U+2EE06,
+  // Ext. H U+31350, Garay digit U+10D40) count as Oniguruma counts them;
+  // U+180E is no space for Oniguruma.
+  EXPECT_THAT(Matches(R"(\p{L}+)", "\xF0\xAE\xB8\x86\xF0\xB1\x8D\x90"), ElementsAre(std::make_pair(0, 8)));
+  EXPECT_THAT(Matches(R"([^\p{L}]+)", "a\xF0\xAE\xB8\x86!"), ElementsAre(std::make_pair(5, 6)));
+  EXPECT_THAT(Matches(R"(\p{N})", "\xF0\x90\xB5\x80"), ElementsAre(std::make_pair(0, 4)));
+  EXPECT_TRUE(Matches(R"(\s)", "\xE1\xA0\x8E").empty());
+  EXPECT_THAT(Matches(R"(\P{L}+)", "ab12"), ElementsAre(std::make_pair(2, 4)));
+  EXPECT_FALSE(Regex::Compile(R"([\P{L}])").ok());
   // Empty matches advance by one character.
   EXPECT_EQ(Matches("x*", "\xC3\xA9").size(), 2u);
   EXPECT_FALSE(Regex::Compile(R"(\h)").ok());
