@@ -3,6 +3,9 @@
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include <algorithm>
+#include <string>
+
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 
@@ -60,6 +63,67 @@ constexpr const char* kExtraNumbers =
 constexpr const char* kSpaces =
     "\\t\\n\\x{0B}\\f\\r\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}\\x{2028}\\x{2029}\\x{202F}"
     "\\x{205F}\\x{3000}";
+
+// The code points whose class differs between the exact (translated) and
+// PCRE2's own pattern: U+0085, U+180E and the extra letters and digits,
+// sorted. Text without any of them can use PCRE2's classes, which JIT better.
+const std::vector<std::pair<uint32_t, uint32_t>>& ClassGaps() {
+  static const auto* gaps = [] {
+    auto* v = new std::vector<std::pair<uint32_t, uint32_t>>{{0x85, 0x85}, {0x180E, 0x180E}};
+    for (absl::string_view t : {absl::string_view(kExtraLetters), absl::string_view(kExtraNumbers)}) {
+      // "\x{A}-\x{B}\x{C}...": ranges and single code points.
+      size_t i = 0;
+      auto next = [&t, &i]() -> uint32_t {
+        i = t.find("{", i) + 1;
+        const uint32_t v = static_cast<uint32_t>(std::stoul(std::string(t.substr(i, t.find('}', i) - i)), nullptr, 16));
+        i = t.find('}', i) + 1;
+        return v;
+      };
+      while (t.find('{', i) != absl::string_view::npos) {
+        const uint32_t lo = next();
+        const uint32_t hi = i < t.size() && t[i] == '-' ? next() : lo;
+        v->emplace_back(lo, hi);
+      }
+    }
+    std::sort(v->begin(), v->end());
+    return v;
+  }();
+  return *gaps;
+}
+
+bool HasClassGap(absl::string_view text) {
+  const auto* p = reinterpret_cast<const unsigned char*>(text.data());
+  const auto& gaps = ClassGaps();
+  size_t i = 0;
+  while (i < text.size()) {
+    if (p[i] < 0xC2) {  // ASCII (or a continuation byte) cannot be U+0085 or later
+      ++i;
+      continue;
+    }
+    uint32_t cp;
+    const size_t len = p[i] < 0xE0 ? 2 : p[i] < 0xF0 ? 3 : 4;
+    if (i + len > text.size()) return true;
+    if (len == 2) {
+      cp = ((p[i] & 0x1Fu) << 6) | (p[i + 1] & 0x3Fu);
+    } else if (len == 3) {
+      cp = ((p[i] & 0x0Fu) << 12) | ((p[i + 1] & 0x3Fu) << 6) | (p[i + 2] & 0x3Fu);
+    } else {
+      cp = ((p[i] & 0x07u) << 18) | ((p[i + 1] & 0x3Fu) << 12) | ((p[i + 2] & 0x3Fu) << 6) | (p[i + 3] & 0x3Fu);
+    }
+    i += len;
+    auto it = std::upper_bound(gaps.begin(), gaps.end(), std::make_pair(cp, UINT32_MAX));
+    if (it != gaps.begin() && std::prev(it)->second >= cp) return true;
+  }
+  return false;
+}
+
+pcre2_code* CompilePcre2(absl::string_view pattern, int* error_code, PCRE2_SIZE* error_offset) {
+  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
+                                   PCRE2_UTF | PCRE2_UCP, error_code, error_offset, nullptr);
+  // Without JIT support PCRE2 interprets the same code: slower, same matches.
+  if (code != nullptr) pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
+  return code;
+}
 
 size_t Utf8Len(unsigned char lead) {
   return lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
@@ -161,8 +225,7 @@ absl::StatusOr<std::unique_ptr<Regex>> Regex::Compile(absl::string_view pattern,
   if (!translated.ok()) return translated.status();
   int error_code = 0;
   PCRE2_SIZE error_offset = 0;
-  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(translated->data()), translated->size(),
-                                   PCRE2_UTF | PCRE2_UCP, &error_code, &error_offset, nullptr);
+  pcre2_code* code = CompilePcre2(*translated, &error_code, &error_offset);
   if (code == nullptr) {
     PCRE2_UCHAR buf[256];
     pcre2_get_error_message(error_code, buf, sizeof(buf));
@@ -170,22 +233,26 @@ absl::StatusOr<std::unique_ptr<Regex>> Regex::Compile(absl::string_view pattern,
                                                    reinterpret_cast<const char*>(buf), " (at offset ",
                                                    error_offset, ")"));
   }
-  // Without JIT support PCRE2 interprets the same code: slower, same matches.
-  pcre2_jit_compile(code, PCRE2_JIT_COMPLETE);
   std::unique_ptr<Regex> re(new Regex());
   re->pattern_ = std::string(pattern);
   re->code_ = code;
+  // The pattern as written, for texts without a class gap (identical matches
+  // there); absent if it differs from the translation in nothing.
+  if (*translated != pattern) re->native_code_ = CompilePcre2(pattern, &error_code, &error_offset);
   re->match_limit_ = match_limit;
   return re;
 }
 
-Regex::~Regex() { pcre2_code_free(static_cast<pcre2_code*>(code_)); }
+Regex::~Regex() {
+  pcre2_code_free(static_cast<pcre2_code*>(code_));
+  pcre2_code_free(static_cast<pcre2_code*>(native_code_));
+}
 
 absl::Status Regex::FindAll(absl::string_view text, std::vector<std::pair<size_t, size_t>>* out) const {
   MatchState& st = ThreadMatchState();
   pcre2_set_match_limit(st.context, match_limit_);
   pcre2_set_depth_limit(st.context, match_limit_);
-  auto* code = static_cast<pcre2_code*>(code_);
+  auto* code = static_cast<pcre2_code*>(native_code_ != nullptr && !HasClassGap(text) ? native_code_ : code_);
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   // The onig crate's FindMatches: after an empty match the search resumes
   // one char later, and an empty match right at the previous match's end is

@@ -47,7 +47,8 @@ class Regex {
  private:
   Regex() = default;
   std::string pattern_;
-  void* code_ = nullptr;  // pcre2_code_8
+  void* code_ = nullptr;         // pcre2_code_8 of the translated pattern
+  void* native_code_ = nullptr;  // the pattern as written, see FindAll
   uint32_t match_limit_ = kDefaultMatchLimit;
 };
 
