@@ -91,9 +91,10 @@ class Ctx {
   std::string name_;
 };
 
+// `path` names `obj` ("" for the root).
 absl::StatusOr<const json*> Field(const Ctx& c, const json& obj, absl::string_view key, absl::string_view path) {
   auto it = obj.find(std::string(key));
-  if (it == obj.end()) return c.Error(absl::StrCat(path, ".", key), "missing");
+  if (it == obj.end()) return c.Error(path.empty() ? std::string(key) : absl::StrCat(path, ".", key), "missing");
   return &*it;
 }
 
@@ -394,7 +395,7 @@ absl::Status HfTokenizer::Impl::Load(const json& root) {
       return c.Error(k, "must be null (truncation and padding change encodings and are not supported)");
     }
   }
-  ASSIGN_OR_RETURN(const json* model, Field(c, root, "model", "(root)"));
+  ASSIGN_OR_RETURN(const json* model, Field(c, root, "model", ""));
   RETURN_IF_ERROR(LoadModel(c, *model));
   if (auto it = root.find("normalizer"); it != root.end() && !it->is_null()) {
     RETURN_IF_ERROR(LoadNormalizer(c, *it, "normalizer"));
@@ -1188,15 +1189,12 @@ void HfTokenizer::Impl::Model(absl::string_view word, bool raw_bytes, EncodeStat
       if (p >= kMeta.size() && word.substr(p - kMeta.size(), kMeta.size()) == kMeta) continue;
       bool blocked = false;
       for (const std::string& c : metaspace_crossers) {
-        // Any occurrence of c covering both sides of p.
+        // An occurrence of c covering both sides of p starts in [lo, p).
         const size_t lo = p + 1 > c.size() ? p + 1 - c.size() : 0;
-        for (size_t q = word.find(c, lo); q != absl::string_view::npos && q < p; q = word.find(c, q + 1)) {
-          if (q + c.size() > p) {
-            blocked = true;
-            break;
-          }
+        if (word.substr(lo, p - lo + c.size() - 1).find(c) != absl::string_view::npos) {
+          blocked = true;
+          break;
         }
-        if (blocked) break;
       }
       if (blocked) continue;
       CachedMergeWord(word.substr(begin, p - begin), false, st, ids);
