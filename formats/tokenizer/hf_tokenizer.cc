@@ -466,7 +466,8 @@ absl::Status HfTokenizer::Impl::LoadModel(const Ctx& c, const json& m) {
   in_model.assign(static_cast<size_t>(max_id + 1), 0);
   for (const auto& [tok, id] : vocab) {
     if (in_model[id]) {
-      return c.Error("model.vocab", absl::StrCat("id ", id, " is used by both '", id_to_token[id], "' and '", tok, "'"));
+      return c.Error("model.vocab",
+                     absl::StrCat("id ", id, " is used by both '", id_to_token[id], "' and '", tok, "'"));
     }
     in_model[id] = 1;
     id_to_token[id] = tok;
@@ -1138,7 +1139,9 @@ absl::Status HfTokenizer::Impl::PreTokenize(size_t step, absl::string_view text,
       buf.clear();
       const absl::string_view rep = s.replacement;
       const bool starts = text.size() >= 1 && (text[0] == ' ' || text.substr(0, rep.size()) == rep);
-      if (!starts && (s.prepend == PreStep::kAlways || (s.prepend == PreStep::kFirst && at_start))) absl::StrAppend(&buf, rep);
+      if (!starts && (s.prepend == PreStep::kAlways || (s.prepend == PreStep::kFirst && at_start))) {
+        absl::StrAppend(&buf, rep);
+      }
       for (char ch : text) {
         if (ch == ' ') {
           absl::StrAppend(&buf, rep);
@@ -1165,7 +1168,8 @@ absl::Status HfTokenizer::Impl::PreTokenize(size_t step, absl::string_view text,
   return absl::OkStatus();
 }
 
-void HfTokenizer::Impl::Model(absl::string_view word, bool raw_bytes, EncodeState& st, std::vector<int32_t>* ids) const {
+void HfTokenizer::Impl::Model(absl::string_view word, bool raw_bytes, EncodeState& st,
+                              std::vector<int32_t>* ids) const {
   if (raw_bytes && !raw_bytes_ok) {
     st.word_buf.clear();
     AppendByteLevel(word, &st.word_buf);
