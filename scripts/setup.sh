@@ -26,7 +26,7 @@ apt_packages=(
   build-essential cmake ninja-build pkg-config ccache
   libtorch-dev libopenblas0-pthread
   libeigen3-dev libabsl-dev libcxxopts-dev libgtest-dev libbenchmark-dev
-  libsentencepiece-dev sentencepiece nlohmann-json3-dev libpcre2-dev
+  libsentencepiece-dev sentencepiece nlohmann-json3-dev libpcre2-dev libicu-dev
   python3 python3-numpy python3-matplotlib
 )
 # Node.js: any node with npm will do (the machine may ship its own build);
