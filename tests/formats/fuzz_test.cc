@@ -10,9 +10,12 @@
 #include <vector>
 
 #include "formats/gguf/gguf.h"
+#include "formats/model_config.h"
+#include "formats/quant/recipe.h"
 #include "formats/safetensors/safetensors.h"
 #include "formats/util/file_io.h"
 #include "gtest/gtest.h"
+#include "nlohmann/json.hpp"
 #include "tests/formats/test_util.h"
 
 namespace qatk {
@@ -148,6 +151,63 @@ TEST(FuzzTest, SafetensorsTruncationsAndMutations) {
   for (int i = 0; i < kMutations; ++i) ok += WalkSafetensors(Mutate(image, &rng)) > 0;
   RecordProperty("safetensors_mutations_still_valid", ok);
   EXPECT_LT(ok, kMutations);
+}
+
+// JSON inputs (config.json, recipes): every truncation and kMutations byte
+// mutations of the real files give a clean error or a valid parse.
+std::vector<uint8_t> SourceFile(const std::string& rel) {
+  auto s = ReadFileToString(std::string(QATK_SOURCE_DIR) + "/" + rel);
+  EXPECT_TRUE(s.ok()) << s.status();
+  return s.ok() ? std::vector<uint8_t>(s->begin(), s->end()) : std::vector<uint8_t>{};
+}
+
+uint64_t WalkConfig(const std::vector<uint8_t>& bytes) {
+  const nlohmann::json j = nlohmann::json::parse(bytes.begin(), bytes.end(), nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) return 0;
+  auto c = ModelConfig::FromJson(j, "fuzz/config.json");
+  if (!c.ok()) {
+    EXPECT_FALSE(c.status().message().empty());
+    return 0;
+  }
+  return static_cast<uint64_t>(c->num_parameters() > 0) + 1;
+}
+
+uint64_t WalkRecipe(const std::vector<uint8_t>& bytes) {
+  auto r = ParseRecipe(absl::string_view(reinterpret_cast<const char*>(bytes.data()), bytes.size()),
+                       "fuzz/recipe.json");
+  if (!r.ok()) {
+    EXPECT_FALSE(r.status().message().empty());
+    return 0;
+  }
+  return r->rules.size() + 1;
+}
+
+TEST(FuzzTest, ConfigJsonTruncationsAndMutations) {
+  int executions = 0;
+  for (const char* file : {"configs/models/tiny.json", "configs/models/tiny-gemma.json"}) {
+    const std::vector<uint8_t> image = SourceFile(file);
+    ASSERT_GT(WalkConfig(image), 0u) << file << " must parse";
+    int ok_prefixes = 0;
+    TruncateEverywhere(image, WalkConfig, &ok_prefixes);
+    std::mt19937 rng(4242);
+    for (int i = 0; i < kMutations; ++i) WalkConfig(Mutate(image, &rng));
+    executions += static_cast<int>(image.size()) + kMutations;
+  }
+  std::printf("config.json fuzz: %d executions\n", executions);
+}
+
+TEST(FuzzTest, RecipeTruncationsAndMutations) {
+  int executions = 0;
+  for (const char* file : {"configs/recipes/mobile.json", "configs/recipes/q4_0_q2head.json"}) {
+    const std::vector<uint8_t> image = SourceFile(file);
+    ASSERT_GT(WalkRecipe(image), 0u) << file << " must parse";
+    int ok_prefixes = 0;
+    TruncateEverywhere(image, WalkRecipe, &ok_prefixes);
+    std::mt19937 rng(99);
+    for (int i = 0; i < kMutations; ++i) WalkRecipe(Mutate(image, &rng));
+    executions += static_cast<int>(image.size()) + kMutations;
+  }
+  std::printf("recipe fuzz: %d executions\n", executions);
 }
 
 }  // namespace

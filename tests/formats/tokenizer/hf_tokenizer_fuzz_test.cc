@@ -3,6 +3,7 @@
 // testdata tokenizer, and damaged tokenizer.json files, must give ids and a
 // decode, or a clean error: never a crash or sanitizer report. Also built
 // under ASan+UBSan (QATK_SANITIZE=ON).
+#include <cstdio>
 #include <random>
 #include <string>
 #include <vector>
@@ -54,6 +55,7 @@ TEST(HfTokenizerFuzzTest, RandomTexts) {
         EXPECT_TRUE(IsValidUtf8(decoded));
       }
     }
+    std::printf("tokenizer text fuzz (%s): %d executions\n", file, 2 * kTexts);
   }
 }
 
@@ -101,6 +103,7 @@ TEST(HfTokenizerFuzzTest, DamagedFiles) {
     auto ids = t->Encode("hello abc \xC3\xA9 [W] x", true);
     if (ids.ok()) t->Decode(*ids, false);
   }
+  std::printf("tokenizer.json fuzz: %d executions (%d loaded)\n", kMutations, loaded);
   EXPECT_GT(loaded, 0);  // some mutations only touch strings
 }
 
