@@ -192,7 +192,9 @@ absl::Status RunQuantize(const QuantizeOptions& o) {
   }
   ASSIGN_OR_RETURN(OutputLock lock, OutputLock::Acquire(o.out));
   OutputLock latent_lock;
-  if (!o.latent_out.empty()) ASSIGN_OR_RETURN(latent_lock, OutputLock::Acquire(o.latent_out));
+  if (!o.latent_out.empty()) {
+    ASSIGN_OR_RETURN(latent_lock, OutputLock::Acquire(o.latent_out));
+  }
   ASSIGN_OR_RETURN(qat::Checkpoint c, qat::LoadCheckpoint(o.model));
   if (c.recipe) return absl::InvalidArgumentError(absl::StrCat(o.model, " is already quantized (has recipe.json)"));
   ASSIGN_OR_RETURN(Recipe recipe, LoadRecipe(o.recipe));
