@@ -31,6 +31,7 @@ const Table& Kernels() {
     internal::RegisterAvx512BlockKernels();
     internal::RegisterAvx512IntKernels();
     internal::RegisterAvx512X16Kernels();
+    internal::RegisterAvx512KQuantKernels();
     return &RawTable();
   }();
   return *table;
