@@ -80,10 +80,10 @@ float MakeQxQuants(int n, int nmax, const float* x, int8_t* L, const float* qw) 
   return scale;
 }
 
-// Q4_K's affine search (make_qkx2_quants without weights = null, and
-// make_qkx3_quants, whose null-weight default is x^2; both called with
-// weights here). The two differ only in `max == min` vs `max <= min`, equal
-// for finite input. Returns the scale; *the_min = -min >= 0.
+// Q4_K's affine search: ggml's make_qkx2_quants (reference path) and
+// make_qkx3_quants (weighted path), both always given weights here. They
+// differ only in `max == min` vs `max <= min`, the same test since max >= min
+// after min is clamped to <= 0. Returns the scale; *the_min = -min >= 0.
 float MakeQkxQuants(int n, int nmax, const float* x, const float* weights, uint8_t* L,
                     float* the_min, uint8_t* Laux, float rmin, float rdelta, int nstep) {
   float min = x[0], max = x[0];
@@ -456,7 +456,11 @@ absl::Status QuantizeRows(GgmlType type, const float* x, int64_t nrows, int64_t 
     return absl::UnimplementedError(
         absl::StrCat("importance-weighted quantization to ", t.name, " is not implemented"));
   }
-  const uint64_t row_bytes = RowBytes(type, n_per_row - n_per_row % t.block_size);
+  if (n_per_row < 0 || n_per_row % t.block_size != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("row of ", n_per_row, " elements is not a multiple of ",
+                                                   t.name, "'s block size ", t.block_size));
+  }
+  const uint64_t row_bytes = RowBytes(type, n_per_row);
   for (int64_t r = 0; r < nrows; ++r) {
     const float* xr = x + r * n_per_row;
     void* out = static_cast<uint8_t*>(dst) + r * row_bytes;
@@ -466,11 +470,10 @@ absl::Status QuantizeRows(GgmlType type, const float* x, int64_t nrows, int64_t 
       }
       continue;
     }
-    if (n_per_row % t.block_size != 0) {
-      return absl::InvalidArgumentError(absl::StrCat("row of ", n_per_row, " elements is not a multiple of ",
-                                                     t.name, "'s block size ", t.block_size));
-    }
     for (int64_t i = 0; i < n_per_row; ++i) {
+      if (r == 0 && !std::isfinite(imatrix[i])) {
+        return absl::InvalidArgumentError(absl::StrCat("non-finite importance weight at column ", i));
+      }
       if (!std::isfinite(xr[i])) {
         return absl::InvalidArgumentError(absl::StrCat("non-finite value ", xr[i], " at row ", r, " element ",
                                                        i, " cannot be quantized to ", t.name));

@@ -50,7 +50,7 @@ inline void Q4_KScaleMin(const uint8_t* scales, int j, uint8_t* sc, uint8_t* m) 
 // into dst (nrows * RowBytes(type, n_per_row) bytes). imatrix (n_per_row
 // weights) is supported for Q4_K and Q6_K only (kUnimplemented for other
 // quantized types, ignored for float types, as ggml does); the input is
-// checked as QuantizeRow checks it.
+// checked as QuantizeRow checks it, and the weights must be finite.
 absl::Status QuantizeRows(GgmlType type, const float* x, int64_t nrows, int64_t n_per_row,
                           const float* imatrix, void* dst);
 
