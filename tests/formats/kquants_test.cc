@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
@@ -323,6 +324,10 @@ TEST(KQuantsTest, RejectsBadInput) {
   testing::ExpectError(QuantizeRow(GgmlType::kQ6_K, x.data(), 256, q.data()),
                        absl::StatusCode::kInvalidArgument, {"non-finite", "element 5"});
   x[5] = 1.0f;
+  w[7] = std::numeric_limits<float>::infinity();
+  testing::ExpectError(QuantizeRows(GgmlType::kQ6_K, x.data(), 1, 256, w.data(), q.data()),
+                       absl::StatusCode::kInvalidArgument, {"importance weight", "column 7"});
+  w[7] = 1.0f;
   testing::ExpectError(QuantizeRows(GgmlType::kQ4_0, x.data(), 1, 256, w.data(), q.data()),
                        absl::StatusCode::kUnimplemented, {"q4_0"});
   testing::ExpectError(QuantizeRow(GgmlType::kQ4_K, x.data(), 128, q.data()),
