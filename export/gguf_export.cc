@@ -239,6 +239,8 @@ uint32_t LlamaFileType(uint32_t ggml_type_id) {
     case GgmlType::kF16: return 1;
     case GgmlType::kQ4_0: return 2;
     case GgmlType::kQ8_0: return 7;
+    case GgmlType::kQ4_K: return 15;  // MOSTLY_Q4_K_M, as llama.cpp's loader guesses it
+    case GgmlType::kQ6_K: return 18;  // MOSTLY_Q6_K
     case GgmlType::kBF16: return 32;
     case GgmlType::kQ2_0: return 41;
   }

@@ -15,6 +15,8 @@ void DequantizeMatrixRow(const QMatrix& m, int64_t r, float* out) {
     case WType::kQ8_0: DequantizeRow(GgmlType::kQ8_0, row, out, m.cols); return;
     case WType::kQ4_0: DequantizeRow(GgmlType::kQ4_0, row, out, m.cols); return;
     case WType::kQ2_0: DequantizeRow(GgmlType::kQ2_0, row, out, m.cols); return;
+    case WType::kQ4_K: DequantizeRow(GgmlType::kQ4_K, row, out, m.cols); return;
+    case WType::kQ6_K: DequantizeRow(GgmlType::kQ6_K, row, out, m.cols); return;
     case WType::kInt8Channel: {
       const float s = m.row_scales[r];
       for (int64_t i = 0; i < m.cols; ++i) out[i] = static_cast<int8_t>(row[i]) * s;

@@ -7,6 +7,7 @@
 //   GGUF types (block layouts in formats/quant/types.h):
 //     kF32, kF16, kBF16                    one element at a time
 //     kQ8_0, kQ4_0 (32 per block), kQ2_0 (64 per block)
+//     kQ4_K, kQ6_K (256 per super-block)
 //   Mobile per-output-channel types (codes + one scale per row, see
 //   docs/formats/mobile.md for the nibble/crumb order):
 //     kInt8Channel  int8 codes, 1 per byte        w = q * row_scale[r]
@@ -47,6 +48,8 @@ enum class WType : uint8_t {
   kInt8x16,
   kInt4x16,
   kInt2x16,
+  kQ4_K,
+  kQ6_K,
   kCount,  // number of types (table size)
 };
 constexpr int kNumWTypes = static_cast<int>(WType::kCount);

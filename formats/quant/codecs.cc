@@ -14,6 +14,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "formats/quant/fp16.h"
+#include "formats/quant/kquants.h"
 #include "formats/util/cpu_features.h"
 #include "formats/util/status_macros.h"
 
@@ -233,6 +234,12 @@ absl::Status QuantizeRow(GgmlType type, const float* x, int64_t n, void* dst) {
         QuantizeBlockQ2_0(x + b * kQK2_0, reinterpret_cast<BlockQ2_0*>(out) + b);
       }
       break;
+    case GgmlType::kQ4_K:
+      QuantizeRowQ4_K(x, reinterpret_cast<BlockQ4_K*>(out), n, nullptr);
+      break;
+    case GgmlType::kQ6_K:
+      QuantizeRowQ6_K(x, reinterpret_cast<BlockQ6_K*>(out), n, nullptr);
+      break;
   }
   return absl::OkStatus();
 }
@@ -271,6 +278,12 @@ void DequantizeRow(GgmlType type, const void* src, float* y, int64_t n) {
       for (int64_t b = 0; b < n / kQK2_0; ++b) {
         DequantizeBlockQ2_0(reinterpret_cast<const BlockQ2_0*>(in)[b], y + b * kQK2_0);
       }
+      break;
+    case GgmlType::kQ4_K:
+      DequantizeRowQ4_K(reinterpret_cast<const BlockQ4_K*>(in), y, n);
+      break;
+    case GgmlType::kQ6_K:
+      DequantizeRowQ6_K(reinterpret_cast<const BlockQ6_K*>(in), y, n);
       break;
   }
 }

@@ -18,7 +18,9 @@
 
 namespace qatk {
 
-// Any type: x[n] -> dst (RowBytes(type, n) bytes).
+// Any type: x[n] -> dst (RowBytes(type, n) bytes). Q4_K/Q6_K use ggml's
+// unweighted reference (formats/quant/kquants.h; QuantizeRows there takes an
+// importance matrix).
 absl::Status QuantizeRow(GgmlType type, const float* x, int64_t n, void* dst);
 // Any type: src -> y[n]. Never fails (the bytes are whatever they are).
 void DequantizeRow(GgmlType type, const void* src, float* y, int64_t n);

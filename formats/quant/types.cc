@@ -13,6 +13,8 @@ constexpr TypeTraits kTraits[] = {
     {GgmlType::kF16, "f16", 1, 2, false},
     {GgmlType::kQ4_0, "q4_0", kQK4_0, sizeof(BlockQ4_0), true},
     {GgmlType::kQ8_0, "q8_0", kQK8_0, sizeof(BlockQ8_0), true},
+    {GgmlType::kQ4_K, "q4_K", kQK_K, sizeof(BlockQ4_K), true},
+    {GgmlType::kQ6_K, "q6_K", kQK_K, sizeof(BlockQ6_K), true},
     {GgmlType::kBF16, "bf16", 1, 2, false},
     {GgmlType::kQ2_0, "q2_0", kQK2_0, sizeof(BlockQ2_0), true},
 };

@@ -9,6 +9,13 @@
 //                        qs[j] low nibble = elem j, high nibble = elem j+16
 //   Q2_0  64 elem  18 B  d:fp16 | qs:u8[16]              x = (code-1)*d
 //                        elem j in byte j/4 at bits 2*(j%4) (LSB first)
+//   Q4_K  256 elem 144 B d:fp16 | dmin:fp16 | scales:u8[12] | qs:u8[128]
+//                        8 sub-blocks of 32 with 6-bit scale sc and min m:
+//                        x = d*sc*q - dmin*m, q a 4-bit code; sub-blocks
+//                        2k, 2k+1 are the low/high nibbles of qs[32k..32k+31]
+//   Q6_K  256 elem 210 B ql:u8[128] | qh:u8[64] | scales:i8[16] | d:fp16
+//                        16 sub-blocks of 16: x = d*scales[s]*(q-32), q a
+//                        6-bit code (layout in formats/quant/kquants.cc)
 //
 // Ids are ggml's (GGUF tensor type field), so GgmlType values go to disk as is.
 #ifndef QATK_FORMATS_QUANT_TYPES_H_
@@ -26,6 +33,8 @@ enum class GgmlType : uint32_t {
   kF16 = 1,
   kQ4_0 = 2,
   kQ8_0 = 8,
+  kQ4_K = 12,
+  kQ6_K = 14,
   kBF16 = 30,
   kQ2_0 = 42,
 };
@@ -48,6 +57,24 @@ struct BlockQ2_0 {
 };
 static_assert(sizeof(BlockQ2_0) == 18, "Q2_0 block must be 18 bytes");
 
+// K-quant super-blocks (ggml's block_q4_K / block_q6_K).
+struct BlockQ4_K {
+  uint16_t d;          // scale of the 6-bit sub-block scales
+  uint16_t dmin;       // scale of the 6-bit sub-block mins
+  uint8_t scales[12];  // 8 scales + 8 mins, 6 bits each (see kquants.cc)
+  uint8_t qs[128];
+};
+static_assert(sizeof(BlockQ4_K) == 144, "Q4_K block must be 144 bytes");
+
+struct BlockQ6_K {
+  uint8_t ql[128];  // low 4 bits of the codes
+  uint8_t qh[64];   // high 2 bits
+  int8_t scales[16];
+  uint16_t d;
+};
+static_assert(sizeof(BlockQ6_K) == 210, "Q6_K block must be 210 bytes");
+
+constexpr int kQK_K = 256;
 constexpr int kQK8_0 = 32;
 constexpr int kQK4_0 = 32;
 constexpr int kQK2_0 = 64;

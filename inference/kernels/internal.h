@@ -32,12 +32,15 @@ void RegisterMatMulKernel(WType type, const MatMulKernel& kernel);
 // table goes from the oracle to the widest target.
 void RegisterScalarBlockKernels();  // scalar_blocks.cc: GGUF types, kQ4_0x16
 void RegisterScalarIntKernels();    // int.cc: int channel and int x16 types
+void RegisterScalarKQuantKernels(); // scalar_kquants.cc: kQ4_K, kQ6_K
 void RegisterAvx2BlockKernels();    // x86_avx2_blocks.cc
 void RegisterAvx2IntKernels();      // x86_avx2_int.cc
 void RegisterAvx2X16Kernels();      // x86_avx2_x16.cc: kQ4_0x16, kInt4/2x16
+void RegisterAvx2KQuantKernels();   // x86_avx2_kquants.cc: kQ4_K, kQ6_K
 void RegisterAvx512BlockKernels();  // x86_avx512_blocks.cc
 void RegisterAvx512IntKernels();    // x86_avx512_int.cc
 void RegisterAvx512X16Kernels();    // x86_avx512_x16.cc: kQ4_0x16, int x16
+void RegisterAvx512KQuantKernels(); // x86_avx512_kquants.cc: kQ4_K, kQ6_K (VNNI)
 
 struct VecOps {
   float (*dot_f32)(const float* a, const float* b, int64_t n);

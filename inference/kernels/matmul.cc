@@ -23,12 +23,15 @@ const Table& Kernels() {
   static const Table* const table = [] {
     internal::RegisterScalarBlockKernels();
     internal::RegisterScalarIntKernels();
+    internal::RegisterScalarKQuantKernels();
     internal::RegisterAvx2BlockKernels();
     internal::RegisterAvx2IntKernels();
     internal::RegisterAvx2X16Kernels();
+    internal::RegisterAvx2KQuantKernels();
     internal::RegisterAvx512BlockKernels();
     internal::RegisterAvx512IntKernels();
     internal::RegisterAvx512X16Kernels();
+    internal::RegisterAvx512KQuantKernels();
     return &RawTable();
   }();
   return *table;
@@ -62,7 +65,8 @@ const char* WTypeName(WType t) {
   static const char* const kNames[kNumWTypes] = {"f32",  "f16",  "bf16",    "q8_0",   "q4_0",
                                                   "q2_0", "int8_channel", "int4_channel",
                                                   "int2_channel", "q4_0x16",      "int8x16",
-                                                  "int4x16",      "int2x16"};
+                                                  "int4x16",      "int2x16",      "q4_K",
+                                                  "q6_K"};
   const int i = static_cast<int>(t);
   return i >= 0 && i < kNumWTypes ? kNames[i] : "?";
 }
@@ -75,6 +79,8 @@ bool WTypeFromGgml(GgmlType g, WType* out) {
     case GgmlType::kQ8_0: *out = WType::kQ8_0; return true;
     case GgmlType::kQ4_0: *out = WType::kQ4_0; return true;
     case GgmlType::kQ2_0: *out = WType::kQ2_0; return true;
+    case GgmlType::kQ4_K: *out = WType::kQ4_K; return true;
+    case GgmlType::kQ6_K: *out = WType::kQ6_K; return true;
   }
   return false;
 }
