@@ -299,7 +299,8 @@ absl::Status WriteOne(const Checkpoint& ck, const Planned& p, MobileWriter* w) {
                                                    q.status().message()));
   }
   const absl::Status s = w->WriteCodes(q->codes, q->scales);
-  if (!s.ok()) return absl::InvalidArgumentError(absl::StrCat("tensor ", p.name, ": ", s.message()));
+  // Keep the writer's code: a full disk is kUnavailable (exit 1), not bad input.
+  if (!s.ok()) return absl::Status(s.code(), absl::StrCat("tensor ", p.name, ": ", s.message()));
   return absl::OkStatus();
 }
 
