@@ -28,8 +28,9 @@ constexpr int kTokBlock = 32;
 void RegisterMatMulKernel(WType type, const MatMulKernel& kernel);
 
 // Each kernel file registers all of its kernels with one call; the
-// start-up calls them scalar first, then AVX2, then AVX-512, so each type's
-// table goes from the oracle to the widest target.
+// start-up calls them scalar first, then AVX2, then AVX-512 (aarch64: NEON,
+// dotprod, i8mm), so each type's table goes from the oracle to the widest
+// target. Only the current architecture's files are built.
 void RegisterScalarBlockKernels();  // scalar_blocks.cc: GGUF types, kQ4_0x16
 void RegisterScalarIntKernels();    // int.cc: int channel and int x16 types
 void RegisterAvx2BlockKernels();    // x86_avx2_blocks.cc
@@ -38,6 +39,13 @@ void RegisterAvx2X16Kernels();      // x86_avx2_x16.cc: kQ4_0x16, kInt4/2x16
 void RegisterAvx512BlockKernels();  // x86_avx512_blocks.cc
 void RegisterAvx512IntKernels();    // x86_avx512_int.cc
 void RegisterAvx512X16Kernels();    // x86_avx512_x16.cc: kQ4_0x16, int x16
+// aarch64 (arm_*.cc; each file built with its own -march, CMakeLists.txt):
+// plain NEON, then SDOT, then SMMLA. No x16 kernels: the file layouts stay.
+void RegisterNeonBlockKernels();     // arm_neon_blocks.cc (+ vector helpers)
+void RegisterNeonIntKernels();       // arm_neon_int.cc
+void RegisterDotprodBlockKernels();  // arm_dotprod_blocks.cc
+void RegisterDotprodIntKernels();    // arm_dotprod_int.cc
+void RegisterI8mmBlockKernels();     // arm_i8mm_blocks.cc: Q8_0 / Q4_0 prefill
 
 struct VecOps {
   float (*dot_f32)(const float* a, const float* b, int64_t n);

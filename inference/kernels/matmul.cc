@@ -23,12 +23,20 @@ const Table& Kernels() {
   static const Table* const table = [] {
     internal::RegisterScalarBlockKernels();
     internal::RegisterScalarIntKernels();
+#if defined(__x86_64__) || defined(__i386__)
     internal::RegisterAvx2BlockKernels();
     internal::RegisterAvx2IntKernels();
     internal::RegisterAvx2X16Kernels();
     internal::RegisterAvx512BlockKernels();
     internal::RegisterAvx512IntKernels();
     internal::RegisterAvx512X16Kernels();
+#elif defined(__aarch64__)
+    internal::RegisterNeonBlockKernels();
+    internal::RegisterNeonIntKernels();
+    internal::RegisterDotprodBlockKernels();
+    internal::RegisterDotprodIntKernels();
+    internal::RegisterI8mmBlockKernels();
+#endif
     return &RawTable();
   }();
   return *table;
