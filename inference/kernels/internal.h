@@ -46,6 +46,7 @@ void RegisterNeonIntKernels();       // arm_neon_int.cc
 void RegisterDotprodBlockKernels();  // arm_dotprod_blocks.cc
 void RegisterDotprodIntKernels();    // arm_dotprod_int.cc
 void RegisterI8mmBlockKernels();     // arm_i8mm_blocks.cc: Q8_0 / Q4_0 prefill
+void RegisterI8mmIntKernels();       // arm_i8mm_int.cc: int channel prefill
 
 struct VecOps {
   float (*dot_f32)(const float* a, const float* b, int64_t n);

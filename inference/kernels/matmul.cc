@@ -36,6 +36,7 @@ const Table& Kernels() {
     internal::RegisterDotprodBlockKernels();
     internal::RegisterDotprodIntKernels();
     internal::RegisterI8mmBlockKernels();
+    internal::RegisterI8mmIntKernels();
 #endif
     return &RawTable();
   }();

@@ -35,11 +35,13 @@ TEST(KernelsArmTest, TargetsFollowHwcap) {
   for (WType t : {WType::kF32, WType::kF16, WType::kBF16}) {
     EXPECT_STREQ(BestMatMulKernel(t)->target, "neon") << WTypeName(t);
   }
-  EXPECT_EQ(HasTarget(WType::kQ8_0, "i8mm"), mm);
-  EXPECT_EQ(HasTarget(WType::kQ4_0, "i8mm"), mm);
-  const char* best = mm ? "i8mm" : dot ? "dotprod" : "neon";
-  EXPECT_STREQ(BestMatMulKernel(WType::kQ4_0)->target, best);
-  EXPECT_STREQ(BestMatMulKernel(WType::kInt4Channel)->target, dot ? "dotprod" : "neon");
+  for (WType t : {WType::kQ8_0, WType::kQ4_0, WType::kInt8Channel, WType::kInt4Channel,
+                  WType::kInt2Channel}) {
+    EXPECT_EQ(HasTarget(t, "i8mm"), mm) << WTypeName(t);
+    EXPECT_STREQ(BestMatMulKernel(t)->target, mm ? "i8mm" : dot ? "dotprod" : "neon")
+        << WTypeName(t);
+  }
+  EXPECT_STREQ(BestMatMulKernel(WType::kQ2_0)->target, dot ? "dotprod" : "neon");
   // No x16 kernels on aarch64: the loader keeps the file layouts.
   EXPECT_STREQ(BestMatMulKernel(WType::kQ4_0x16)->target, "scalar");
   if (const char* want = std::getenv("QATK_EXPECT_ARM_LEVEL")) {
