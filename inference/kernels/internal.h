@@ -3,7 +3,9 @@
 // under `#pragma GCC target(...)` (headers are included before the pragma,
 // so no inline function of a shared header is compiled for a wider ISA);
 // its kernels' `supported` is CpuHasAvx2 / CpuHasAvx512 / CpuHasAvx512Vnni
-// (formats/util/cpu_features.h).
+// (formats/util/cpu_features.h). aarch64 files (arm_*.cc) are compiled whole
+// with their own -march instead, and their code with internal linkage
+// (arm_neon_common.h); `supported` is CpuHasArmNeon / Dotprod / I8mm.
 #ifndef QATK_INFERENCE_KERNELS_INTERNAL_H_
 #define QATK_INFERENCE_KERNELS_INTERNAL_H_
 
