@@ -10,6 +10,8 @@ constexpr int kSpinIterations = 20000;
 inline void CpuRelax() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
 #endif
 }
 }  // namespace

@@ -3,7 +3,9 @@
 // FMA would change ties.
 #include "formats/quant/codecs.h"
 
+#if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <climits>
@@ -117,6 +119,7 @@ void QuantizeBlockQ8_0Act(const float* x, BlockQ8_0* out) {
   }
 }
 
+#if defined(__x86_64__) || defined(__i386__)
 namespace {
 
 // QuantizeBlockQ8_0Act with AVX2, block by block, bit for bit: the same fp32
@@ -150,12 +153,15 @@ __attribute__((target("avx2"))) void QuantizeRowQ8_0ActAvx2(const float* x, Bloc
 const bool kHasAvx2 = GetCpuFeatures().avx2;
 
 }  // namespace
+#endif
 
 void QuantizeRowQ8_0Act(const float* x, BlockQ8_0* out, int64_t n_blocks) {
+#if defined(__x86_64__) || defined(__i386__)
   if (kHasAvx2) {
     QuantizeRowQ8_0ActAvx2(x, out, n_blocks);
     return;
   }
+#endif
   for (int64_t i = 0; i < n_blocks; ++i) QuantizeBlockQ8_0Act(x + i * kQK8_0, out + i);
 }
 

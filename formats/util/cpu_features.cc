@@ -1,5 +1,9 @@
 #include "formats/util/cpu_features.h"
 
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#endif
+
 namespace qatk {
 namespace {
 
@@ -16,6 +20,15 @@ CpuFeatures Probe() {
   f.avx512bw = __builtin_cpu_supports("avx512bw");
   f.avx512vl = __builtin_cpu_supports("avx512vl");
   f.avx512vnni = __builtin_cpu_supports("avx512vnni");
+#elif defined(__aarch64__)
+  f.neon = true;
+#if defined(__linux__)
+  // The kernel's bits (asm/hwcap.h), spelled out for older libc headers.
+  constexpr unsigned long kHwcapAsimdDp = 1ul << 20;  // HWCAP_ASIMDDP
+  constexpr unsigned long kHwcap2I8mm = 1ul << 13;    // HWCAP2_I8MM
+  f.dotprod = (getauxval(AT_HWCAP) & kHwcapAsimdDp) != 0;
+  f.i8mm = (getauxval(AT_HWCAP2) & kHwcap2I8mm) != 0;
+#endif
 #endif
   return f;
 }
@@ -38,5 +51,9 @@ bool CpuHasAvx512() {
 }
 
 bool CpuHasAvx512Vnni() { return CpuHasAvx512() && GetCpuFeatures().avx512vnni; }
+
+bool CpuHasArmNeon() { return GetCpuFeatures().neon; }
+bool CpuHasArmDotprod() { return CpuHasArmNeon() && GetCpuFeatures().dotprod; }
+bool CpuHasArmI8mm() { return CpuHasArmDotprod() && GetCpuFeatures().i8mm; }
 
 }  // namespace qatk

@@ -111,9 +111,11 @@ void IntX16PrepareRef(const QMatrix& w, const float* x, void* out) {
   IntX16Finish(w, sum, out);
 }
 
+#if defined(__x86_64__) || defined(__i386__)
 void IntX16PrepareAvx2(const QMatrix& w, const float* x, void* out) {
   IntX16Finish(w, QuantizeActAvx2(ActQuant(w), x, static_cast<int8_t*>(out), w.cols), out);
 }
+#endif
 
 size_t SimdIntActBytes(const QMatrix& w) {
   return w.act_scale > 0.0f ? static_cast<size_t>(RoundUp64(w.cols) + 64) : 0;
@@ -122,7 +124,12 @@ size_t SimdIntActBytes(const QMatrix& w) {
 void SimdIntPrepare(const QMatrix& w, const float* x, void* out) {
   static thread_local std::vector<int8_t> q;
   if (q.size() < static_cast<size_t>(w.cols)) q.resize(w.cols);
+#if defined(__x86_64__) || defined(__i386__)
   QuantizeActAvx2(ActQuant(w), x, q.data(), w.cols);
+#else
+  const ActQuant p(w);
+  for (int64_t k = 0; k < w.cols; ++k) q[k] = p.Quantize(x[k]);
+#endif
   int8_t* dst = static_cast<int8_t*>(out);
   const int pb = CodesPerByte(w.type);
   const int64_t be = IntBlockElems(w.type);

@@ -58,12 +58,13 @@ struct ActQuant {
 };
 
 // q[n] = codes of x[n], the same as p.Quantize per element; returns their
-// sum. AVX2 (x86_avx2_int.cc): call only where CpuHasAvx2().
+// sum. AVX2 (x86_avx2_int.cc, x86 builds only): call only where CpuHasAvx2().
 int32_t QuantizeActAvx2(const ActQuant& p, const float* x, int8_t* q, int64_t n);
 
 // act_row_bytes of the SIMD kernels (0 for weight-only matrices).
 size_t SimdIntActBytes(const QMatrix& w);
-// prepare of the SIMD kernels: quantize (reference codec), permute, sum.
+// prepare of the SIMD kernels: quantize (reference codec; AVX2 on x86,
+// ActQuant::Quantize elsewhere), permute, sum.
 void SimdIntPrepare(const QMatrix& w, const float* x, void* out);
 // The weight-only fp32 path: y = row_scale * sum x * code.
 void FloatIntRows(const QMatrix& w, const void* act, size_t act_stride, int n_tok, float* y,

@@ -3,7 +3,9 @@
 // under `#pragma GCC target(...)` (headers are included before the pragma,
 // so no inline function of a shared header is compiled for a wider ISA);
 // its kernels' `supported` is CpuHasAvx2 / CpuHasAvx512 / CpuHasAvx512Vnni
-// (formats/util/cpu_features.h).
+// (formats/util/cpu_features.h). aarch64 files (arm_*.cc) are compiled whole
+// with their own -march instead, and their code with internal linkage
+// (arm_neon_common.h); `supported` is CpuHasArmNeon / Dotprod / I8mm.
 #ifndef QATK_INFERENCE_KERNELS_INTERNAL_H_
 #define QATK_INFERENCE_KERNELS_INTERNAL_H_
 
@@ -28,8 +30,9 @@ constexpr int kTokBlock = 32;
 void RegisterMatMulKernel(WType type, const MatMulKernel& kernel);
 
 // Each kernel file registers all of its kernels with one call; the
-// start-up calls them scalar first, then AVX2, then AVX-512, so each type's
-// table goes from the oracle to the widest target.
+// start-up calls them scalar first, then AVX2, then AVX-512 (aarch64: NEON,
+// dotprod, i8mm), so each type's table goes from the oracle to the widest
+// target. Only the current architecture's files are built.
 void RegisterScalarBlockKernels();  // scalar_blocks.cc: GGUF types, kQ4_0x16
 void RegisterScalarIntKernels();    // int.cc: int channel and int x16 types
 void RegisterScalarKQuantKernels(); // scalar_kquants.cc: kQ4_K, kQ6_K
@@ -41,6 +44,14 @@ void RegisterAvx512BlockKernels();  // x86_avx512_blocks.cc
 void RegisterAvx512IntKernels();    // x86_avx512_int.cc
 void RegisterAvx512X16Kernels();    // x86_avx512_x16.cc: kQ4_0x16, int x16
 void RegisterAvx512KQuantKernels(); // x86_avx512_kquants.cc: kQ4_K, kQ6_K (VNNI)
+// aarch64 (arm_*.cc; each file built with its own -march, CMakeLists.txt):
+// plain NEON, then SDOT, then SMMLA. No x16 kernels: the file layouts stay.
+void RegisterNeonBlockKernels();     // arm_neon_blocks.cc (+ vector helpers)
+void RegisterNeonIntKernels();       // arm_neon_int.cc
+void RegisterDotprodBlockKernels();  // arm_dotprod_blocks.cc
+void RegisterDotprodIntKernels();    // arm_dotprod_int.cc
+void RegisterI8mmBlockKernels();     // arm_i8mm_blocks.cc: Q8_0 / Q4_0 prefill
+void RegisterI8mmIntKernels();       // arm_i8mm_int.cc: int channel prefill
 
 struct VecOps {
   float (*dot_f32)(const float* a, const float* b, int64_t n);

@@ -24,6 +24,7 @@ const Table& Kernels() {
     internal::RegisterScalarBlockKernels();
     internal::RegisterScalarIntKernels();
     internal::RegisterScalarKQuantKernels();
+#if defined(__x86_64__) || defined(__i386__)
     internal::RegisterAvx2BlockKernels();
     internal::RegisterAvx2IntKernels();
     internal::RegisterAvx2X16Kernels();
@@ -32,6 +33,14 @@ const Table& Kernels() {
     internal::RegisterAvx512IntKernels();
     internal::RegisterAvx512X16Kernels();
     internal::RegisterAvx512KQuantKernels();
+#elif defined(__aarch64__)
+    internal::RegisterNeonBlockKernels();
+    internal::RegisterNeonIntKernels();
+    internal::RegisterDotprodBlockKernels();
+    internal::RegisterDotprodIntKernels();
+    internal::RegisterI8mmBlockKernels();
+    internal::RegisterI8mmIntKernels();
+#endif
     return &RawTable();
   }();
   return *table;

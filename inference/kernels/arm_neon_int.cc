@@ -1,0 +1,18 @@
+// aarch64 NEON kernels of the mobile int channel types (armv8-a, no
+// dotprod): SMULL + SADALP on signed codes, exact int32 sums, hence the
+// scalar reference's y bit for bit. Activations: the SIMD layout
+// (int_internal.h, SimdIntPrepare).
+#include "inference/kernels/arm_neon_common.h"
+
+namespace qatk::inference::internal {
+
+void RegisterNeonIntKernels() {
+  auto add = [](WType t, decltype(MatMulKernel::rows) rows) {
+    RegisterMatMulKernel(t, {"neon", CpuHasArmNeon, SimdIntActBytes, SimdIntPrepare, rows});
+  };
+  add(WType::kInt8Channel, SimdIntRows<IntDotN<1, 1>, IntDotN<1, 4>, IntRows4<1>>);
+  add(WType::kInt4Channel, SimdIntRows<IntDotN<2, 1>, IntDotN<2, 4>, IntRows4<2>>);
+  add(WType::kInt2Channel, SimdIntRows<IntDotN<4, 1>, IntDotN<4, 4>, IntRows4<4>>);
+}
+
+}  // namespace qatk::inference::internal
