@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "inference/forward.h"
 #include "inference/model.h"
+#include "inference/model_loader.h"
 #include "inference/sampling.h"
 #include "inference/thread_pool.h"
 #include "inference/tokenizer.h"

@@ -10,6 +10,7 @@
 #include "gtest/gtest.h"
 #include "inference/forward.h"
 #include "inference/model.h"
+#include "inference/model_loader.h"
 #include "inference/thread_pool.h"
 #include "tests/inference/tiny_mobile.h"
 
