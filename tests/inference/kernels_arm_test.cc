@@ -14,7 +14,7 @@
 namespace qatk::inference {
 namespace {
 
-bool HasTarget(WType t, const char* target) {
+[[maybe_unused]] bool HasTarget(WType t, const char* target) {
   for (const MatMulKernel& k : SupportedMatMulKernels(t)) {
     if (std::string(k.target) == target) return true;
   }
