@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what is missing, builds, and runs the whole test suite:
 #   1. the GoogleTest/ctest suite (unit, golden-byte, interop with llama.cpp),
-#   2. the file-format fuzz tests again under AddressSanitizer + UBSan.
+#   2. the file-format fuzz tests again under AddressSanitizer + UBSan,
+#   3. the runtime cross-built for aarch64, its tests under qemu at three CPU
+#      feature levels (scripts/test_aarch64.sh; QATK_SKIP_AARCH64=1 skips it).
 # Exit code = result.  scripts/test.sh [ctest args...]
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,3 +27,8 @@ fi
 cmake --build "$asan_dir" -j "$jobs" --target qatk_fuzz_tests >&2
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
   ctest --test-dir "$asan_dir" -j "$jobs" --output-on-failure -L fuzz
+
+if [[ "${QATK_SKIP_AARCH64:-0}" != 1 ]]; then
+  echo "[test] aarch64 cross build under qemu (scripts/test_aarch64.sh)" >&2
+  "$here/scripts/test_aarch64.sh"
+fi
