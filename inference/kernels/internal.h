@@ -36,6 +36,11 @@ void RegisterMatMulKernel(WType type, const MatMulKernel& kernel);
 void RegisterScalarBlockKernels();  // scalar_blocks.cc: GGUF types, kQ4_0x16
 void RegisterScalarIntKernels();    // int.cc: int channel and int x16 types
 void RegisterScalarKQuantKernels(); // scalar_kquants.cc: kQ4_K, kQ6_K
+// The K-quant kernels of every target share one activation format, Q8_K
+// (formats/quant/kquants.h; llama.cpp's x86 backend quantizes with the same
+// reference code): its row size and the row quantizer (scalar_kquants.cc).
+size_t Q8KRowBytes(const QMatrix& w);
+void PrepareQ8K(const QMatrix& w, const float* x, void* out);
 void RegisterAvx2BlockKernels();    // x86_avx2_blocks.cc
 void RegisterAvx2IntKernels();      // x86_avx2_int.cc
 void RegisterAvx2X16Kernels();      // x86_avx2_x16.cc: kQ4_0x16, kInt4/2x16

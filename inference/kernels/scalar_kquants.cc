@@ -16,13 +16,13 @@
 #include "inference/kernels/internal.h"
 
 namespace qatk::inference::internal {
-namespace {
-
 size_t Q8KRowBytes(const QMatrix& w) { return static_cast<size_t>(w.cols / kQK_K) * sizeof(BlockQ8_K); }
 
 void PrepareQ8K(const QMatrix& w, const float* x, void* out) {
   QuantizeRowQ8_K(x, static_cast<BlockQ8_K*>(out), w.cols);
 }
+
+namespace {
 
 float DotQ4_K(const uint8_t* w, const void* a, int64_t n) {
   const BlockQ4_K* x = reinterpret_cast<const BlockQ4_K*>(w);

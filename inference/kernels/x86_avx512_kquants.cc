@@ -16,12 +16,6 @@
 namespace qatk::inference::internal {
 namespace {
 
-size_t Q8KRowBytes(const QMatrix& w) { return static_cast<size_t>(w.cols / kQK_K) * sizeof(BlockQ8_K); }
-
-void PrepareQ8K(const QMatrix& w, const float* x, void* out) {
-  QuantizeRowQ8_K(x, static_cast<BlockQ8_K*>(out), w.cols);
-}
-
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")
 
