@@ -13,7 +13,7 @@ using S = TensorSlot;
 
 bool Untied(const ModelConfig& c) { return !c.tie_word_embeddings; }
 
-// Globals shared by both architectures.
+// Globals shared by every architecture.
 constexpr TensorDef kEmbedding[] = {
     {"model.embed_tokens.weight", "token_embd.weight", R::kEmbedding, S::kTokenEmbd, Dim::kVocab,
      Dim::kHidden},
@@ -39,6 +39,45 @@ constexpr TensorDef kLlamaLayer[] = {
     {"self_attn.v_proj.weight", "attn_v.weight", R::kLinear, S::kAttnV, Dim::kKv, Dim::kHidden},
     {"self_attn.o_proj.weight", "attn_output.weight", R::kLinear, S::kAttnOutput, Dim::kHidden,
      Dim::kQ},
+    {"post_attention_layernorm.weight", "ffn_norm.weight", R::kNorm, S::kFfnNorm, Dim::kHidden,
+     Dim::kNone},
+    {"mlp.gate_proj.weight", "ffn_gate.weight", R::kLinear, S::kFfnGate, Dim::kFfn, Dim::kHidden},
+    {"mlp.up_proj.weight", "ffn_up.weight", R::kLinear, S::kFfnUp, Dim::kFfn, Dim::kHidden},
+    {"mlp.down_proj.weight", "ffn_down.weight", R::kLinear, S::kFfnDown, Dim::kHidden, Dim::kFfn},
+};
+
+// Qwen2: Llama's block with q/k/v biases. llama.cpp's qwen2 arch uses NEOX
+// rope (HF's halves), so nothing is permuted.
+constexpr TensorDef kQwen2Layer[] = {
+    {"input_layernorm.weight", "attn_norm.weight", R::kNorm, S::kAttnNorm, Dim::kHidden, Dim::kNone},
+    {"self_attn.q_proj.weight", "attn_q.weight", R::kLinear, S::kAttnQ, Dim::kQ, Dim::kHidden},
+    {"self_attn.q_proj.bias", "attn_q.bias", R::kBias, S::kAttnQBias, Dim::kQ, Dim::kNone},
+    {"self_attn.k_proj.weight", "attn_k.weight", R::kLinear, S::kAttnK, Dim::kKv, Dim::kHidden},
+    {"self_attn.k_proj.bias", "attn_k.bias", R::kBias, S::kAttnKBias, Dim::kKv, Dim::kNone},
+    {"self_attn.v_proj.weight", "attn_v.weight", R::kLinear, S::kAttnV, Dim::kKv, Dim::kHidden},
+    {"self_attn.v_proj.bias", "attn_v.bias", R::kBias, S::kAttnVBias, Dim::kKv, Dim::kNone},
+    {"self_attn.o_proj.weight", "attn_output.weight", R::kLinear, S::kAttnOutput, Dim::kHidden,
+     Dim::kQ},
+    {"post_attention_layernorm.weight", "ffn_norm.weight", R::kNorm, S::kFfnNorm, Dim::kHidden,
+     Dim::kNone},
+    {"mlp.gate_proj.weight", "ffn_gate.weight", R::kLinear, S::kFfnGate, Dim::kFfn, Dim::kHidden},
+    {"mlp.up_proj.weight", "ffn_up.weight", R::kLinear, S::kFfnUp, Dim::kFfn, Dim::kHidden},
+    {"mlp.down_proj.weight", "ffn_down.weight", R::kLinear, S::kFfnDown, Dim::kHidden, Dim::kFfn},
+};
+
+// Qwen3: Llama's block with per-head q/k RMSNorm (plain w) before RoPE; NEOX
+// rope in llama.cpp.
+constexpr TensorDef kQwen3Layer[] = {
+    {"input_layernorm.weight", "attn_norm.weight", R::kNorm, S::kAttnNorm, Dim::kHidden, Dim::kNone},
+    {"self_attn.q_proj.weight", "attn_q.weight", R::kLinear, S::kAttnQ, Dim::kQ, Dim::kHidden},
+    {"self_attn.k_proj.weight", "attn_k.weight", R::kLinear, S::kAttnK, Dim::kKv, Dim::kHidden},
+    {"self_attn.v_proj.weight", "attn_v.weight", R::kLinear, S::kAttnV, Dim::kKv, Dim::kHidden},
+    {"self_attn.o_proj.weight", "attn_output.weight", R::kLinear, S::kAttnOutput, Dim::kHidden,
+     Dim::kQ},
+    {"self_attn.q_norm.weight", "attn_q_norm.weight", R::kNorm, S::kAttnQNorm, Dim::kHeadDim,
+     Dim::kNone},
+    {"self_attn.k_norm.weight", "attn_k_norm.weight", R::kNorm, S::kAttnKNorm, Dim::kHeadDim,
+     Dim::kNone},
     {"post_attention_layernorm.weight", "ffn_norm.weight", R::kNorm, S::kFfnNorm, Dim::kHidden,
      Dim::kNone},
     {"mlp.gate_proj.weight", "ffn_gate.weight", R::kLinear, S::kFfnGate, Dim::kFfn, Dim::kHidden},
@@ -72,10 +111,14 @@ constexpr TensorDef kGemma3Layer[] = {
 
 constexpr ArchDef kLlama = {"llama", "LlamaForCausalLM", "llama", /*norm_plus_one=*/false,
                             kEmbedding, kLlamaLayer, kFinal, kKvCache};
+constexpr ArchDef kQwen2 = {"qwen2", "Qwen2ForCausalLM", "qwen2", /*norm_plus_one=*/false,
+                            kEmbedding, kQwen2Layer, kFinal, kKvCache};
+constexpr ArchDef kQwen3 = {"qwen3", "Qwen3ForCausalLM", "qwen3", /*norm_plus_one=*/false,
+                            kEmbedding, kQwen3Layer, kFinal, kKvCache};
 constexpr ArchDef kGemma3 = {"gemma3_text", "Gemma3ForCausalLM", "gemma3",
                              /*norm_plus_one=*/true, kEmbedding, kGemma3Layer, kFinal, kKvCache};
 
-constexpr const ArchDef* kArchs[] = {&kLlama, &kGemma3};
+constexpr const ArchDef* kArchs[] = {&kLlama, &kQwen2, &kQwen3, &kGemma3};
 
 // "model.layers.0." + rel / "blk.0." + rel for layer tensors.
 ArchTensor Resolve(const ModelConfig& c, const ArchDef& arch, const TensorDef& d, int64_t layer) {

@@ -1,6 +1,8 @@
 #include "formats/model_config.h"
 
+#include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "formats/model_arch.h"
@@ -10,7 +12,7 @@
 namespace qatk {
 namespace {
 
-using json = nlohmann::json;
+using json = nlohmann::ordered_json;
 
 absl::Status KeyError(const std::string& source, const std::string& key, const std::string& what) {
   return absl::InvalidArgumentError(absl::StrCat(source, ": config key '", key, "' ", what));
@@ -54,22 +56,159 @@ absl::Status GetString(const json& j, const std::string& source, const char* key
   return absl::OkStatus();
 }
 
-// Options we do not implement must not be silently ignored.
-absl::Status RejectUnsupported(const json& j, const std::string& source) {
+// A present, non-null key.
+const json* Find(const json& j, const char* key) {
+  auto it = j.find(key);
+  return it == j.end() || it->is_null() ? nullptr : &*it;
+}
+
+// Options that change the math and are not implemented must not be silently
+// ignored.
+absl::Status RejectUnsupported(const json& j, const std::string& source, const ModelConfig& c) {
   for (const char* key : {"attention_bias", "mlp_bias"}) {
-    auto it = j.find(key);
-    if (it != j.end() && it->is_boolean() && it->get<bool>()) {
-      return KeyError(source, key, "= true is not supported (bias-free linears only)");
+    const json* v = Find(j, key);
+    if (v != nullptr && !(v->is_boolean() && !v->get<bool>())) {
+      return KeyError(source, key,
+                      absl::StrCat("must be false for ", c.model_type,
+                                   c.has_qkv_bias() ? " (its q/k/v biases are always on)" : "",
+                                   ": other linear biases are not supported"));
     }
   }
-  auto it = j.find("rope_scaling");
-  if (it != j.end() && !it->is_null()) {
-    return KeyError(source, "rope_scaling", "is not supported (use null)");
+  if (const json* v = Find(j, "use_sliding_window"); v != nullptr) {
+    if (!v->is_boolean() || v->get<bool>()) {
+      return KeyError(source, "use_sliding_window", "= true is not supported (use false)");
+    }
   }
-  it = j.find("attn_logit_softcapping");
-  if (it != j.end() && !it->is_null()) {
-    return KeyError(source, "attn_logit_softcapping", "is not supported (Gemma3 has none; use null)");
+  if (const json* v = Find(j, "use_bidirectional_attention"); v != nullptr) {
+    if (!v->is_boolean() || v->get<bool>()) {
+      return KeyError(source, "use_bidirectional_attention", "= true is not supported (causal decoders only)");
+    }
   }
+  if (const json* v = Find(j, "attn_logit_softcapping"); v != nullptr) {
+    return KeyError(source, "attn_logit_softcapping", "is not supported (use null)");
+  }
+  if (const json* v = Find(j, "rope_parameters"); v != nullptr) {
+    return KeyError(source, "rope_parameters",
+                    "(the transformers v5 form) is not supported; use rope_theta / rope_scaling");
+  }
+  if (const json* v = Find(j, "partial_rotary_factor");
+      v != nullptr && !(v->is_number() && v->get<double>() == 1.0)) {
+    return KeyError(source, "partial_rotary_factor", "must be 1 (partial rotary is not supported)");
+  }
+  for (const char* key : {"pretraining_tp"}) {  // only its default is the same math everywhere
+    const json* v = Find(j, key);
+    if (v != nullptr && !(v->is_number_integer() && v->get<int64_t>() <= 1)) {
+      return KeyError(source, key, "> 1 is not supported");
+    }
+  }
+  return absl::OkStatus();
+}
+
+// rope_scaling: null, {"rope_type": "default"}, or Llama 3's {"rope_type":
+// "llama3", factor, low_freq_factor, high_freq_factor,
+// original_max_position_embeddings} ("type" is the older spelling).
+absl::Status ParseRopeScaling(const json& j, const std::string& source, ModelConfig* c) {
+  const json* rs = Find(j, "rope_scaling");
+  if (rs == nullptr) return absl::OkStatus();
+  if (!rs->is_object()) return KeyError(source, "rope_scaling", "must be null or an object");
+  std::string type;
+  for (const char* key : {"rope_type", "type"}) {
+    if (const json* t = Find(*rs, key); t != nullptr) {
+      if (!t->is_string()) return KeyError(source, absl::StrCat("rope_scaling.", key), "must be a string");
+      type = t->get<std::string>();
+      break;
+    }
+  }
+  if (type == "default") return absl::OkStatus();
+  if (type != "llama3" || c->is_gemma()) {
+    return KeyError(source, "rope_scaling",
+                    absl::StrCat("rope_type '", type, "' is not supported for ", c->model_type,
+                                 c->model_type == "llama" ? " (default, llama3)" : " (default)"));
+  }
+  RopeScaling r;
+  auto number = [&](const char* key, double* out) -> absl::Status {
+    const json* v = Find(*rs, key);
+    if (v == nullptr) return absl::NotFoundError(absl::StrCat(source, ": missing config key 'rope_scaling.", key, "'"));
+    if (!v->is_number()) return KeyError(source, absl::StrCat("rope_scaling.", key), "must be a number");
+    *out = v->get<double>();
+    return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(number("factor", &r.factor));
+  RETURN_IF_ERROR(number("low_freq_factor", &r.low_freq_factor));
+  RETURN_IF_ERROR(number("high_freq_factor", &r.high_freq_factor));
+  double original = 0;
+  RETURN_IF_ERROR(number("original_max_position_embeddings", &original));
+  r.original_max_position_embeddings = static_cast<int64_t>(original);
+  if (!(r.factor >= 1) || !(r.low_freq_factor > 0) || !(r.high_freq_factor > r.low_freq_factor) ||
+      !(original >= 1) || original != static_cast<double>(r.original_max_position_embeddings)) {
+    return KeyError(source, "rope_scaling",
+                    "needs factor >= 1, 0 < low_freq_factor < high_freq_factor and an integer "
+                    "original_max_position_embeddings >= 1");
+  }
+  c->rope_scaling = r;
+  return absl::OkStatus();
+}
+
+// eos_token_id: an id or a list of ids (the -it models list every end of turn).
+absl::Status ParseEos(const json& j, const std::string& source, ModelConfig* c) {
+  const json* v = Find(j, "eos_token_id");
+  if (v == nullptr) {
+    c->eos_token_ids = {c->eos_token_id};
+    return absl::OkStatus();
+  }
+  std::vector<int64_t> ids;
+  if (v->is_number_integer()) {
+    ids.push_back(v->get<int64_t>());
+  } else if (v->is_array() && !v->empty()) {
+    for (const json& e : *v) {
+      if (!e.is_number_integer()) return KeyError(source, "eos_token_id", "must be an integer or a list of integers");
+      ids.push_back(e.get<int64_t>());
+    }
+  } else {
+    return KeyError(source, "eos_token_id", "must be an integer or a non-empty list of integers");
+  }
+  c->eos_token_id = ids.front();
+  c->eos_token_ids = std::move(ids);
+  return absl::OkStatus();
+}
+
+// layer_types (newer Gemma 3 configs): one "sliding_attention" or
+// "full_attention" per layer. The runtimes (ours and llama.cpp's) describe
+// the layout by a period, so the list must be "every pattern-th layer global".
+absl::Status ParseLayerTypes(const json& j, const std::string& source, ModelConfig* c) {
+  const json* v = Find(j, "layer_types");
+  if (v == nullptr) return absl::OkStatus();
+  if (!v->is_array() || static_cast<int64_t>(v->size()) != c->num_hidden_layers) {
+    return KeyError(source, "layer_types", "must list one type per hidden layer");
+  }
+  std::vector<bool> sliding;
+  for (const json& e : *v) {
+    const std::string t = e.is_string() ? e.get<std::string>() : "";
+    if (t != "sliding_attention" && t != "full_attention") {
+      return KeyError(source, "layer_types", "entries must be \"sliding_attention\" or \"full_attention\"");
+    }
+    sliding.push_back(t == "sliding_attention");
+  }
+  const bool any_sliding = std::find(sliding.begin(), sliding.end(), true) != sliding.end();
+  if (!c->is_gemma()) {
+    if (any_sliding) return KeyError(source, "layer_types", "sliding_attention layers are not supported for " + c->model_type);
+    return absl::OkStatus();
+  }
+  if (!any_sliding) {
+    c->sliding_window = 0;
+    return absl::OkStatus();
+  }
+  auto first_global = std::find(sliding.begin(), sliding.end(), false);
+  const int64_t pattern = (first_global - sliding.begin()) + 1;
+  for (size_t l = 0; l < sliding.size(); ++l) {
+    if (sliding[l] != ((static_cast<int64_t>(l) + 1) % pattern != 0)) {
+      return KeyError(source, "layer_types",
+                      absl::StrCat("must make every ", pattern,
+                                   "-th layer full_attention and the others sliding (layer ", l,
+                                   " differs): other layouts are not supported"));
+    }
+  }
+  c->sliding_window_pattern = pattern;
   return absl::OkStatus();
 }
 
@@ -190,8 +329,21 @@ absl::Status ModelConfig::Validate() const {
   }
   if (sliding_window < 0) return absl::InvalidArgumentError("config key 'sliding_window' must be >= 0");
   if (!is_gemma() && (final_logit_softcapping || sliding_window > 0)) {
-    return absl::InvalidArgumentError(
-        "config keys 'final_logit_softcapping' / 'sliding_window' are Gemma3 options; model_type is llama");
+    return absl::InvalidArgumentError(absl::StrCat(
+        "config keys 'final_logit_softcapping' / 'sliding_window' are Gemma3 options; model_type is ",
+        model_type));
+  }
+  if (rope_scaling && model_type != "llama") {
+    return absl::InvalidArgumentError("config key 'rope_scaling' (llama3) is a llama option");
+  }
+  if (!eos_token_ids.empty() && eos_token_ids.front() != eos_token_id) {
+    return absl::InvalidArgumentError("config key 'eos_token_id': eos_token_ids must start with it");
+  }
+  for (int64_t id : eos_token_ids) {
+    if (id < 0 || id >= vocab_size) {
+      return absl::InvalidArgumentError(absl::StrCat("config key 'eos_token_id' = ", id,
+                                                     " is outside the vocabulary [0, ", vocab_size, ")"));
+    }
   }
   return absl::OkStatus();
 }
@@ -200,7 +352,7 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(const json& j, const std::stri
   if (!j.is_object()) return absl::InvalidArgumentError(absl::StrCat(source, ": config is not a JSON object"));
   ModelConfig c;
   RETURN_IF_ERROR(ParseModelType(j, source, &c));
-  RETURN_IF_ERROR(RejectUnsupported(j, source));
+  RETURN_IF_ERROR(RejectUnsupported(j, source, c));
   if (c.is_gemma()) {  // HF Gemma3 defaults
     c.hidden_act = "gelu_pytorch_tanh";
     c.tie_word_embeddings = true;
@@ -222,46 +374,110 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(const json& j, const std::stri
   RETURN_IF_ERROR(GetDouble(j, source, "rms_norm_eps", &c.rms_norm_eps));
   RETURN_IF_ERROR(GetDouble(j, source, "rope_theta", &c.rope_theta));
   RETURN_IF_ERROR(GetBool(j, source, "tie_word_embeddings", &c.tie_word_embeddings));
-  RETURN_IF_ERROR(GetString(j, source, "hidden_act", &c.hidden_act));
-  if (j.contains("hidden_activation") && !j.contains("hidden_act")) {  // Gemma's spelling
-    RETURN_IF_ERROR(GetString(j, source, "hidden_activation", &c.hidden_act));
-  }
+  // Gemma's modelling code reads hidden_activation; the others hidden_act.
+  const char* act_keys[2] = {"hidden_act", "hidden_activation"};
+  if (c.is_gemma()) std::swap(act_keys[0], act_keys[1]);
+  RETURN_IF_ERROR(GetString(j, source, act_keys[0], &c.hidden_act));
+  if (Find(j, act_keys[0]) == nullptr) RETURN_IF_ERROR(GetString(j, source, act_keys[1], &c.hidden_act));
   RETURN_IF_ERROR(GetInt(j, source, "bos_token_id", false, &c.bos_token_id));
-  RETURN_IF_ERROR(GetInt(j, source, "eos_token_id", false, &c.eos_token_id));
+  RETURN_IF_ERROR(ParseEos(j, source, &c));
+  RETURN_IF_ERROR(ParseRopeScaling(j, source, &c));
   if (c.is_gemma()) RETURN_IF_ERROR(ParseGemmaKeys(j, source, &c));
+  RETURN_IF_ERROR(ParseLayerTypes(j, source, &c));
   absl::Status s = c.Validate();
   if (!s.ok()) return absl::Status(s.code(), absl::StrCat(source, ": ", s.message()));
+  c.source = j;
   return c;
 }
 
-json ModelConfig::ToJson() const {
+absl::StatusOr<ModelConfig> ModelConfig::FromJson(const nlohmann::json& j, const std::string& source) {
+  return FromJson(json::parse(j.dump()), source);
+}
+
+namespace {
+
+// The keys qatkit owns, from the fields.
+json FieldsJson(const ModelConfig& c) {
   json j;
-  j["architectures"] = json::array({architecture()});
-  j["model_type"] = model_type;
-  j["vocab_size"] = vocab_size;
-  j["hidden_size"] = hidden_size;
-  j["intermediate_size"] = intermediate_size;
-  j["num_hidden_layers"] = num_hidden_layers;
-  j["num_attention_heads"] = num_attention_heads;
-  j["num_key_value_heads"] = num_key_value_heads;
-  j["head_dim"] = head_dim;
-  j["max_position_embeddings"] = max_position_embeddings;
-  j["rms_norm_eps"] = rms_norm_eps;
-  j["rope_theta"] = rope_theta;
-  j["tie_word_embeddings"] = tie_word_embeddings;
-  j["hidden_act"] = hidden_act;
-  j["bos_token_id"] = bos_token_id;
-  j["eos_token_id"] = eos_token_id;
-  j["torch_dtype"] = "float32";
-  if (is_gemma()) {
-    j["query_pre_attn_scalar"] = query_pre_attn_scalar > 0 ? query_pre_attn_scalar
-                                                           : static_cast<double>(head_dim);
-    j["final_logit_softcapping"] = final_logit_softcapping ? json(*final_logit_softcapping) : json(nullptr);
-    j["sliding_window"] = sliding_window > 0 ? json(sliding_window) : json(nullptr);
-    j["sliding_window_pattern"] = sliding_window_pattern;
-    j["rope_local_base_freq"] = rope_local_base_freq;
+  j["architectures"] = json::array({c.architecture()});
+  j["model_type"] = c.model_type;
+  j["vocab_size"] = c.vocab_size;
+  j["hidden_size"] = c.hidden_size;
+  j["intermediate_size"] = c.intermediate_size;
+  j["num_hidden_layers"] = c.num_hidden_layers;
+  j["num_attention_heads"] = c.num_attention_heads;
+  j["num_key_value_heads"] = c.num_key_value_heads;
+  j["head_dim"] = c.head_dim;
+  j["max_position_embeddings"] = c.max_position_embeddings;
+  j["rms_norm_eps"] = c.rms_norm_eps;
+  j["rope_theta"] = c.rope_theta;
+  j["tie_word_embeddings"] = c.tie_word_embeddings;
+  j[c.is_gemma() ? "hidden_activation" : "hidden_act"] = c.hidden_act;
+  j["bos_token_id"] = c.bos_token_id;
+  if (c.eos_token_ids.size() > 1) {
+    j["eos_token_id"] = c.eos_token_ids;
+  } else {
+    j["eos_token_id"] = c.eos_token_id;
+  }
+  if (c.rope_scaling) {
+    j["rope_scaling"] = {{"rope_type", "llama3"},
+                         {"factor", c.rope_scaling->factor},
+                         {"low_freq_factor", c.rope_scaling->low_freq_factor},
+                         {"high_freq_factor", c.rope_scaling->high_freq_factor},
+                         {"original_max_position_embeddings",
+                          c.rope_scaling->original_max_position_embeddings}};
+  }
+  if (c.is_gemma()) {
+    j["query_pre_attn_scalar"] = c.query_pre_attn_scalar > 0 ? c.query_pre_attn_scalar
+                                                             : static_cast<double>(c.head_dim);
+    j["final_logit_softcapping"] =
+        c.final_logit_softcapping ? json(*c.final_logit_softcapping) : json(nullptr);
+    j["sliding_window"] = c.sliding_window > 0 ? json(c.sliding_window) : json(nullptr);
+    j["sliding_window_pattern"] = c.sliding_window_pattern;
+    j["rope_local_base_freq"] = c.rope_local_base_freq;
   }
   return j;
+}
+
+}  // namespace
+
+json ModelConfig::ToJson() const {
+  json fields = FieldsJson(*this);
+  if (source.is_null()) {
+    fields["torch_dtype"] = "float32";
+    return fields;
+  }
+  // The source as read, unless the fields were changed since: then the
+  // source's other keys with the fields' values.
+  absl::StatusOr<ModelConfig> parsed = FromJson(source, "config");
+  if (parsed.ok() && FieldsJson(*parsed) == fields) return source;
+  json j = source;
+  for (auto& [key, value] : fields.items()) j[key] = value;
+  if (is_gemma() && j.contains("layer_types")) j.erase("layer_types");
+  return j;
+}
+
+std::vector<float> ModelConfig::RopeFreqFactors() const {
+  const int64_t n = head_dim / 2;
+  std::vector<float> out(static_cast<size_t>(n), 1.0f);
+  if (!rope_scaling) return out;
+  const RopeScaling& r = *rope_scaling;
+  const double old_len = static_cast<double>(r.original_max_position_embeddings);
+  const double low_wavelen = old_len / r.low_freq_factor;
+  const double high_wavelen = old_len / r.high_freq_factor;
+  for (int64_t i = 0; i < n; ++i) {
+    const double freq = std::pow(rope_theta, -2.0 * static_cast<double>(i) / static_cast<double>(head_dim));
+    const double wavelen = 2.0 * M_PI / freq;
+    double f = 1.0;
+    if (wavelen > low_wavelen) {
+      f = r.factor;
+    } else if (wavelen >= high_wavelen) {
+      const double smooth = (old_len / wavelen - r.low_freq_factor) / (r.high_freq_factor - r.low_freq_factor);
+      f = 1.0 / ((1.0 - smooth) / r.factor + smooth);
+    }
+    out[static_cast<size_t>(i)] = static_cast<float>(f);
+  }
+  return out;
 }
 
 absl::StatusOr<ModelConfig> LoadModelConfig(const std::string& path) {

@@ -86,6 +86,28 @@ TEST(ModelArch, Gemma3TensorsInFileOrder) {
   ExpectRow(r[27], "model.norm.weight", "output_norm.weight", {64});
 }
 
+// Qwen2: q/k/v biases after their weights, owned by the linear; NEOX rope
+// in llama.cpp, so no permutation. Qwen3: plain-w q/k norms.
+TEST(ModelArch, QwenTensors) {
+  std::vector<ArchTensor> t = ArchTensors(Tiny("qwen2", true));
+  ASSERT_EQ(t.size(), 1 + 2 * 12 + 1u);
+  EXPECT_EQ(t[3].hf_name, "model.layers.0.self_attn.q_proj.bias");
+  EXPECT_EQ(t[3].gguf_name, "blk.0.attn_q.bias");
+  EXPECT_EQ(t[3].role(), TensorRole::kBias);
+  EXPECT_EQ(t[3].module, "model.layers.0.self_attn.q_proj");
+  EXPECT_EQ(t[3].shape, (std::vector<int64_t>{64}));
+  EXPECT_EQ(t[5].shape, (std::vector<int64_t>{32}));  // k bias: Hk * D
+  EXPECT_FALSE(t[3].quantizable());
+  for (const ArchTensor& x : t) EXPECT_EQ(x.permute_heads, 0) << x.hf_name;
+
+  t = ArchTensors(Tiny("qwen3", true));
+  ASSERT_EQ(t.size(), 1 + 2 * 11 + 1u);
+  EXPECT_EQ(t[6].gguf_name, "blk.0.attn_q_norm.weight");
+  EXPECT_EQ(t[6].shape, (std::vector<int64_t>{16}));
+  EXPECT_FALSE(t[6].add_one);
+  for (const ArchTensor& x : t) EXPECT_EQ(x.permute_heads, 0) << x.hf_name;
+}
+
 TEST(ModelArch, RolesModulesAndTransforms) {
   for (const ArchTensor& t : ArchTensors(Tiny("llama", false))) {
     const bool matrix = t.shape.size() == 2;
@@ -125,9 +147,11 @@ TEST(ModelArch, Lookups) {
   EXPECT_EQ(FindArchByModelType("llama"), FindArchByGgufName("llama"));
   EXPECT_EQ(FindArchByModelType("gemma3_text"), FindArchByGgufName("gemma3"));
   EXPECT_EQ(FindArchByModelType("gemma3"), nullptr);
-  EXPECT_EQ(FindArchByGgufName("qwen2"), nullptr);
-  EXPECT_EQ(SupportedModelTypes(), "llama, gemma3_text");
-  EXPECT_EQ(SupportedGgufArchs(), "llama, gemma3");
+  EXPECT_EQ(FindArchByModelType("qwen2"), FindArchByGgufName("qwen2"));
+  EXPECT_EQ(FindArchByModelType("qwen3"), FindArchByGgufName("qwen3"));
+  EXPECT_EQ(FindArchByGgufName("phi3"), nullptr);
+  EXPECT_EQ(SupportedModelTypes(), "llama, qwen2, qwen3, gemma3_text");
+  EXPECT_EQ(SupportedGgufArchs(), "llama, qwen2, qwen3, gemma3");
   EXPECT_EQ(std::string(ArchOf(Tiny("gemma3_text", true)).hf_architecture), "Gemma3ForCausalLM");
 }
 
