@@ -113,8 +113,8 @@ absl::Status WriteCompareReport(const ReportOptions& o, const std::vector<Varian
                      ptq_gptq ? absl::StrCat(" (from ", gptq, ", PTQ ", Fmt(ptq_gptq->ppl_runtime), ")") : "");
     absl::StrAppend(&md, "| ", v.name, " | ", v.method, " | ", v.format, " | ",
                     Fmt(v.bytes / 1048576.0, "%.2f"), " | ", Fmt(v.ppl_runtime), " | ",
-                    Fmt(v.ppl_llamacpp), " | ", Fmt(100 * delta, "%+.2f%%"), " | ", Fmt(v.kl_mean, "%.4f"), " | ",
-                    Fmt(v.kl_p99, "%.4f"), " | ", Fmt(100 * v.top1, "%.1f%%"), " | ", rec_s, " |");
+                    Fmt(v.ppl_llamacpp), " | ", Fmt(100 * delta, "%+.2f%%"), " | ", Fmt(v.kl_mean, "%.5f"), " | ",
+                    Fmt(v.kl_p99, "%.5f"), " | ", Fmt(100 * v.top1, "%.1f%%"), " | ", rec_s, " |");
     if (multi_seed) {
       std::string cell;
       if (v.method == "qat" && spread.n > 0) {

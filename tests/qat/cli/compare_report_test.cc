@@ -114,7 +114,7 @@ TEST(CompareReportTest, KlAgainstFpIsReported) {
   auto md = ReadFileToString(dir + "/results.md");
   ASSERT_TRUE(md.ok());
   EXPECT_NE(md->find("| KL vs FP | 99% KL | top-1 vs FP |"), std::string::npos) << *md;
-  EXPECT_NE(md->find("| 0.0123 | 0.2500 | 87.5% |"), std::string::npos) << *md;
+  EXPECT_NE(md->find("| 0.01230 | 0.25000 | 87.5% |"), std::string::npos) << *md;
   std::system(("rm -rf " + dir).c_str());
 }
 
