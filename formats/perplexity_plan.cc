@@ -35,7 +35,9 @@ double KlRow(const float* base_logp, const float* model_logp, int n) {
   double kl = 0;
   for (int i = 0; i < n; ++i) {
     const double b = base_logp[i];
-    kl += std::exp(b) * (b - static_cast<double>(model_logp[i]));
+    const double p = std::exp(b);
+    if (p == 0) continue;  // 0 * log 0 = 0 (and no NaN from -inf - -inf)
+    kl += p * (b - static_cast<double>(model_logp[i]));
   }
   return kl;
 }

@@ -70,8 +70,8 @@ struct KlResult {
 // entry rounded to float. Both sides of a KL go through this, so two
 // identical logit rows give a KL of exactly 0.
 void LogSoftmaxRow(const float* logits, int n, float* out);
-// sum_i exp(b_i) * (b_i - m_i) in double over every entry (llama.cpp skips
-// entries with b_i <= -16; here nothing is skipped).
+// sum_i exp(b_i) * (b_i - m_i) in double over every entry whose exp(b_i)
+// is not 0 (llama.cpp skips entries with b_i <= -16; here only those).
 double KlRow(const float* base_logp, const float* model_logp, int n);
 // The first index of the largest entry.
 int ArgMaxRow(const float* row, int n);

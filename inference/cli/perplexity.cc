@@ -1,9 +1,13 @@
 // qat-run perplexity: llama.cpp's chunked perplexity of a text file, and
 // with --kl-base the KL divergence from a base model's distributions
 // (llama-perplexity --kl-divergence).
+#include <cstdio>
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_format.h"
 #include "formats/util/file_io.h"

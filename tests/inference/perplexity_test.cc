@@ -5,6 +5,7 @@
 #include "inference/perplexity.h"
 
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -94,6 +95,10 @@ TEST(KlTest, KlRowOfKnownDistributions) {
   LogSoftmaxRow(model_logits, 2, m);
   EXPECT_NEAR(KlRow(b, m, 2), 0.5 * std::log(2.0) + 0.5 * std::log(2.0 / 3), 1e-6);
   EXPECT_EQ(KlRow(b, b, 2), 0.0);
+  // A base entry of probability 0 adds nothing, whatever the model says.
+  const float inf = std::numeric_limits<float>::infinity();
+  const float b0[2] = {0, -inf}, m0[2] = {0, -inf};
+  EXPECT_EQ(KlRow(b0, m0, 2), 0.0);
   EXPECT_EQ(ArgMaxRow(m, 2), 1);
   EXPECT_EQ(ArgMaxRow(b, 2), 0);  // ties: the first
 }
