@@ -359,13 +359,26 @@ TEST(CudaOpsTest, NormsActivationsAndRopeMatchTheCpu) {
     p.gpu->Softcap(da, n * dim, 2.5f);
     ExpectClose(Read(*p.gpu, da, n * dim), s, 1e-5, 1e-3, "softcap");
   }
+  {
+    std::vector<float> a = x;
+    const std::vector<float> bias = RandomVector(rng, dim);  // a model vector: host memory
+    float* da = Put(*p.gpu, a);
+    p.cpu->AddBias(a.data(), bias.data(), n, dim);
+    p.gpu->AddBias(da, bias.data(), n, dim);
+    ExpectClose(Read(*p.gpu, da, n * dim), a, 0, 0, "add bias");
+  }
+  std::vector<float> factors(16);
+  for (size_t i = 0; i < factors.size(); ++i) factors[i] = 1.0f + 0.5f * i;
   for (bool neox : {false, true}) {
-    const int heads = 3, D = 32, pos0 = 11;
-    std::vector<float> r = RandomVector(rng, n * heads * D);
-    float* dr = Put(*p.gpu, r);
-    p.cpu->Rope(r.data(), n, heads, D, pos0, 10000.0f, neox);
-    p.gpu->Rope(dr, n, heads, D, pos0, 10000.0f, neox);
-    ExpectClose(Read(*p.gpu, dr, r.size()), r, 1e-5, 1e-3, neox ? "rope neox" : "rope");
+    for (const float* ff : {static_cast<const float*>(nullptr), factors.data()}) {
+      const int heads = 3, D = 32, pos0 = 11;
+      std::vector<float> r = RandomVector(rng, n * heads * D);
+      float* dr = Put(*p.gpu, r);
+      p.cpu->Rope(r.data(), n, heads, D, pos0, 10000.0f, neox, ff);
+      p.gpu->Rope(dr, n, heads, D, pos0, 10000.0f, neox, ff);
+      ExpectClose(Read(*p.gpu, dr, r.size()), r, 1e-5, 1e-3,
+                  ff != nullptr ? "rope factors" : neox ? "rope neox" : "rope");
+    }
   }
 }
 
