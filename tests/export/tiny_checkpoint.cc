@@ -47,7 +47,7 @@ absl::Status MakeTokenizer(const std::string& dir, const TinyModelOptions& o, in
 nlohmann::json ConfigJson(const TinyModelOptions& o, int vocab) {
   const bool gemma = o.model_type == "gemma3_text";
   nlohmann::json j = {
-      {"architectures", {gemma ? "Gemma3ForCausalLM" : "LlamaForCausalLM"}},
+      {"architectures", {FindArchByModelType(o.model_type)->hf_architecture}},
       {"model_type", o.model_type},
       {"vocab_size", vocab},
       {"hidden_size", o.hidden},

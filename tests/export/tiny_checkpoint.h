@@ -12,7 +12,7 @@
 namespace qatk::testing {
 
 struct TinyModelOptions {
-  std::string model_type = "llama";  // "llama" | "gemma3_text"
+  std::string model_type = "llama";  // "llama" | "qwen2" | "qwen3" | "gemma3_text"
   int64_t hidden = 64;               // E
   int64_t intermediate = 128;        // F
   int64_t layers = 2;                // L
