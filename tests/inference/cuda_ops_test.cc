@@ -369,8 +369,9 @@ TEST(CudaOpsTest, NormsActivationsAndRopeMatchTheCpu) {
   }
   std::vector<float> factors(16);
   for (size_t i = 0; i < factors.size(); ++i) factors[i] = 1.0f + 0.5f * i;
+  const float* ffs[] = {nullptr, factors.data()};
   for (bool neox : {false, true}) {
-    for (const float* ff : {static_cast<const float*>(nullptr), factors.data()}) {
+    for (const float* ff : ffs) {
       const int heads = 3, D = 32, pos0 = 11;
       std::vector<float> r = RandomVector(rng, n * heads * D);
       float* dr = Put(*p.gpu, r);
