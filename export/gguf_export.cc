@@ -270,6 +270,11 @@ absl::Status ExportGguf(const GgufExportOptions& options) {
   ASSIGN_OR_RETURN(Checkpoint ck, OpenCheckpoint(options.model_dir));
   if (ck.config.is_gemma()) RETURN_IF_ERROR(CheckGemmaSupported(ck.config));
   if (ck.config.model_type == "qwen2") RETURN_IF_ERROR(CheckQwen2Supported(ck.config));
+  if (ck.config.rope_scaling && std::string(GgufArchName(ck.config)) != "llama") {
+    return absl::UnimplementedError(absl::StrCat(
+        "config.json: rope_scaling cannot be expressed in GGUF for ", ck.config.model_type,
+        ": llama.cpp reads rope_freqs.weight for the llama architecture only"));
+  }
   // Our own shape checks first: they name the tensor.
   ASSIGN_OR_RETURN(std::vector<PlannedTensor> plan, PlanTensors(ck, o));
   if (ck.recipe && o == "auto") RETURN_IF_ERROR(ck.recipe->Validate(RecipeModules(ck.config)));

@@ -405,6 +405,23 @@ TEST_F(GgufExportTest, Qwen3HeadDimAndQkNorms) {
   EXPECT_EQ(f->FindTensor("rope_freqs.weight"), nullptr);
 }
 
+// Configs llama.cpp's qwen2 cannot run are refused before anything is written.
+TEST_F(GgufExportTest, Qwen2WithQueryWidthOtherThanHiddenIsRefused) {
+  TinyModelOptions o;
+  o.model_type = "qwen2";
+  o.head_dim = 32;  // H * D = 128 != E = 64
+  o.tokenizer_model = tokenizer_;
+  const std::string dir = root_ + "/qwen2_wide";
+  ASSERT_TRUE(testing::WriteTinyCheckpoint(dir, o).ok());
+  GgufExportOptions e;
+  e.model_dir = dir;
+  e.out = dir + ".gguf";
+  const absl::Status s = ExportGguf(e);
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented) << s;
+  EXPECT_NE(s.message().find("hidden_size"), std::string::npos) << s;
+  EXPECT_NE(access(e.out.c_str(), F_OK), 0);
+}
+
 bool DirHasEntryWithPrefix(const std::string& dir, const std::string& prefix) {
   DIR* d = opendir(dir.c_str());
   bool found = false;
