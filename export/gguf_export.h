@@ -2,11 +2,11 @@
 // "qwen2", "qwen3" or "gemma3" architecture; docs/formats/gguf.md lists each
 // one's keys and tensors).
 //
-// Tensor types: 1-D norms and biases F32 (never quantized); each 2-D weight gets its recipe weight scheme
-// (q4_0 -> Q4_0, q8_0 -> Q8_0, q2_0 -> Q2_0) encoded from the latent F32
-// weight by the shared reference codec, so dequantize(exported block) equals
-// the fake-quantized weight the model trained with; weights no rule
-// quantizes are F16. `outtype` overrides that for every 2-D weight (f32 /
+// Tensor types: 1-D norms and biases F32 (never quantized); each 2-D weight
+// gets its recipe weight scheme (q4_0 -> Q4_0, q8_0 -> Q8_0, q2_0 -> Q2_0)
+// encoded from the latent F32 weight by the shared reference codec, so
+// dequantize(exported block) equals the fake-quantized weight the model
+// trained with; weights no rule quantizes are F16. `outtype` overrides that for every 2-D weight (f32 /
 // f16 / bf16, or q4_0 / q8_0 / q2_0: post-training quantization with the
 // reference codec).
 //
