@@ -80,6 +80,22 @@ TEST(JsonlTest, ChatMasksExactlyTheAssistantTurns) {
   EXPECT_EQ(d->mask.back(), 0);
 }
 
+// A template that writes the generation prompt whatever add_generation_prompt
+// says (as the original Llama 3 Instruct one): the prompt after the last turn
+// belongs to no turn and is cut off.
+TEST(JsonlTest, TrailingGenerationPromptIsCutOff) {
+  ByteEncoder enc;
+  chat::ChatTemplate t = Template("{% for m in messages %}[{{ m.role }}]{{ m.content }}|{% endfor %}[assistant]");
+  JsonlOptions o;
+  o.chat_template = &t;
+  auto d = TokenizeJsonlLine(R"({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"},
+                                  {"role": "user", "content": "r"}, {"role": "assistant", "content": "b"}]})",
+                             enc, o);
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_EQ(Masked(*d, 1), "a|b|#");
+  EXPECT_EQ(Masked(*d, 0), "[user]q|[assistant][user]r|[assistant]");
+}
+
 TEST(JsonlTest, BadLinesAreClearErrors) {
   ByteEncoder enc;
   chat::ChatTemplate t = Template(kLlamaLike);
