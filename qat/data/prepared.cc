@@ -1,7 +1,9 @@
 #include "qat/data/prepared.h"
 
+#include <dirent.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -104,8 +106,30 @@ absl::StatusOr<PreparedSplit> ReadPreparedSplit(const std::string& path) {
 
 bool IsPreparedDataset(const std::string& dir) { return PathExists(dir + "/dataset.json"); }
 
+// The *.txt files under `dir`, recursively, sorted by path.
+absl::Status ListTextFiles(const std::string& dir, std::vector<std::string>* out) {
+  DIR* d = ::opendir(dir.c_str());
+  if (d == nullptr) return absl::NotFoundError(absl::StrCat("cannot open folder '", dir, "'"));
+  std::vector<std::string> names;
+  while (dirent* e = ::readdir(d)) {
+    const std::string n = e->d_name;
+    if (n != "." && n != "..") names.push_back(n);
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  for (const std::string& n : names) {
+    const std::string path = dir + "/" + n;
+    if (IsDirectory(path)) {
+      RETURN_IF_ERROR(ListTextFiles(path, out));
+    } else if (n.size() > 4 && n.compare(n.size() - 4, 4, ".txt") == 0) {
+      out->push_back(path);
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::Status PrepareJsonl(const PrepareJsonlOptions& o, const TextEncoder& enc) {
-  if (o.files.empty()) return absl::InvalidArgumentError("give at least one --jsonl FILE");
+  if (o.files.empty() && o.text_files.empty()) return absl::InvalidArgumentError("give --jsonl or --text inputs");
   if (!(o.valid_fraction >= 0 && o.valid_fraction <= 0.5)) {
     return absl::InvalidArgumentError("--valid-fraction must be in [0, 0.5]");
   }
@@ -134,6 +158,32 @@ absl::Status PrepareJsonl(const PrepareJsonlOptions& o, const TextEncoder& enc) 
     if (count == 0) return absl::InvalidArgumentError(absl::StrCat(file, ": no JSON lines"));
     lines_per_file.push_back(count);
   }
+  std::vector<std::string> inputs = o.files;
+  for (const std::string& path : o.text_files) {
+    std::vector<std::string> texts;
+    if (IsDirectory(path)) {
+      RETURN_IF_ERROR(ListTextFiles(path, &texts));
+      if (texts.empty()) return absl::InvalidArgumentError(absl::StrCat(path, ": no *.txt files in the folder"));
+    } else {
+      texts.push_back(path);
+    }
+    int64_t count = 0;
+    for (const std::string& file : texts) {
+      ASSIGN_OR_RETURN(std::string text, ReadFileToString(file));
+      if (absl::StripAsciiWhitespace(text).empty()) continue;
+      TokenizedDoc d;
+      absl::StatusOr<std::vector<int32_t>> ids = enc.Encode(text, true);
+      if (!ids.ok()) return absl::Status(ids.status().code(), absl::StrCat(file, ": ", ids.status().message()));
+      d.ids = *std::move(ids);
+      d.ids.push_back(enc.eos_id());
+      d.mask.assign(d.ids.size(), 1);
+      docs.push_back(std::move(d));
+      ++count;
+    }
+    if (count == 0) return absl::InvalidArgumentError(absl::StrCat(path, ": no text"));
+    inputs.push_back(path);
+    lines_per_file.push_back(count);
+  }
   PreparedSplit train, valid;
   train.tokenizer_fingerprint = valid.tokenizer_fingerprint = enc.fingerprint();
   train.eos_id = valid.eos_id = enc.eos_id();
@@ -160,7 +210,7 @@ absl::Status PrepareJsonl(const PrepareJsonlOptions& o, const TextEncoder& enc) 
                                  {"valid_fraction", f},
                                  {"inputs", nlohmann::ordered_json::array()},
                                  {"train", SplitSummary(train)}};
-  for (size_t i = 0; i < o.files.size(); ++i) meta["inputs"].push_back({{"file", o.files[i]}, {"documents", lines_per_file[i]}});
+  for (size_t i = 0; i < inputs.size(); ++i) meta["inputs"].push_back({{"file", inputs[i]}, {"documents", lines_per_file[i]}});
   if (valid.num_docs() > 0) meta["valid"] = SplitSummary(valid);
 
   const std::string pid = std::to_string(::getpid());

@@ -39,14 +39,18 @@ absl::StatusOr<PreparedSplit> ReadPreparedSplit(const std::string& path);
 bool IsPreparedDataset(const std::string& dir);
 
 struct PrepareJsonlOptions {
-  std::vector<std::string> files;
+  std::vector<std::string> files;       // JSONL
+  // Plain text: files, or folders whose *.txt files (recursively, sorted by
+  // path) are taken; each file is one document, trained on every token.
+  std::vector<std::string> text_files;
   std::string out;
   double valid_fraction = 0.05;
   JsonlOptions line;
   std::string model;  // recorded in dataset.json
 };
 
-// Reads every line of every file (blank lines skipped) into documents, sends
+// Reads every line of every JSONL file (blank lines skipped), then every text
+// file, into documents, sends
 // a `valid_fraction` of them (spread evenly, in order) to the valid split and
 // writes OUT/train.qtd, OUT/valid.qtd (when it has documents) and
 // OUT/dataset.json. The folder is staged under OUT.tmp-<pid> and renamed into

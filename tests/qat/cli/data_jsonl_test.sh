@@ -43,6 +43,10 @@ grep -q '"documents": 36' "$T/ds/dataset.json" || { cat "$T/ds/dataset.json"; fa
   { cat "$T/err"; fail "qat train on the prepared dataset"; }
 grep -q '"valid_loss"' "$T/ckpt/metrics.jsonl" || fail "no valid_loss in metrics.jsonl"
 [ "$(grep -c '"loss"' "$T/ckpt/metrics.jsonl")" = 3 ] || fail "expected 3 steps"
+# Plain text: each file one document.
+"$QAT" data --text "$T/t.txt" --text "$T/m/chat_template.jinja" --model "$T/m" --out "$T/ds-text" \
+  --valid-fraction 0 2>"$T/err" || { cat "$T/err"; fail "qat data --text"; }
+grep -q '"documents": 2' "$T/ds-text/dataset.json" || { cat "$T/ds-text/dataset.json"; fail "text documents"; }
 # The tokenizer must be the one that made the data.
 if "$QAT" train --data "$T/ds" --config "$T/tiny.json" --tokenizer "$T/other/tokenizer.model" --out "$T/ckpt2" \
     --steps 1 --batch 2 --seq 32 --threads 1 --no-progress 2>"$T/err"; then fail "tokenizer mismatch accepted"; fi

@@ -182,6 +182,35 @@ TEST_F(PreparedDirTest, WritesSplitsThatReadBack) {
   EXPECT_FALSE(PathExists(o.out + "/valid.qtd"));
 }
 
+TEST_F(PreparedDirTest, TextFilesAndFoldersAreOneDocumentPerFile) {
+  ByteEncoder enc;
+  ASSERT_TRUE(MakeDirs(dir_ + "/txt/sub").ok());
+  Write("txt/b.txt", "bb\n\nstill b");
+  Write("txt/sub/a.txt", "a");
+  Write("txt/skip.md", "not text");
+  Write("txt/empty.txt", " \n");
+  Write("lone.txt", "c");
+  PrepareJsonlOptions o;
+  o.files = {Write("x.jsonl", "{\"text\": \"j\"}\n")};
+  o.text_files = {dir_ + "/txt", dir_ + "/lone.txt"};
+  o.out = dir_ + "/ds";
+  o.valid_fraction = 0;
+  ASSERT_TRUE(PrepareJsonl(o, enc).ok());
+  auto s = ReadPreparedSplit(o.out + "/train.qtd");
+  ASSERT_TRUE(s.ok()) << s.status();
+  ASSERT_EQ(s->num_docs(), 4u);  // x.jsonl, txt/b.txt, txt/sub/a.txt, lone.txt
+  std::vector<int32_t> want;
+  for (std::string text : {"j", "bb\n\nstill b", "a", "c"}) {
+    want.push_back(ByteEncoder::kBos);
+    want.insert(want.end(), text.begin(), text.end());
+    want.push_back(ByteEncoder::kEos);
+  }
+  EXPECT_EQ(s->ids, want);
+  EXPECT_EQ(s->trained_tokens(), want.size());
+  o.text_files = {dir_ + "/txt/sub/../../nothing"};
+  EXPECT_FALSE(PrepareJsonl(o, enc).ok());
+}
+
 TEST_F(PreparedDirTest, BadLineNamesFileAndLineAndWritesNothing) {
   ByteEncoder enc;
   PrepareJsonlOptions o;
