@@ -256,8 +256,8 @@ def train_test(source_dir, qat, work):
     name, overrides = FAMILIES["qwen3"]
     # q4_0 needs every linear input a multiple of 32.
     FAMILIES["qwen3"] = (name, dict(overrides, intermediate_size=128, num_hidden_layers=2))
-    make_fixture(source_dir, "qwen3", fixture, vocab=320, seed=3)
-    run([qat, "tokenizer", "--data", os.path.join(data, "train.txt"), "--vocab", "300",
+    make_fixture(source_dir, "qwen3", fixture, vocab=384, seed=3)
+    run([qat, "tokenizer", "--data", os.path.join(data, "train.txt"), "--vocab", "360",
          "--out", os.path.join(fixture, "tokenizer.model")])
 
     def evaluate(model):
@@ -288,6 +288,12 @@ def train_test(source_dir, qat, work):
     steps = [m for m in metrics if "grad_norm" in m]
     if len(steps) != 3 or not all(math.isfinite(m["loss"]) for m in steps):
         fail("metrics.jsonl has no 3 finite training losses: %s" % metrics)
+    # The teacher is the same folder: the loss is the KL of the q4_0 student
+    # to its float self, far below the cross-entropy log(ppl) it would be
+    # without distillation.
+    if not all(m["loss"] < 0.5 * math.log(before["ppl"]) for m in steps):
+        fail("training losses %s are not distillation losses (log ppl %.3f)"
+             % ([m["loss"] for m in steps], math.log(before["ppl"])))
     w0 = hf_reference.read_weights(fixture)
     w1 = hf_reference.read_weights(out)
     for n in ("model.layers.0.self_attn.q_norm.weight", "model.layers.1.self_attn.k_norm.weight",
