@@ -1,7 +1,8 @@
 // Llama-family decoder (Llama 3 / SmolLM2, Qwen2, Qwen3 and Gemma3 text) in
 // LibTorch, configured by a ModelConfig and following the HF modelling code of
-// each family (tests/qat/model/hf_reference.py is the numpy reference). Dimension letters: B batch, T time, E hidden, H query heads,
-// Hkv key/value heads, D head dim, F ffn, V vocab.
+// each family (tests/qat/model/hf_reference.py is the numpy reference).
+// Dimension letters: B batch, T time, E hidden, H query heads, Hkv key/value
+// heads, D head dim, F ffn, V vocab.
 //
 // register_module names are the Hugging Face state-dict names:
 //   model.embed_tokens.weight [V, E]

@@ -94,7 +94,7 @@ class Config:
         hd = j.get("head_dim")
         self.head_dim = hd if hd is not None else default_head_dim
         self.eps = j.get("rms_norm_eps", 1e-6)
-        self.rope_theta = j.get("rope_theta", 1000000.0 if self.gemma or t.startswith("qwen") else 10000.0)
+        self.rope_theta = j.get("rope_theta", 1000000.0 if self.gemma else 10000.0)
         self.tie = j.get("tie_word_embeddings", self.gemma)
         act = j.get("hidden_activation") if self.gemma else j.get("hidden_act")
         self.act = act if act is not None else ("gelu_pytorch_tanh" if self.gemma else "silu")
