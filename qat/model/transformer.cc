@@ -4,6 +4,8 @@
 #include <limits>
 #include <string>
 
+#include "formats/util/status_macros.h"
+
 namespace qatk::qat {
 
 RMSNormImpl::RMSNormImpl(int64_t dim, double eps, bool gemma) : eps_(eps), gemma_(gemma) {
@@ -18,11 +20,16 @@ torch::Tensor RMSNormImpl::forward(const torch::Tensor& x) {
 }
 
 std::pair<torch::Tensor, torch::Tensor> RotaryCosSin(int64_t T, int64_t D, double theta,
-                                                     const torch::Device& device) {
+                                                     const torch::Device& device,
+                                                     const std::vector<float>& freq_divisors) {
   auto f32 = torch::TensorOptions().dtype(torch::kFloat32).device(device);
   // inv_freq [D/2] = 1 / theta^(2i/D), computed as HF does (int64 arange -> float).
   torch::Tensor inv_freq =
       1.0 / torch::pow(theta, torch::arange(0, D, 2, f32.dtype(torch::kInt64)).to(torch::kFloat32) / D);
+  if (!freq_divisors.empty()) {
+    QATK_CHECK(static_cast<int64_t>(freq_divisors.size()) == D / 2, "one RoPE divisor per frequency");
+    inv_freq = inv_freq / torch::tensor(freq_divisors, torch::kFloat32).to(device);
+  }
   torch::Tensor pos = torch::arange(T, f32.dtype(torch::kInt64)).to(torch::kFloat32);  // [T]
   torch::Tensor freqs = torch::outer(pos, inv_freq);                                   // [T, D/2]
   torch::Tensor emb = torch::cat({freqs, freqs}, -1);                                  // [T, D]
@@ -40,14 +47,17 @@ AttentionImpl::AttentionImpl(const ModelConfig& c, int64_t layer)
       window_(c.is_sliding_layer(layer) ? c.sliding_window : 0),
       theta_(c.layer_rope_theta(layer)), scale_(c.attention_scale()) {
   const int64_t E = c.hidden_size;
-  q_proj = register_module("q_proj", QLinear(E, H_ * D_));
-  k_proj = register_module("k_proj", QLinear(E, Hkv_ * D_));
-  v_proj = register_module("v_proj", QLinear(E, Hkv_ * D_));
+  const bool bias = c.has_qkv_bias();
+  q_proj = register_module("q_proj", QLinear(E, H_ * D_, bias));
+  k_proj = register_module("k_proj", QLinear(E, Hkv_ * D_, bias));
+  v_proj = register_module("v_proj", QLinear(E, Hkv_ * D_, bias));
   o_proj = register_module("o_proj", QLinear(H_ * D_, E));
-  if (c.is_gemma()) {
-    q_norm = register_module("q_norm", RMSNorm(D_, c.rms_norm_eps, true));
-    k_norm = register_module("k_norm", RMSNorm(D_, c.rms_norm_eps, true));
+  if (c.has_qk_norm()) {
+    q_norm = register_module("q_norm", RMSNorm(D_, c.rms_norm_eps, c.is_gemma()));
+    k_norm = register_module("k_norm", RMSNorm(D_, c.rms_norm_eps, c.is_gemma()));
   }
+  // rope_scaling is a llama option (ModelConfig::Validate): every layer scales.
+  if (c.rope_scaling) rope_divisors_ = c.RopeFreqFactors();
   k_cache = register_module("k_cache", KvQuant());
   v_cache = register_module("v_cache", KvQuant());
 }
@@ -66,7 +76,7 @@ torch::Tensor AttentionImpl::forward(const torch::Tensor& x) {
     q = q_norm->forward(q);
     k = k_norm->forward(k);
   }
-  auto [cos, sin] = RotaryCosSin(T, D_, theta_, x.device());
+  auto [cos, sin] = RotaryCosSin(T, D_, theta_, x.device(), rope_divisors_);
   q = ApplyRotary(q, cos, sin);
   k = k_cache->forward(ApplyRotary(k, cos, sin));
   v = v_cache->forward(v);
@@ -167,6 +177,8 @@ void CausalLMImpl::InitWeights(uint64_t seed) {
     torch::Tensor& t = p.value();
     if (name.find("norm.weight") != std::string::npos || name.find("layernorm") != std::string::npos) {
       t.fill_(config_.is_gemma() ? 0.0 : 1.0);
+    } else if (name.size() > 5 && name.compare(name.size() - 5, 5, ".bias") == 0) {
+      t.zero_();
     } else if (name.size() > 7 && name.compare(name.size() - 7, 7, ".weight") == 0) {
       const bool out = name.find("o_proj") != std::string::npos || name.find("down_proj") != std::string::npos;
       t.normal_(0.0, out ? out_std : std);

@@ -29,8 +29,10 @@ ModelConfig Tiny(const std::string& model_type, bool tied) {
   return c;
 }
 
+// Every architecture of the table, so a new family cannot be left out.
 TEST(ArchTableTest, CausalLMStateDictIsTheTable) {
-  for (const char* type : {"llama", "gemma3_text"}) {
+  for (const ArchDef* arch : AllArchs()) {
+    const std::string type = arch->model_type;
     for (bool tied : {false, true}) {
       const ModelConfig c = Tiny(type, tied);
       ASSERT_TRUE(c.Validate().ok());
@@ -44,6 +46,15 @@ TEST(ArchTableTest, CausalLMStateDictIsTheTable) {
         auto it = state.find(t.hf_name);
         ASSERT_NE(it, state.end()) << t.hf_name << " (" << type << " tied=" << tied << ")";
         EXPECT_EQ(it->second, t.shape) << t.hf_name;
+        // Recipe modules (and a bias's owner) are the model's QLinear / QEmbedding names.
+        if (!t.module.empty()) {
+          bool found = false;
+          for (const auto& m : model->named_modules("", false)) {
+            if (m.key() != t.module) continue;
+            found = m.value()->as<QLinearImpl>() != nullptr || m.value()->as<QEmbeddingImpl>() != nullptr;
+          }
+          EXPECT_TRUE(found) << t.module << " is not a quantizable module (" << type << ")";
+        }
       }
     }
   }

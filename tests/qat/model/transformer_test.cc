@@ -36,6 +36,21 @@ ModelConfig TinyConfig(bool gemma) {
   return c;
 }
 
+// The other families on the same dimensions: "qwen2" (q/k/v biases),
+// "qwen3" (plain q/k norms), "llama3" (llama with rope_scaling whose
+// original context makes the D/2 = 3 frequencies unscaled, smoothed and
+// divided by the factor).
+ModelConfig TinyConfigOf(const std::string& family) {
+  ModelConfig c = TinyConfig(false);
+  if (family == "llama3") {
+    c.rope_scaling = RopeScaling{8.0, 1.0, 4.0, 32};
+  } else {
+    c.model_type = family;
+  }
+  EXPECT_TRUE(c.Validate().ok()) << family;
+  return c;
+}
+
 using Sd = std::map<std::string, torch::Tensor>;
 
 torch::Tensor RefNorm(const torch::Tensor& x, const torch::Tensor& w, bool gemma) {
@@ -43,13 +58,15 @@ torch::Tensor RefNorm(const torch::Tensor& x, const torch::Tensor& w, bool gemma
   return y * (gemma ? w + 1 : w);
 }
 
-// x [T, D] for one head: rotates pairs (i, i + D/2) by pos * theta^(-2i/D).
-torch::Tensor RefRope(const torch::Tensor& x, double theta) {
+// x [T, D] for one head: rotates pairs (i, i + D/2) by pos * theta^(-2i/D)
+// (divided by Llama 3's factor for frequency i when scaled).
+torch::Tensor RefRope(const ModelConfig& c, const torch::Tensor& x, double theta) {
   const int64_t T = x.size(0), D = x.size(1);
+  const std::vector<float> div = c.RopeFreqFactors();
   torch::Tensor out = x.clone();
   for (int64_t t = 0; t < T; ++t) {
     for (int64_t i = 0; i < D / 2; ++i) {
-      const double a = t * std::pow(theta, -2.0 * i / D);
+      const double a = t * std::pow(theta, -2.0 * i / D) / div[i];
       const double x1 = x[t][i].item<double>(), x2 = x[t][i + D / 2].item<double>();
       out[t][i] = x1 * std::cos(a) - x2 * std::sin(a);
       out[t][i + D / 2] = x2 * std::cos(a) + x1 * std::sin(a);
@@ -62,16 +79,21 @@ torch::Tensor RefAttention(const ModelConfig& c, Sd& sd, const std::string& p, c
   const int64_t T = x.size(0), H = c.num_attention_heads, Hkv = c.num_key_value_heads, D = c.head_dim;
   torch::Tensor q = x.matmul(sd[p + "q_proj.weight"].t()), k = x.matmul(sd[p + "k_proj.weight"].t());
   torch::Tensor v = x.matmul(sd[p + "v_proj.weight"].t());
+  if (c.has_qkv_bias()) {
+    q = q + sd[p + "q_proj.bias"];
+    k = k + sd[p + "k_proj.bias"];
+    v = v + sd[p + "v_proj.bias"];
+  }
   std::vector<torch::Tensor> heads;
   for (int64_t h = 0; h < H; ++h) {
     const int64_t g = h / (H / Hkv);  // kv head of query head h
     torch::Tensor qh = q.slice(1, h * D, (h + 1) * D), kh = k.slice(1, g * D, (g + 1) * D);
-    if (c.is_gemma()) {
-      qh = RefNorm(qh, sd[p + "q_norm.weight"], true);
-      kh = RefNorm(kh, sd[p + "k_norm.weight"], true);
+    if (c.has_qk_norm()) {
+      qh = RefNorm(qh, sd[p + "q_norm.weight"], c.is_gemma());
+      kh = RefNorm(kh, sd[p + "k_norm.weight"], c.is_gemma());
     }
-    qh = RefRope(qh, c.rope_theta);
-    kh = RefRope(kh, c.rope_theta);
+    qh = RefRope(c, qh, c.rope_theta);
+    kh = RefRope(c, kh, c.rope_theta);
     torch::Tensor s = qh.matmul(kh.t()) * c.attention_scale();  // [T, T]
     for (int64_t i = 0; i < T; ++i) {
       for (int64_t j = i + 1; j < T; ++j) s[i][j] = -1e30;
@@ -110,8 +132,7 @@ Sd StateDict(torch::nn::Module& m) {
   return sd;
 }
 
-void CheckAgainstReference(bool gemma) {
-  const ModelConfig c = TinyConfig(gemma);
+void CheckAgainstReference(const ModelConfig& c) {
   CausalLM model(c);
   model->InitWeights(7);
   torch::NoGradGuard ng;
@@ -127,8 +148,76 @@ void CheckAgainstReference(bool gemma) {
   }
 }
 
-TEST(Transformer, LlamaMatchesReference) { CheckAgainstReference(false); }
-TEST(Transformer, GemmaMatchesReference) { CheckAgainstReference(true); }
+TEST(Transformer, LlamaMatchesReference) { CheckAgainstReference(TinyConfig(false)); }
+TEST(Transformer, GemmaMatchesReference) { CheckAgainstReference(TinyConfig(true)); }
+TEST(Transformer, Qwen2MatchesReference) { CheckAgainstReference(TinyConfigOf("qwen2")); }
+TEST(Transformer, Qwen3MatchesReference) { CheckAgainstReference(TinyConfigOf("qwen3")); }
+TEST(Transformer, Llama3RopeScalingMatchesReference) { CheckAgainstReference(TinyConfigOf("llama3")); }
+
+// The scaled rotary angles are pos * inv_freq / factor_i, and the fixture's
+// factors are 1, in between, and `factor` (so the test above sees each case).
+TEST(Transformer, RotaryDivisorsScaleTheAngles) {
+  const ModelConfig c = TinyConfigOf("llama3");
+  const std::vector<float> div = c.RopeFreqFactors();
+  ASSERT_EQ(div.size(), 3u);
+  EXPECT_EQ(div[0], 1.0f);
+  EXPECT_GT(div[1], 1.0f);
+  EXPECT_LT(div[1], 8.0f);
+  EXPECT_EQ(div[2], 8.0f);
+  auto [cos, sin] = RotaryCosSin(5, 6, c.rope_theta, torch::kCPU, div);
+  for (int64_t t = 0; t < 5; ++t) {
+    for (int64_t i = 0; i < 3; ++i) {
+      const double a = t * std::pow(c.rope_theta, -2.0 * i / 6) / div[i];
+      EXPECT_NEAR(cos[t][i].item<double>(), std::cos(a), 1e-6);
+      EXPECT_NEAR(sin[t][i + 3].item<double>(), std::sin(a), 1e-6);
+    }
+  }
+}
+
+// Fake quant applies to the weight only: a quantized qwen2 model is the
+// reference run on the quantized weights and the float biases.
+TEST(Transformer, Qwen2BiasIsNotQuantized) {
+  const ModelConfig c = TinyConfigOf("qwen2");
+  CausalLM model(c);
+  model->InitWeights(7);
+  auto recipe = ParseRecipe(R"({"recipe_version": 1, "name": "t", "export_format": "mobile", "rules": [
+    {"match": ["model.layers.*.self_attn.*_proj", "model.layers.*.mlp.*_proj", "lm_head"],
+     "weight": {"scheme": "int_channel", "bits": 4}}]})");
+  ASSERT_TRUE(recipe.ok()) << recipe.status();
+  ASSERT_TRUE(ApplyRecipe(*model, *recipe, c.head_dim).ok());
+  SetQuantMode(*model, QuantMode::kQuant);
+  torch::NoGradGuard ng;
+  torch::manual_seed(4);
+  for (const auto& p : model->named_parameters()) {
+    if (p.key().find(".bias") != std::string::npos) p.value().copy_(torch::randn_like(p.value()));
+  }
+  Sd sd = StateDict(*model);
+  for (const auto& m : model->named_modules("", false)) {
+    if (auto* l = m.value()->as<QLinearImpl>()) sd[m.key() + ".weight"] = l->QuantizedWeight().to(torch::kFloat64);
+  }
+  EXPECT_GT((sd["model.layers.0.self_attn.q_proj.weight"] -
+             model->model->layers[0]->as<DecoderLayer>()->self_attn->q_proj->weight.to(torch::kFloat64))
+                .abs().max().item<double>(), 1e-3);  // the weights did quantize
+  torch::Tensor ids = torch::randint(0, c.vocab_size, {1, 7}, torch::kInt64);
+  torch::Tensor got = model->forward(ids)[0].to(torch::kFloat64);
+  torch::Tensor want = RefForward(c, sd, ids[0]);
+  EXPECT_TRUE(torch::allclose(got, want, 1e-4, 1e-4)) << (got - want).abs().max().item<double>();
+}
+
+TEST(Transformer, InitWeightsZeroesBiasesAndSetsPlainQkNorms) {
+  CausalLM qwen2(TinyConfigOf("qwen2"));
+  qwen2->InitWeights(1);
+  for (const auto& p : qwen2->named_parameters()) {
+    if (p.key().find(".bias") != std::string::npos) {
+      EXPECT_EQ(p.value().abs().max().item<float>(), 0.0f) << p.key();
+    }
+  }
+  CausalLM qwen3(TinyConfigOf("qwen3"));
+  qwen3->InitWeights(1);
+  auto* attn = qwen3->model->layers[1]->as<DecoderLayer>()->self_attn.get();
+  EXPECT_TRUE(torch::equal(attn->q_norm->weight, torch::ones({6})));
+  EXPECT_TRUE(torch::equal(attn->k_norm->weight, torch::ones({6})));
+}
 
 TEST(Transformer, StateDictUsesHuggingFaceNames) {
   CausalLM llama(TinyConfig(false));

@@ -1,5 +1,5 @@
 // AWQ input scaling for Q4_0 (qat/quant/awq.h): the float model is unchanged
-// (Llama and Gemma norms), the rescaled Hessians equal those recollected from
+// (Llama and Gemma norms, Qwen2 biases, Qwen3 q/k norms), the rescaled Hessians equal those recollected from
 // the rescaled model, the reported errors are the definition's, and the
 // search never does worse than round to nearest.
 #include "qat/quant/awq.h"
@@ -21,9 +21,10 @@ namespace {
 constexpr char kQ4_0[] = R"({"recipe_version": 1, "name": "t", "export_format": "gguf", "rules": [
   {"match": ["model.layers.*.self_attn.*_proj", "model.layers.*.mlp.*_proj"], "weight": {"scheme": "q4_0"}}]})";
 
-ModelConfig Config(bool gemma) {
+ModelConfig Config(const std::string& model_type) {
   ModelConfig c;
-  c.model_type = gemma ? "gemma3_text" : "llama";
+  c.model_type = model_type;
+  const bool gemma = c.is_gemma();
   c.vocab_size = 64;
   c.hidden_size = 64;
   c.intermediate_size = 96;
@@ -41,9 +42,11 @@ ModelConfig Config(bool gemma) {
 }
 
 // A random model with unequal input channels (norm weights spread over a
-// decade, a few large up_proj rows), so that scaling has something to gain.
-CausalLM Model(bool gemma) {
-  CausalLM m(Config(gemma));
+// decade, a few large up_proj rows), so that scaling has something to gain;
+// Qwen's biases and q/k norms random too.
+CausalLM Model(const std::string& model_type) {
+  CausalLM m(Config(model_type));
+  const bool gemma = m->config().is_gemma();
   m->InitWeights(3);
   torch::NoGradGuard ng;
   torch::manual_seed(4);
@@ -55,6 +58,10 @@ CausalLM Model(bool gemma) {
       p.value().copy_(gemma ? g - 1.0 : g);
     }
     if (n.find("up_proj.weight") != std::string::npos) p.value().slice(0, 0, 8).mul_(6.0);
+    const bool qwen = model_type == "qwen2" || model_type == "qwen3";
+    if (qwen && (n.find(".bias") != std::string::npos || n.find("_norm.weight") != std::string::npos)) {
+      p.value().add_(torch::randn(p.value().sizes()) * 0.5);
+    }
   }
   auto recipe = ParseRecipe(kQ4_0);
   EXPECT_TRUE(recipe.ok()) << recipe.status();
@@ -86,7 +93,7 @@ torch::Tensor FloatLogits(CausalLM& m) {
   return y;
 }
 
-class AwqTest : public ::testing::TestWithParam<bool> {};
+class AwqTest : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(AwqTest, KeepsTheFloatModelAndRescalesTheHessians) {
   CausalLM m = Model(GetParam());
@@ -143,8 +150,10 @@ TEST_P(AwqTest, KeepsTheFloatModelAndRescalesTheHessians) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(LlamaAndGemma, AwqTest, ::testing::Values(false, true),
-                         [](const auto& info) { return info.param ? "Gemma" : "Llama"; });
+INSTANTIATE_TEST_SUITE_P(LlamaAndGemma, AwqTest, ::testing::Values("llama", "gemma3_text"),
+                         [](const auto& info) { return info.param == "llama" ? "Llama" : "Gemma"; });
+INSTANTIATE_TEST_SUITE_P(Qwen, AwqTest, ::testing::Values("qwen2", "qwen3"),
+                         [](const auto& info) { return info.param == "qwen2" ? "Qwen2" : "Qwen3"; });
 
 TEST(AwqScalesTest, PowersOfTheInputRmsCentredOnOne) {
   const torch::Tensor h = torch::diag(torch::tensor({4.0, 1.0, 0.25, 0.0}, torch::kDouble));
@@ -156,7 +165,7 @@ TEST(AwqScalesTest, PowersOfTheInputRmsCentredOnOne) {
 }
 
 TEST(AwqErrorsTest, BadHessianNamesTheGroup) {
-  CausalLM m = Model(false);
+  CausalLM m = Model("llama");
   std::map<std::string, torch::Tensor> h = Hessians(m, Tokens());
   h["model.layers.1.mlp.down_proj"] = torch::eye(5, torch::kDouble);
   AwqOptions o;

@@ -21,8 +21,9 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-ModelConfig TinyConfig() {
+ModelConfig TinyConfig(const std::string& model_type = "llama") {
   ModelConfig c;
+  c.model_type = model_type;
   c.vocab_size = 64;
   c.hidden_size = 64;
   c.intermediate_size = 128;
@@ -46,11 +47,11 @@ Recipe Q4_0Recipe() {
 struct Pair {
   CausalLM teacher{nullptr}, student{nullptr};
 };
-Pair MakePair() {
+Pair MakePair(const std::string& model_type = "llama") {
   Pair p;
-  p.teacher = CausalLM(TinyConfig());
+  p.teacher = CausalLM(TinyConfig(model_type));
   p.teacher->InitWeights(7);
-  p.student = CausalLM(TinyConfig());
+  p.student = CausalLM(TinyConfig(model_type));
   torch::NoGradGuard no_grad;
   auto src = p.teacher->named_parameters();
   for (auto& q : p.student->named_parameters()) q.value().copy_(src[q.key()]);
@@ -119,6 +120,29 @@ TEST(BlockReconTest, EveryLayerLossFallsAndTheChainIsTheStudents) {
     sum += torch::mse_loss(s1->forward(x), y).item<double>();
   }
   EXPECT_NEAR(sum / 3, (*r)[1].mse_after, 1e-6 * (*r)[1].mse_after);
+}
+
+// Qwen2's q/k/v biases and Qwen3's q/k norms are layer parameters like the
+// weights: they train, and the loss falls.
+TEST(BlockReconTest, QwenBiasesAndQkNormsTrain) {
+  for (const char* type : {"qwen2", "qwen3"}) {
+    torch::manual_seed(0);
+    Pair p = MakePair(type);
+    std::map<std::string, torch::Tensor> before;
+    for (const auto& q : p.student->named_parameters()) before[q.key()] = q.value().clone();
+    auto r = BlockReconstruct(p.student, p.teacher, Tokens(400), 1, Options());
+    ASSERT_TRUE(r.ok()) << r.status();
+    for (const BlockReconLayer& l : *r) EXPECT_LT(l.mse_after, 0.9 * l.mse_before) << type;
+    auto after = p.student->named_parameters();
+    const std::vector<std::string> names =
+        std::string(type) == "qwen2"
+            ? std::vector<std::string>{"model.layers.0.self_attn.q_proj.bias", "model.layers.1.self_attn.v_proj.bias"}
+            : std::vector<std::string>{"model.layers.0.self_attn.q_norm.weight", "model.layers.1.self_attn.k_norm.weight"};
+    for (const std::string& n : names) {
+      ASSERT_TRUE(after.contains(n)) << n;
+      EXPECT_FALSE(torch::equal(after[n], before[n])) << n;
+    }
+  }
 }
 
 TEST(BlockReconTest, ZeroStepsChangesNothing) {
