@@ -247,6 +247,8 @@ absl::Status ParseGemmaKeys(const json& j, const std::string& source, ModelConfi
     if (!it->is_number()) return KeyError(source, "final_logit_softcapping", "must be null or a number");
     c->final_logit_softcapping = it->get<double>();
   }
+  // transformers' default when the key is absent; an explicit null means none.
+  if (j.find("sliding_window") == j.end()) c->sliding_window = 4096;
   RETURN_IF_ERROR(GetInt(j, source, "sliding_window", false, &c->sliding_window));
   RETURN_IF_ERROR(GetInt(j, source, "sliding_window_pattern", false, &c->sliding_window_pattern));
   RETURN_IF_ERROR(GetDouble(j, source, "rope_local_base_freq", &c->rope_local_base_freq));
@@ -368,7 +370,14 @@ absl::StatusOr<ModelConfig> ModelConfig::FromJson(const json& j, const std::stri
   RETURN_IF_ERROR(GetInt(j, source, "num_attention_heads", true, &c.num_attention_heads));
   c.num_key_value_heads = c.num_attention_heads;
   RETURN_IF_ERROR(GetInt(j, source, "num_key_value_heads", false, &c.num_key_value_heads));
-  if (c.num_attention_heads > 0) c.head_dim = c.hidden_size / c.num_attention_heads;
+  // transformers' defaults: Qwen3 128, Gemma 3 256, else hidden / heads.
+  if (c.model_type == "qwen3") {
+    c.head_dim = 128;
+  } else if (c.is_gemma()) {
+    c.head_dim = 256;
+  } else if (c.num_attention_heads > 0) {
+    c.head_dim = c.hidden_size / c.num_attention_heads;
+  }
   RETURN_IF_ERROR(GetInt(j, source, "head_dim", false, &c.head_dim));
   RETURN_IF_ERROR(GetInt(j, source, "max_position_embeddings", true, &c.max_position_embeddings));
   RETURN_IF_ERROR(GetDouble(j, source, "rms_norm_eps", &c.rms_norm_eps));

@@ -66,6 +66,7 @@ nlohmann::json ConfigJson(const TinyModelOptions& o, int vocab) {
   if (gemma) {
     j["query_pre_attn_scalar"] = o.head_dim;
     j["final_logit_softcapping"] = nullptr;
+    j["sliding_window"] = nullptr;
   }
   return j;
 }

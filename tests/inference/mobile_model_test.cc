@@ -85,7 +85,10 @@ std::string ConfigJson(bool gemma) {
                       {"tie_word_embeddings", false},
                       {"hidden_act", gemma ? "gelu_pytorch_tanh" : "silu"},
                       {"bos_token_id", 1}, {"eos_token_id", 2}};
-  if (gemma) j["query_pre_attn_scalar"] = kD;
+  if (gemma) {
+    j["query_pre_attn_scalar"] = kD;
+    j["sliding_window"] = nullptr;
+  }
   return j.dump();
 }
 
