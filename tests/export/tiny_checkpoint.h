@@ -27,6 +27,12 @@ struct TinyModelOptions {
   std::string recipe_json;           // "" = full-precision checkpoint
   std::string tokenizer_text;        // "" = SyntheticText(2000, seed)
   std::string tokenizer_model;       // existing .model to copy instead of training
+  // A folder with tokenizer.json (and tokenizer_config.json, chat_template.jinja
+  // when there) to copy instead of tokenizer.model; the embedding gets a row
+  // per tokenizer id plus `vocab_pad`, config.json the given bos/eos ids.
+  std::string hf_tokenizer_dir;
+  int vocab_pad = 0;
+  int64_t bos_id = 1, eos_id = 2;
 };
 
 absl::Status WriteTinyCheckpoint(const std::string& dir, const TinyModelOptions& o);
