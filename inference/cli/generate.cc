@@ -11,7 +11,7 @@
 #include "inference/cli/commands.h"
 #include "inference/cli/run_common.h"
 #include "inference/sampling.h"
-#include "inference/tokenizer.h"
+#include "formats/tokenizer/gguf_tokenizer.h"
 
 namespace qatk::cli {
 
@@ -29,8 +29,11 @@ absl::Status GenerateCommand(int argc, char** argv) {
   RETURN_IF_ERROR(RequireFlag(r, "model", "generate"));
   RETURN_IF_ERROR(RequireFlag(r, "prompt", "generate"));
   ASSIGN_OR_RETURN(Loaded l, LoadFromFlags(r));
-  const inference::Tokenizer tok(l.model->vocab);
-  std::vector<int32_t> ids = tok.Encode(r["prompt"].as<std::string>(), /*add_bos=*/true);
+  ASSIGN_OR_RETURN(const tokenizer::GgufTokenizer tok,
+                   tokenizer::GgufTokenizer::Create(l.model->vocab, r["model"].as<std::string>()));
+  ASSIGN_OR_RETURN(std::vector<int32_t> ids,
+                   tok.Encode(r["prompt"].as<std::string>(), /*add_special=*/true,
+                              /*parse_special=*/false));
   if (ids.empty()) return absl::InvalidArgumentError("empty prompt");
   const int n_gen = r["n"].as<int>();
   ASSIGN_OR_RETURN(auto session, inference::Session::Create(*l.model, l.n_ctx, l.kv_type, *l.pool,

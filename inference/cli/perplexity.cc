@@ -7,7 +7,7 @@
 #include "inference/cli/commands.h"
 #include "inference/cli/run_common.h"
 #include "inference/perplexity.h"
-#include "inference/tokenizer.h"
+#include "formats/tokenizer/gguf_tokenizer.h"
 #include "nlohmann/json.hpp"
 
 namespace qatk::cli {
@@ -22,8 +22,10 @@ absl::Status PerplexityCommand(int argc, char** argv) {
   RETURN_IF_ERROR(RequireFlag(r, "file", "perplexity"));
   ASSIGN_OR_RETURN(std::string text, ReadFileToString(r["file"].as<std::string>()));
   ASSIGN_OR_RETURN(Loaded l, LoadFromFlags(r));
-  const inference::Tokenizer tok(l.model->vocab);
-  const std::vector<int32_t> ids = tok.Encode(text, /*add_bos=*/true);
+  ASSIGN_OR_RETURN(const tokenizer::GgufTokenizer tok,
+                   tokenizer::GgufTokenizer::Create(l.model->vocab, r["model"].as<std::string>()));
+  ASSIGN_OR_RETURN(const std::vector<int32_t> ids,
+                   tok.Encode(text, /*add_special=*/true, /*parse_special=*/false));
   ASSIGN_OR_RETURN(auto session, inference::Session::Create(*l.model, l.n_ctx, l.kv_type, *l.pool,
                                                             l.n_ctx, l.backend));
   ASSIGN_OR_RETURN(PerplexityResult p,

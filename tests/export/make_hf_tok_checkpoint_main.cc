@@ -1,12 +1,13 @@
-// qatk_make_hf_tok_checkpoint DIR TOKENIZER_DIR PAD BOS EOS [OUT.gguf]: a tiny
+// qatk_make_hf_tok_checkpoint DIR TOKENIZER_DIR PAD BOS EOS [OUT.gguf [OUT.qmob]]: a tiny
 // random Llama checkpoint (hidden 32, 1 layer) whose tokenizer is the
 // tokenizer.json of TOKENIZER_DIR (embedding rows = its size + PAD), and its
-// GGUF export (the code path of `qat export --format gguf`).
+// GGUF and mobile exports (the code paths of `qat export`).
 #include <cstdio>
 #include <cstdlib>
 #include <string>
 
 #include "export/gguf_export.h"
+#include "export/mobile_export.h"
 #include "tests/export/tiny_checkpoint.h"
 
 int main(int argc, char** argv) {
@@ -34,6 +35,13 @@ int main(int argc, char** argv) {
     e.out = argv[6];
     e.outtype = "q8_0";  // keeps a 262k-row embedding at a few MB
     const absl::Status g = qatk::exporter::ExportGguf(e);
+    if (!g.ok()) return std::fprintf(stderr, "%s\n", g.ToString().c_str()), 1;
+  }
+  if (argc > 7) {
+    qatk::exporter::MobileExportOptions m;
+    m.model_dir = argv[1];
+    m.out = argv[7];
+    const absl::Status g = qatk::exporter::ExportMobile(m);
     if (!g.ok()) return std::fprintf(stderr, "%s\n", g.ToString().c_str()), 1;
   }
   return 0;
