@@ -13,6 +13,10 @@
 #endif
 
 namespace qatk::tokenizer {
+
+#ifndef QATK_HAVE_HF_TOKENIZER
+class HfTokenizer {};  // never created: "gpt2" vocabularies fail in Create
+#endif
 namespace {
 
 constexpr char kSpaceMarker[] = "\xE2\x96\x81";  // U+2581
