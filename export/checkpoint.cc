@@ -53,41 +53,6 @@ absl::StatusOr<std::vector<float>> Checkpoint::ReadTensor(
   return weights.ReadFloat(name);
 }
 
-namespace {
-
-absl::Status CheckTokenId(const char* key, int64_t config_id, int32_t spm_id,
-                          const std::string& tok_path) {
-  if (spm_id < 0 || config_id != spm_id) {
-    return absl::InvalidArgumentError(absl::StrCat("config.json: ", key, " ", config_id,
-                                                   " differs from ", tok_path, "'s id ", spm_id));
-  }
-  return absl::OkStatus();
-}
-
-}  // namespace
-
-absl::StatusOr<spm::SpmVocab> LoadCheckedVocab(const Checkpoint& ck) {
-  spm::SpmVocab v;
-  const std::string err = spm::LoadSpmVocab(ck.tokenizer_path(), &v);
-  if (!err.empty()) return absl::NotFoundError(err);
-  const ModelConfig& c = ck.config;
-  if (static_cast<int64_t>(v.pieces.size()) > c.vocab_size) {
-    return absl::InvalidArgumentError(absl::StrCat(ck.tokenizer_path(), " has ", v.pieces.size(),
-                                                   " pieces, more than config.json vocab_size ",
-                                                   c.vocab_size));
-  }
-  // Embedding rows past the tokenizer (Qwen pads its vocabulary to a
-  // multiple of 128) get unused pieces, as llama.cpp's converter names them.
-  for (int64_t id = static_cast<int64_t>(v.pieces.size()); id < c.vocab_size; ++id) {
-    v.pieces.push_back(absl::StrCat("[PAD", id, "]"));
-    v.scores.push_back(-10000.0f);
-    v.types.push_back(spm::kUnused);
-  }
-  RETURN_IF_ERROR(CheckTokenId("bos_token_id", c.bos_token_id, v.bos_id, ck.tokenizer_path()));
-  RETURN_IF_ERROR(CheckTokenId("eos_token_id", c.eos_token_id, v.eos_id, ck.tokenizer_path()));
-  return v;
-}
-
 std::vector<ModuleShape> RecipeModules(const ModelConfig& c) {
   std::vector<ModuleShape> out;
   for (const ArchTensor& t : ArchTensors(c)) {

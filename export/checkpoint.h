@@ -1,6 +1,7 @@
 // A checkpoint directory opened for export (contract: docs/ARCHITECTURE.md):
 // config.json, model.safetensors (memory-mapped, read tensor by tensor),
-// tokenizer.model, and recipe.json when the checkpoint is quantized.
+// tokenizer.model or tokenizer.json (export/gguf_vocab.h reads them), and
+// recipe.json when the checkpoint is quantized.
 #ifndef QATK_EXPORT_CHECKPOINT_H_
 #define QATK_EXPORT_CHECKPOINT_H_
 
@@ -9,7 +10,6 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "export/spm_vocab.h"
 #include "formats/model_config.h"
 #include "formats/quant/recipe.h"
 #include "formats/quant/spec.h"
@@ -39,12 +39,6 @@ struct Checkpoint {
 
 // Opens `dir`; errors name the missing or bad file.
 absl::StatusOr<Checkpoint> OpenCheckpoint(const std::string& dir);
-
-// tokenizer.model's vocabulary, checked against config.json (vocab_size,
-// bos_token_id, eos_token_id); errors name both files. A vocab_size beyond
-// the tokenizer's pieces is padded with unused "[PAD<id>]" pieces (score
-// -10000), as llama.cpp's converter does.
-absl::StatusOr<spm::SpmVocab> LoadCheckedVocab(const Checkpoint& ck);
 
 // The recipe modules of a config with their weight shapes (for
 // Recipe::Validate): every linear, the embedding and lm_head unless tied.

@@ -5,7 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "export/checkpoint.h"
-#include "export/spm_vocab.h"
+#include "export/gguf_vocab.h"
 #include "export/tensor_plan.h"
 #include "formats/gguf/gguf.h"
 #include "formats/quant/codecs.h"
@@ -171,24 +171,9 @@ absl::Status AddModelKv(const ModelConfig& c, const std::string& name, uint32_t 
 }
 
 absl::Status AddTokenizerKv(const Checkpoint& ck, GgufWriter* w) {
-  ASSIGN_OR_RETURN(spm::SpmVocab v, LoadCheckedVocab(ck));
-  RETURN_IF_ERROR(w->AddKv("tokenizer.ggml.model", Value::Str("llama")));
-  RETURN_IF_ERROR(w->AddKv("tokenizer.ggml.tokens", Value::StrArray(v.pieces)));
-  RETURN_IF_ERROR(w->AddKv("tokenizer.ggml.scores", Value::F32Array(v.scores)));
-  RETURN_IF_ERROR(w->AddKv("tokenizer.ggml.token_type", Value::I32Array(v.types)));
-  RETURN_IF_ERROR(w->AddKv("tokenizer.ggml.bos_token_id", Value::U32(v.bos_id)));
-  RETURN_IF_ERROR(w->AddKv("tokenizer.ggml.eos_token_id", Value::U32(v.eos_id)));
-  if (v.unk_id >= 0) {
-    RETURN_IF_ERROR(w->AddKv("tokenizer.ggml.unknown_token_id", Value::U32(v.unk_id)));
-  }
-  if (v.pad_id >= 0) {
-    RETURN_IF_ERROR(w->AddKv("tokenizer.ggml.padding_token_id", Value::U32(v.pad_id)));
-  }
-  RETURN_IF_ERROR(w->AddKv("tokenizer.ggml.add_bos_token", Value::Bool(true)));
-  RETURN_IF_ERROR(w->AddKv("tokenizer.ggml.add_eos_token", Value::Bool(false)));
-  RETURN_IF_ERROR(w->AddKv("tokenizer.ggml.add_space_prefix", Value::Bool(v.add_dummy_prefix)));
-  return w->AddKv("tokenizer.ggml.remove_extra_whitespaces",
-                  Value::Bool(v.remove_extra_whitespaces));
+  ASSIGN_OR_RETURN(GgufVocab v, LoadCheckpointVocab(ck.dir, ck.config.vocab_size,
+                                                    ck.config.bos_token_id, ck.config.eos_token_id));
+  return AddVocabKv(v, w);
 }
 
 // Reads, transforms and encodes one tensor row by row into the writer.

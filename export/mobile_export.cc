@@ -7,7 +7,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "export/checkpoint.h"
-#include "export/spm_vocab.h"
+#include "export/gguf_vocab.h"
+#include "formats/tokenizer/gguf_tokenizer.h"
 #include "export/tensor_plan.h"
 #include "formats/mobile/mobile_format.h"
 #include "formats/model_arch.h"
@@ -225,16 +226,24 @@ absl::StatusOr<std::vector<Planned>> PlanTensors(const Checkpoint& ck) {
 }
 
 absl::StatusOr<mobile::Tokenizer> MakeTokenizer(const Checkpoint& ck) {
-  ASSIGN_OR_RETURN(spm::SpmVocab v, LoadCheckedVocab(ck));
+  ASSIGN_OR_RETURN(GgufVocab v, LoadCheckpointVocab(ck.dir, ck.config.vocab_size,
+                                                    ck.config.bos_token_id, ck.config.eos_token_id));
   mobile::Tokenizer tok;
-  tok.model = "llama";
-  tok.tokens = std::move(v.pieces);
-  tok.scores = std::move(v.scores);
+  tok.model = v.model;
+  tok.pre = v.pre == "default" ? "" : v.pre;
+  tok.tokens = std::move(v.tokens);
+  tok.scores = v.scores.empty() ? std::vector<float>(tok.tokens.size(), 0.0f) : std::move(v.scores);
   tok.types = std::move(v.types);
-  tok.bos_id = v.bos_id, tok.eos_id = v.eos_id, tok.unk_id = v.unk_id, tok.pad_id = v.pad_id;
-  tok.add_bos = true;
-  tok.add_eos = false;
-  tok.add_space_prefix = v.add_dummy_prefix;
+  tok.merges = std::move(v.merges);
+  auto id = [&](const char* key) {
+    const std::optional<uint32_t> x = v.SpecialId(key);
+    return x ? static_cast<int32_t>(*x) : -1;
+  };
+  tok.bos_id = id("bos"), tok.eos_id = id("eos"), tok.unk_id = id("unk"), tok.pad_id = id("pad");
+  // llama.cpp's defaults where the vocabulary names no flag.
+  tok.add_bos = v.AddSpecial("bos").value_or(tokenizer::DefaultAddBos(v.model, v.pre));
+  tok.add_eos = v.AddSpecial("eos").value_or(false);
+  tok.add_space_prefix = v.add_space_prefix.value_or(v.model == "llama");
   return tok;
 }
 

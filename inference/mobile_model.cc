@@ -60,11 +60,16 @@ absl::StatusOr<ModelConfig> ToRuntimeConfig(const qatk::ModelConfig& h) {
 
 Vocab ToVocab(const mobile::Tokenizer& t) {
   Vocab v;
+  v.model = t.model;
+  v.pre = t.pre;
+  v.merges = t.merges;
   v.tokens = t.tokens;
   v.scores = t.scores;
   v.types = t.types;
-  v.bos = t.bos_id, v.eos = t.eos_id, v.unk = t.unk_id < 0 ? 0 : t.unk_id;
+  v.bos = t.bos_id, v.eos = t.eos_id;
+  v.unk = t.unk_id < 0 && t.model == "llama" ? 0 : t.unk_id;
   v.add_bos = t.add_bos;
+  v.add_eos = t.add_eos;
   v.add_space_prefix = t.add_space_prefix;
   return v;
 }
@@ -178,6 +183,11 @@ absl::StatusOr<QMatrix> MobileMatrix(const MobileFile& f, const TensorInfo& t,
   return m;
 }
 
+absl::StatusOr<Vocab> LoadMobileVocab(const std::string& path) {
+  ASSIGN_OR_RETURN(MobileFile f, MobileFile::Open(path));
+  return ToVocab(f.tokenizer());
+}
+
 absl::StatusOr<std::unique_ptr<Model>> LoadMobileModel(const std::string& path,
                                                        const LoadOptions& options) {
   auto storage = std::make_shared<MobileStorage>();
@@ -189,10 +199,6 @@ absl::StatusOr<std::unique_ptr<Model>> LoadMobileModel(const std::string& path,
   auto m = std::make_unique<Model>();
   ASSIGN_OR_RETURN(m->config, ToRuntimeConfig(hf));
   const ModelConfig& c = m->config;
-  if (f.tokenizer().model != "llama") {
-    return absl::UnimplementedError(absl::StrCat(path, ": tokenizer model '", f.tokenizer().model,
-                                                 "' (supported: llama)"));
-  }
   m->vocab = ToVocab(f.tokenizer());
   if (static_cast<int64_t>(m->vocab.tokens.size()) != c.n_vocab) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": tokenizer has ", m->vocab.tokens.size(),

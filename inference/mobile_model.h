@@ -32,6 +32,7 @@ namespace qatk::inference {
 // a slot (e.g. INT4 embeddings); errors name the path and tensor.
 absl::StatusOr<std::unique_ptr<Model>> LoadMobileModel(const std::string& path,
                                                        const LoadOptions& options = {});
+absl::StatusOr<Vocab> LoadMobileVocab(const std::string& path);
 
 // The weight view of one mobile tensor [rows, cols] (exposed for tests and
 // tools). `scales` receives widened f16 scales when needed and must outlive

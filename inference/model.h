@@ -22,10 +22,12 @@
 #include <string>
 #include <vector>
 
-#include "inference/tokenizer.h"
+#include "formats/tokenizer/gguf_tokenizer.h"
 #include "inference/weights.h"
 
 namespace qatk::inference {
+
+using tokenizer::Vocab;  // the model file's tokenizer metadata
 
 enum class Arch { kLlama, kQwen2, kQwen3, kGemma3 };
 

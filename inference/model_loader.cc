@@ -124,10 +124,13 @@ absl::StatusOr<ModelConfig> ReadConfig(const GgufFile& f) {
 
 absl::StatusOr<Vocab> ReadVocab(const GgufFile& f) {
   Vocab v;
-  ASSIGN_OR_RETURN(std::string model, f.GetString("tokenizer.ggml.model"));
-  if (model != "llama") {
+  ASSIGN_OR_RETURN(v.model, f.GetString("tokenizer.ggml.model"));
+  if (v.model != "llama" && v.model != "gpt2") {
     return absl::UnimplementedError(
-        absl::StrCat(f.path(), ": tokenizer.ggml.model '", model, "' (supported: llama)"));
+        absl::StrCat(f.path(), ": tokenizer.ggml.model '", v.model, "' (supported: llama, gpt2)"));
+  }
+  if (f.Find("tokenizer.ggml.pre")) {
+    ASSIGN_OR_RETURN(v.pre, f.GetString("tokenizer.ggml.pre"));
   }
   const gguf::Value* tok = f.Find("tokenizer.ggml.tokens");
   if (tok == nullptr) return absl::NotFoundError(absl::StrCat(f.path(), ": missing tokenizer.ggml.tokens"));
@@ -136,7 +139,7 @@ absl::StatusOr<Vocab> ReadVocab(const GgufFile& f) {
   v.tokens = *strs;
   const size_t n = v.tokens.size();
   v.scores.assign(n, 0.0f);
-  v.types.assign(n, kTokNormal);
+  v.types.assign(n, tokenizer::kTokNormal);
   if (const gguf::Value* s = f.Find("tokenizer.ggml.scores")) {
     const auto* d = std::get_if<std::vector<double>>(&s->v);
     if (d == nullptr || d->size() < n) return absl::InvalidArgumentError("tokenizer.ggml.scores: not a float array of n_vocab");
@@ -147,12 +150,24 @@ absl::StatusOr<Vocab> ReadVocab(const GgufFile& f) {
     if (d == nullptr || d->size() < n) return absl::InvalidArgumentError("tokenizer.ggml.token_type: not an int array of n_vocab");
     for (size_t i = 0; i < n; ++i) v.types[i] = static_cast<int32_t>((*d)[i]);
   }
-  ASSIGN_OR_RETURN(v.bos, GetInt(f, "tokenizer.ggml.bos_token_id", 1, false));
-  ASSIGN_OR_RETURN(v.eos, GetInt(f, "tokenizer.ggml.eos_token_id", 2, false));
-  ASSIGN_OR_RETURN(v.unk, GetInt(f, "tokenizer.ggml.unknown_token_id", 0, false));
+  if (const gguf::Value* m = f.Find("tokenizer.ggml.merges")) {
+    const auto* d = std::get_if<std::vector<std::string>>(&m->v);
+    if (d == nullptr) return absl::InvalidArgumentError(absl::StrCat(f.path(), ": tokenizer.ggml.merges is not a string array"));
+    v.merges = *d;
+  }
+  // llama.cpp's defaults: SentencePiece ids 1/2/0; BPE files name theirs.
+  const bool spm = v.model == "llama";
+  ASSIGN_OR_RETURN(v.bos, GetInt(f, "tokenizer.ggml.bos_token_id", spm ? 1 : -1, false));
+  ASSIGN_OR_RETURN(v.eos, GetInt(f, "tokenizer.ggml.eos_token_id", spm ? 2 : -1, false));
+  ASSIGN_OR_RETURN(v.unk, GetInt(f, "tokenizer.ggml.unknown_token_id", spm ? 0 : -1, false));
+  v.add_bos = tokenizer::DefaultAddBos(v.model, v.pre);
   if (f.Find("tokenizer.ggml.add_bos_token")) {
     ASSIGN_OR_RETURN(v.add_bos, f.GetBool("tokenizer.ggml.add_bos_token"));
   }
+  if (f.Find("tokenizer.ggml.add_eos_token")) {
+    ASSIGN_OR_RETURN(v.add_eos, f.GetBool("tokenizer.ggml.add_eos_token"));
+  }
+  v.add_space_prefix = spm;
   if (f.Find("tokenizer.ggml.add_space_prefix")) {
     ASSIGN_OR_RETURN(v.add_space_prefix, f.GetBool("tokenizer.ggml.add_space_prefix"));
   }
@@ -254,6 +269,17 @@ absl::StatusOr<std::unique_ptr<Model>> LoadGgufModel(const std::string& path,
   m->storage = owned;
   if (options.repack) RepackForKernels(m.get());
   return m;
+}
+
+absl::StatusOr<Vocab> LoadVocab(const std::string& path) {
+  ASSIGN_OR_RETURN(MappedFile probe, MappedFile::Open(path));
+  if (probe.size() >= 4 && std::memcmp(probe.data(), "GGUF", 4) == 0) {
+    ASSIGN_OR_RETURN(GgufFile f, GgufFile::Open(path));
+    return ReadVocab(f);
+  }
+  if (probe.size() >= 4 && std::memcmp(probe.data(), "QMOB", 4) == 0) return LoadMobileVocab(path);
+  return absl::InvalidArgumentError(
+      absl::StrCat("'", path, "' is neither a GGUF nor a qatkit mobile file (bad magic at offset 0)"));
 }
 
 absl::StatusOr<std::unique_ptr<Model>> LoadModel(const std::string& path,

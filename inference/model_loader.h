@@ -31,6 +31,8 @@ absl::StatusOr<std::unique_ptr<Model>> LoadModel(const std::string& path,
                                                  const LoadOptions& options = {});
 absl::StatusOr<std::unique_ptr<Model>> LoadGgufModel(const std::string& path,
                                                      const LoadOptions& options = {});
+// The tokenizer metadata of a GGUF or mobile file, without its weights.
+absl::StatusOr<Vocab> LoadVocab(const std::string& path);
 
 // For the loaders: the Model field that a table tensor fills, a matrix for
 // embeddings, linears and the head (ArchTensor::quantizable), a vector

@@ -28,7 +28,10 @@
 namespace qatk::mobile {
 
 inline constexpr char kMagic[4] = {'Q', 'M', 'O', 'B'};
-inline constexpr uint32_t kVersion = 1;
+// Version 2 appends the byte-level BPE fields (pre-tokenizer, merges) to the
+// tokenizer section; the writer writes version 1 when they are empty, so
+// SentencePiece files stay byte-identical, and the reader reads both.
+inline constexpr uint32_t kVersion = 2;
 inline constexpr uint32_t kHeaderSizeV1 = 128;
 inline constexpr uint32_t kAlignment = 64;
 inline constexpr uint32_t kMaxTensors = 1000000;
@@ -67,6 +70,9 @@ struct Tokenizer {
   int32_t bos_id = -1, eos_id = -1, unk_id = -1, pad_id = -1;
   bool add_bos = true, add_eos = false;
   bool add_space_prefix = true;  // GGUF tokenizer.ggml.add_space_prefix
+  // Version 2: GGUF tokenizer.ggml.pre and tokenizer.ggml.merges ("gpt2").
+  std::string pre;
+  std::vector<std::string> merges;
 };
 
 // One tensor-table entry. Offsets are relative to the data section.

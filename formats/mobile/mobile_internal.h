@@ -64,6 +64,10 @@ class Cursor {
 
 // Rules shared by writer (kInvalidArgument) and reader.
 absl::Status ValidateTokenizer(const Tokenizer& t, const std::string& file);
+// The lowest format version that holds `t`: 2 with BPE fields, else 1.
+inline uint32_t TokenizerVersion(const Tokenizer& t) {
+  return t.pre.empty() && t.merges.empty() ? 1 : 2;
+}
 // Checks name, dtype, dims, scale type and activation scale of one entry
 // (not offsets).
 absl::Status ValidateEntry(const TensorInfo& t, const std::string& file);

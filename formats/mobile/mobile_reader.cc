@@ -64,6 +64,11 @@ absl::Status ValidateTokenizer(const Tokenizer& t, const std::string& file) {
   if (n == 0 || n > kMaxTokens) return err(absl::StrCat("n_tokens ", n, " not in 1..", kMaxTokens));
   if (t.scores.size() != n || t.types.size() != n) return err("scores/types size != n_tokens");
   if (t.model.size() > kMaxNameBytes) return err("model name too long");
+  if (t.pre.size() > kMaxNameBytes) return err("pre name too long");
+  if (t.merges.size() > kMaxTokens) return err("too many merges");
+  for (size_t i = 0; i < t.merges.size(); ++i) {
+    if (t.merges[i].size() > 2 * kMaxTokenBytes + 1) return err(absl::StrCat("merge ", i, " too long"));
+  }
   for (int32_t id : {t.bos_id, t.eos_id, t.unk_id, t.pad_id}) {
     if (id < -1 || id >= static_cast<int64_t>(n)) return err(absl::StrCat("special id ", id, " out of range"));
   }
@@ -147,9 +152,10 @@ absl::Status Parser::ReadHeader() {
   if (std::memcmp(b, kMagic, 4) != 0) return Fail(0, "bad magic (not a QMOB mobile file)");
   Cursor c(b, 4, kHeaderSizeV1, &f_->path_);
   ASSIGN_OR_RETURN(f_->version_, c.U32("version"));
-  if (f_->version_ != kVersion) {
+  if (f_->version_ < 1 || f_->version_ > kVersion) {
     return absl::UnimplementedError(absl::StrCat(f_->path_, ": offset 4: unsupported version ",
-                                                 f_->version_, " (this reader knows 1)"));
+                                                 f_->version_, " (this reader knows 1 to ", kVersion,
+                                                 ")"));
   }
   ASSIGN_OR_RETURN(uint32_t header_size, c.U32("header_size"));
   if (header_size != kHeaderSizeV1) {
@@ -224,6 +230,16 @@ absl::Status Parser::ReadTokenizer() {
     ASSIGN_OR_RETURN(t.tokens[i], c.Str("token text", kMaxTokenBytes));
     ASSIGN_OR_RETURN(t.scores[i], c.F32("token score"));
     ASSIGN_OR_RETURN(t.types[i], c.I32("token type"));
+  }
+  if (f_->version_ >= 2) {
+    ASSIGN_OR_RETURN(t.pre, c.Str("tokenizer pre", kMaxNameBytes));
+    ASSIGN_OR_RETURN(uint32_t n_merges, c.U32("n_merges"));
+    if (n_merges > kMaxTokens) return c.Error(absl::StatusCode::kDataLoss, "bad n_merges");
+    RETURN_IF_ERROR(c.Need(uint64_t{4} * n_merges, "merge records"));
+    t.merges.resize(n_merges);
+    for (uint32_t i = 0; i < n_merges; ++i) {
+      ASSIGN_OR_RETURN(t.merges[i], c.Str("merge", 2 * kMaxTokenBytes + 1));
+    }
   }
   if (c.left() != 0) return c.Error(absl::StatusCode::kDataLoss, "trailing bytes in tokenizer");
   absl::Status s = internal::ValidateTokenizer(t, f_->path_);

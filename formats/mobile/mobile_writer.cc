@@ -37,6 +37,11 @@ std::string SerializeTokenizer(const Tokenizer& t) {
     b.F32(t.scores[i]);
     b.I32(t.types[i]);
   }
+  if (internal::TokenizerVersion(t) >= 2) {
+    b.Str(t.pre);
+    b.U32(static_cast<uint32_t>(t.merges.size()));
+    for (const std::string& m : t.merges) b.Str(m);
+  }
   return b.Take();
 }
 
@@ -144,7 +149,7 @@ absl::Status MobileWriter::WriteHead() {
 
   internal::ByteBuilder h;
   h.Bytes(kMagic, 4);
-  h.U32(kVersion);
+  h.U32(internal::TokenizerVersion(tokenizer_));
   h.U32(kHeaderSizeV1);
   h.U32(0);  // flags
   h.U64(file_size_);

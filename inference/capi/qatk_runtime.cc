@@ -19,7 +19,7 @@
 #include "inference/model_loader.h"
 #include "inference/sampling.h"
 #include "inference/thread_pool.h"
-#include "inference/tokenizer.h"
+#include "formats/tokenizer/gguf_tokenizer.h"
 
 namespace inf = qatk::inference;
 
@@ -27,7 +27,7 @@ namespace inf = qatk::inference;
 // context (contexts outlive a freed handle safely).
 struct ModelState {
   std::unique_ptr<inf::Model> model;
-  std::unique_ptr<inf::Tokenizer> tokenizer;
+  std::unique_ptr<qatk::tokenizer::GgufTokenizer> tokenizer;
 };
 
 struct qatk_model {
@@ -126,7 +126,9 @@ qatk_status qatk_model_load(const char* path, const qatk_model_params* params,
     if (!model.ok()) return FromStatus(model.status(), QATK_ERR_INVALID_MODEL);
     auto state = std::make_shared<ModelState>();
     state->model = std::move(*model);
-    state->tokenizer = std::make_unique<inf::Tokenizer>(state->model->vocab);
+    auto tok = qatk::tokenizer::GgufTokenizer::Create(state->model->vocab, path);
+    if (!tok.ok()) return FromStatus(tok.status(), QATK_ERR_INVALID_MODEL);
+    state->tokenizer = std::make_unique<qatk::tokenizer::GgufTokenizer>(std::move(*tok));
     *out_model = new qatk_model{std::move(state)};
     return QATK_OK;
   });
@@ -148,8 +150,11 @@ qatk_status qatk_tokenize(const qatk_model* model, const char* text, size_t text
     if (n_tokens == nullptr) return NullArg("n_tokens");
     if (text == nullptr && text_len > 0) return NullArg("text");
     if (tokens == nullptr && capacity > 0) return NullArg("tokens");
-    const std::vector<int32_t> ids = model->state->tokenizer->Encode(
-        absl::string_view(text == nullptr ? "" : text, text_len), add_bos != 0);
+    auto encoded = model->state->tokenizer->Encode(
+        absl::string_view(text == nullptr ? "" : text, text_len), add_bos != 0,
+        /*parse_special=*/false);
+    if (!encoded.ok()) return FromStatus(encoded.status(), QATK_ERR_INVALID_ARGUMENT);
+    const std::vector<int32_t>& ids = *encoded;
     *n_tokens = ids.size();
     std::copy_n(ids.begin(), std::min(capacity, ids.size()), tokens);
     if (ids.size() > capacity) return Fail(QATK_ERR_OUT_OF_RANGE, "token buffer too small");
@@ -272,7 +277,10 @@ qatk_status qatk_generate(qatk_context* ctx, const char* prompt,
     if (params != nullptr) p = *params;
     const ModelState& m = *ctx->state;
     inf::Session& s = *ctx->session;
-    std::vector<int32_t> ids = m.tokenizer->Encode(prompt, /*add_bos=*/s.n_past() == 0);
+    auto encoded = m.tokenizer->Encode(prompt, /*add_special=*/s.n_past() == 0,
+                                       /*parse_special=*/false);
+    if (!encoded.ok()) return FromStatus(encoded.status(), QATK_ERR_INVALID_ARGUMENT);
+    std::vector<int32_t> ids = std::move(*encoded);
     if (ids.empty() && s.n_past() == 0) {
       return Fail(QATK_ERR_INVALID_ARGUMENT, "empty prompt on an empty context");
     }

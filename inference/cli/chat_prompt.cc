@@ -40,45 +40,5 @@ absl::StatusOr<std::string> RenderChatPrompt(const std::string& path, const infe
   return out;
 }
 
-std::vector<int32_t> EncodeWithSpecialTokens(const inference::Tokenizer& tok, const inference::Vocab& vocab,
-                                             const std::string& text) {
-  std::vector<std::pair<std::string, int32_t>> specials;
-  for (size_t i = 0; i < vocab.tokens.size(); ++i) {
-    const int32_t type = i < vocab.types.size() ? vocab.types[i] : inference::kTokNormal;
-    if ((type == inference::kTokControl || type == inference::kTokUserDefined ||
-         type == inference::kTokUnknown) && !vocab.tokens[i].empty()) {
-      specials.emplace_back(vocab.tokens[i], static_cast<int32_t>(i));
-    }
-  }
-  std::stable_sort(specials.begin(), specials.end(),
-                   [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
-  std::vector<int32_t> ids;
-  std::string plain;
-  auto flush = [&] {
-    if (plain.empty()) return;
-    const std::vector<int32_t> p = tok.Encode(plain, /*add_bos=*/false);
-    ids.insert(ids.end(), p.begin(), p.end());
-    plain.clear();
-  };
-  for (size_t i = 0; i < text.size();) {
-    const std::pair<std::string, int32_t>* hit = nullptr;
-    for (const auto& s : specials) {
-      if (text.compare(i, s.first.size(), s.first) == 0) {
-        hit = &s;
-        break;
-      }
-    }
-    if (hit == nullptr) {
-      plain += text[i++];
-      continue;
-    }
-    flush();
-    ids.push_back(hit->second);
-    i += hit->first.size();
-  }
-  flush();
-  if (vocab.add_bos && (ids.empty() || ids.front() != vocab.bos)) ids.insert(ids.begin(), vocab.bos);
-  return ids;
-}
 
 }  // namespace qatk::cli

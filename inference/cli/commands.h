@@ -10,6 +10,7 @@ absl::Status InspectCommand(int argc, char** argv);
 absl::Status GenerateCommand(int argc, char** argv);    // generate.cc
 absl::Status PerplexityCommand(int argc, char** argv);  // perplexity.cc
 absl::Status BenchCommand(int argc, char** argv);       // bench.cc
+absl::Status TokenizeCommand(int argc, char** argv);    // tokenize.cc
 
 }  // namespace qatk::cli
 

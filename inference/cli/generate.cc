@@ -12,7 +12,7 @@
 #include "inference/cli/commands.h"
 #include "inference/cli/run_common.h"
 #include "inference/sampling.h"
-#include "inference/tokenizer.h"
+#include "formats/tokenizer/gguf_tokenizer.h"
 
 namespace qatk::cli {
 
@@ -33,7 +33,8 @@ absl::Status GenerateCommand(int argc, char** argv) {
   RETURN_IF_ERROR(RequireFlag(r, "model", "generate"));
   RETURN_IF_ERROR(RequireFlag(r, "prompt", "generate"));
   ASSIGN_OR_RETURN(Loaded l, LoadFromFlags(r));
-  const inference::Tokenizer tok(l.model->vocab);
+  ASSIGN_OR_RETURN(const tokenizer::GgufTokenizer tok,
+                   tokenizer::GgufTokenizer::Create(l.model->vocab, r["model"].as<std::string>()));
   const bool chat = r.count("chat") > 0;
   if (!chat && (r.count("system") || r.count("print-prompt"))) {
     return absl::InvalidArgumentError("--system and --print-prompt need --chat");
@@ -45,9 +46,12 @@ absl::Status GenerateCommand(int argc, char** argv) {
   if (chat) {
     const std::string system = r.count("system") ? r["system"].as<std::string>() : "";
     ASSIGN_OR_RETURN(prompt, RenderChatPrompt(r["model"].as<std::string>(), l.model->vocab, system, prompt));
-    ids = EncodeWithSpecialTokens(tok, l.model->vocab, prompt);
+    // Templates write the BOS text themselves; one BOS first either way.
+    ASSIGN_OR_RETURN(ids, tok.Encode(prompt, /*add_special=*/false, /*parse_special=*/true));
+    const inference::Vocab& vocab = l.model->vocab;
+    if (vocab.add_bos && (ids.empty() || ids.front() != vocab.bos)) ids.insert(ids.begin(), vocab.bos);
   } else {
-    ids = tok.Encode(prompt, /*add_bos=*/true);
+    ASSIGN_OR_RETURN(ids, tok.Encode(prompt, /*add_special=*/true, /*parse_special=*/false));
   }
   if (ids.empty()) return absl::InvalidArgumentError("empty prompt");
   const int n_gen = r["n"].as<int>();
@@ -70,7 +74,7 @@ absl::Status GenerateCommand(int argc, char** argv) {
     // A reply ends at the template's end-of-turn token (<|eot_id|>,
     // <|im_end|>, <end_of_turn>): a control token other than EOS.
     if (chat && next < static_cast<int32_t>(l.model->vocab.types.size()) &&
-        l.model->vocab.types[next] == inference::kTokControl) {
+        l.model->vocab.types[next] == tokenizer::kTokControl) {
       break;
     }
     out_ids.push_back(next);

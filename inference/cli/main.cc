@@ -1,4 +1,4 @@
-// qat-run: the runtime alone (no LibTorch) — generate, perplexity, bench, inspect.
+// qat-run: the runtime alone (no LibTorch) — generate, perplexity, bench, tokenize, inspect.
 #include "formats/util/cli.h"
 #include "inference/cli/commands.h"
 
@@ -9,6 +9,8 @@ int main(int argc, char** argv) {
       {"perplexity", "perplexity of a text file with llama.cpp's chunking",
        qatk::cli::PerplexityCommand},
       {"bench", "prefill / decode tokens/s and peak memory", qatk::cli::BenchCommand},
+      {"tokenize", "token ids of a text file under the model file's tokenizer",
+       qatk::cli::TokenizeCommand},
       {"inspect", "print a GGUF / mobile / safetensors file's metadata and tensors",
        qatk::cli::InspectCommand},
   };

@@ -18,7 +18,7 @@
 #include "inference/logprob_file.h"
 #include "inference/model_loader.h"
 #include "inference/perplexity.h"
-#include "inference/tokenizer.h"
+#include "formats/tokenizer/gguf_tokenizer.h"
 #include "nlohmann/json.hpp"
 
 namespace qatk::cli {
@@ -51,8 +51,10 @@ absl::Status PerplexityCommand(int argc, char** argv) {
   const std::string file = r["file"].as<std::string>();
   ASSIGN_OR_RETURN(std::string text, ReadFileToString(file));
   ASSIGN_OR_RETURN(Loaded l, LoadFromFlags(r));
-  const inference::Tokenizer tok(l.model->vocab);
-  const std::vector<int32_t> ids = tok.Encode(text, /*add_bos=*/true);
+  ASSIGN_OR_RETURN(const tokenizer::GgufTokenizer tok,
+                   tokenizer::GgufTokenizer::Create(l.model->vocab, r["model"].as<std::string>()));
+  ASSIGN_OR_RETURN(const std::vector<int32_t> ids,
+                   tok.Encode(text, /*add_special=*/true, /*parse_special=*/false));
   const inference::Vocab& vocab = l.model->vocab;
   ASSIGN_OR_RETURN(const PerplexityPlan plan,
                    PlanPerplexity(static_cast<int64_t>(ids.size()), l.n_ctx, vocab.add_bos, vocab.bos));
@@ -95,8 +97,11 @@ absl::Status PerplexityCommand(int argc, char** argv) {
         return absl::InvalidArgumentError(absl::StrCat("--kl-base ", base_path, " has ", base_model->config.n_vocab,
                                                        " vocabulary entries, --model ", header.n_vocab));
       }
-      const inference::Tokenizer base_tok(base_model->vocab);
-      if (base_tok.Encode(text, /*add_bos=*/true) != ids || base_model->vocab.add_bos != vocab.add_bos) {
+      ASSIGN_OR_RETURN(const tokenizer::GgufTokenizer base_tok,
+                       tokenizer::GgufTokenizer::Create(base_model->vocab, base_path));
+      ASSIGN_OR_RETURN(const std::vector<int32_t> base_ids,
+                       base_tok.Encode(text, /*add_special=*/true, /*parse_special=*/false));
+      if (base_ids != ids || base_model->vocab.add_bos != vocab.add_bos) {
         return absl::InvalidArgumentError(absl::StrCat("--kl-base ", base_path, " tokenizes ", file,
                                                        " differently from --model: another vocabulary"));
       }

@@ -11,6 +11,7 @@ absl::Status InspectCommand(int argc, char** argv);  // formats/inspect (shared 
 absl::Status ExportCommand(int argc, char** argv);     // qat/cli/export.cc
 absl::Status DataCommand(int argc, char** argv);       // qat/cli/data.cc
 absl::Status TokenizerCommand(int argc, char** argv);  // qat/cli/tokenizer.cc
+absl::Status TokenizeCommand(int argc, char** argv);   // qat/cli/tokenize.cc
 absl::Status TrainCommand(int argc, char** argv);      // qat/cli/train.cc
 absl::Status EvalCommand(int argc, char** argv);       // qat/cli/eval.cc
 absl::Status InitCommand(int argc, char** argv);       // qat/cli/init.cc

@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
       {"export", "write a checkpoint as GGUF, mobile or safetensors", qatk::cli::ExportCommand},
       {"data", "prepare train/valid/test text (Brown corpus or files)", qatk::cli::DataCommand},
       {"tokenizer", "train a SentencePiece BPE tokenizer", qatk::cli::TokenizerCommand},
+      {"tokenize", "token ids of a text file under a model's tokenizer", qatk::cli::TokenizeCommand},
       {"train", "train from scratch, fine-tune, QAT, distill", qatk::cli::TrainCommand},
       {"quantize", "post-training quantization (PTQ baseline)", qatk::cli::QuantizeCommand},
       {"eval", "perplexity with llama.cpp's chunking", qatk::cli::EvalCommand},

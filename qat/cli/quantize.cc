@@ -170,6 +170,7 @@ absl::Status WriteLatent(const QuantizeOptions& o, qat::Checkpoint& quantized) {
   w.config = &fresh.config;
   w.model = fresh.model.get();
   w.tokenizer_model = &fresh.tokenizer->serialized();
+  w.tokenizer_files = &fresh.tokenizer_files;
   RETURN_IF_ERROR(qat::SaveCheckpoint(o.latent_out, w));
   std::fprintf(stderr, "wrote %s (float checkpoint, %s weights, no recipe)\n", o.latent_out.c_str(),
                o.recon.steps > 0 ? "GPTQ + block reconstruction" : "GPTQ-rounded");
@@ -236,6 +237,7 @@ absl::Status RunQuantize(const QuantizeOptions& o) {
   w.config = &c.config;
   w.model = c.model.get();
   w.tokenizer_model = &c.tokenizer->serialized();
+  w.tokenizer_files = &c.tokenizer_files;
   w.recipe = &recipe;
   RETURN_IF_ERROR(qat::SaveCheckpoint(o.out, w));
   std::fprintf(stderr, "wrote %s (recipe %s, %s)\n", o.out.c_str(), recipe.name.c_str(), o.method.c_str());

@@ -97,6 +97,11 @@ absl::StatusOr<Checkpoint> LoadCheckpoint(const std::string& dir) {
                                                    c.config.vocab_size));
   }
   c.tokenizer = std::move(tok);
+  for (const char* name : kTokenizerFiles) {
+    const std::string path = dir + "/" + name;
+    if (!Exists(path)) continue;
+    ASSIGN_OR_RETURN(c.tokenizer_files[name], ReadFileToString(path));
+  }
   const std::string state_path = dir + "/trainer_state.json";
   if (Exists(state_path)) {
     ASSIGN_OR_RETURN(std::string text, ReadFileToString(state_path));
@@ -126,6 +131,11 @@ absl::Status WriteCheckpointFiles(const std::string& tmp, const CheckpointWrite&
   RETURN_IF_ERROR(SaveModelConfig(*w.config, tmp + "/config.json"));
   RETURN_IF_ERROR(SaveWeights(*w.model, tmp + "/model.safetensors"));
   RETURN_IF_ERROR(WriteFileAtomic(tmp + "/tokenizer.model", *w.tokenizer_model));
+  if (w.tokenizer_files) {
+    for (const auto& [name, contents] : *w.tokenizer_files) {
+      RETURN_IF_ERROR(WriteFileAtomic(tmp + "/" + name, contents));
+    }
+  }
   if (w.recipe) RETURN_IF_ERROR(WriteFileAtomic(tmp + "/recipe.json", RecipeToJson(*w.recipe)));
   if (!w.trainer_state.is_null()) {
     RETURN_IF_ERROR(WriteFileAtomic(tmp + "/trainer_state.json", w.trainer_state.dump(2) + "\n"));

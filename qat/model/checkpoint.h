@@ -1,7 +1,9 @@
 // Checkpoint directories (docs/ARCHITECTURE.md): config.json,
 // model.safetensors (F32, HF names, quantizer state included),
 // tokenizer.model, recipe.json (QAT/PTQ only), trainer_state.json and
-// optimizer.pt (resume only).
+// optimizer.pt (resume only). The Hugging Face tokenizer files of a folder
+// (kTokenizerFiles: tokenizer.json & co.) are carried through unchanged, so
+// every checkpoint derived from an HF folder keeps them.
 //
 // Saving is atomic: everything is written to "<dir>.tmp-<pid>", then the old
 // directory (if any) is renamed to "<dir>.old-<pid>", the new one renamed to
@@ -26,12 +28,19 @@
 
 namespace qatk::qat {
 
+// Tokenizer files a checkpoint carries when present.
+inline constexpr const char* kTokenizerFiles[] = {
+    "tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json",
+    "generation_config.json"};
+using TokenizerFiles = std::map<std::string, std::string>;  // name -> contents
+
 struct Checkpoint {
   std::string dir;
   ModelConfig config;
   CausalLM model{nullptr};
   std::optional<Recipe> recipe;          // recipe.json, applied to `model`
   std::optional<data::Tokenizer> tokenizer;
+  TokenizerFiles tokenizer_files;        // those of kTokenizerFiles present
   nlohmann::json trainer_state;          // null when absent
 };
 
@@ -50,6 +59,7 @@ struct CheckpointWrite {
   const ModelConfig* config = nullptr;
   torch::nn::Module* model = nullptr;
   const std::string* tokenizer_model = nullptr;  // serialized tokenizer.model
+  const TokenizerFiles* tokenizer_files = nullptr;  // optional, written as they are
   const Recipe* recipe = nullptr;                // optional
   nlohmann::json trainer_state;                  // optional (null: not written)
   torch::optim::Optimizer* optimizer = nullptr;  // optional

@@ -45,6 +45,7 @@ struct Run {
   std::optional<Recipe> recipe;
   bool calibrate = false;  // a freshly applied recipe with static activation scales
   std::optional<data::Tokenizer> tokenizer;
+  TokenizerFiles tokenizer_files;  // carried from --init / --resume
   std::optional<Checkpoint> teacher;
   std::vector<int32_t> train_tokens, valid_tokens;
   // Prepared datasets: the splits (masks, documents); text data: the train
@@ -154,6 +155,7 @@ absl::Status BuildModel(Run& r) {
     r.model = c.model;
     r.recipe = c.recipe;
     r.tokenizer = std::move(c.tokenizer);
+    r.tokenizer_files = std::move(c.tokenizer_files);
     r.step = c.trainer_state.value("step", int64_t{0});
     r.sampler_pos = c.trainer_state.value("sampler_position", uint64_t{0});
     if (c.trainer_state.value("seed", uint64_t{0}) != o.seed) {
@@ -181,6 +183,7 @@ absl::Status BuildModel(Run& r) {
     r.model = c.model;
     r.recipe = c.recipe;
     r.tokenizer = std::move(c.tokenizer);
+    r.tokenizer_files = std::move(c.tokenizer_files);
   } else {
     ASSIGN_OR_RETURN(r.config, LoadModelConfig(o.config));
     r.model = CausalLM(r.config);
@@ -328,6 +331,7 @@ absl::Status Save(Run& r) {
   w.config = &r.config;
   w.model = r.model.get();
   w.tokenizer_model = &r.tokenizer->serialized();
+  w.tokenizer_files = &r.tokenizer_files;
   w.recipe = r.recipe ? &*r.recipe : nullptr;
   w.trainer_state = state;
   w.optimizer = r.optimizer.get();

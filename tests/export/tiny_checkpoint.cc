@@ -23,7 +23,26 @@
 namespace qatk::testing {
 namespace {
 
+// Copies the Hugging Face tokenizer files; *vocab = largest id + 1 + vocab_pad.
+absl::Status CopyHfTokenizer(const std::string& dir, const TinyModelOptions& o, int* vocab) {
+  for (const char* name : {"tokenizer.json", "tokenizer_config.json", "chat_template.jinja"}) {
+    const std::string src = o.hf_tokenizer_dir + "/" + name;
+    if (!PathExists(src)) continue;
+    ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(src));
+    RETURN_IF_ERROR(WriteFileAtomic(dir + "/" + name, bytes));
+    if (std::string(name) != "tokenizer.json") continue;
+    const nlohmann::json j = nlohmann::json::parse(bytes, nullptr, false);
+    if (j.is_discarded()) return absl::InvalidArgumentError(src + ": not valid JSON");
+    int64_t max_id = -1;
+    for (const auto& [tok, id] : j["model"]["vocab"].items()) max_id = std::max<int64_t>(max_id, id.get<int64_t>());
+    for (const auto& a : j["added_tokens"]) max_id = std::max<int64_t>(max_id, a["id"].get<int64_t>());
+    *vocab = static_cast<int>(max_id + 1 + o.vocab_pad);
+  }
+  return absl::OkStatus();
+}
+
 absl::Status MakeTokenizer(const std::string& dir, const TinyModelOptions& o, int* vocab) {
+  if (!o.hf_tokenizer_dir.empty()) return CopyHfTokenizer(dir, o, vocab);
   const std::string model = dir + "/tokenizer.model";
   if (!o.tokenizer_model.empty()) {
     ASSIGN_OR_RETURN(std::string bytes, ReadFileToString(o.tokenizer_model));
@@ -61,8 +80,8 @@ nlohmann::json ConfigJson(const TinyModelOptions& o, int vocab) {
       {"rope_theta", 10000.0},
       {"tie_word_embeddings", o.tied},
       {"hidden_act", gemma ? "gelu_pytorch_tanh" : "silu"},
-      {"bos_token_id", 1},
-      {"eos_token_id", 2}};
+      {"bos_token_id", o.bos_id},
+      {"eos_token_id", o.eos_id}};
   if (gemma) {
     j["query_pre_attn_scalar"] = o.head_dim;
     j["final_logit_softcapping"] = nullptr;

@@ -41,6 +41,11 @@ struct TinyModelOptions {
   int64_t rope_original_context = 64;
   int64_t sliding_window = 16;
   double bias_std = 0.5;             // q/k/v biases (qwen2)
+  // A folder with tokenizer.json (and tokenizer_config.json, chat_template.jinja
+  // when there) to copy instead of tokenizer.model; the embedding gets a row
+  // per tokenizer id plus `vocab_pad`, config.json the given bos/eos ids.
+  std::string hf_tokenizer_dir;
+  int64_t bos_id = 1, eos_id = 2;
 };
 
 absl::Status WriteTinyCheckpoint(const std::string& dir, const TinyModelOptions& o);

@@ -177,6 +177,40 @@ TEST(MobileRoundTripTest, EveryFieldTypeSurvives) {
   EXPECT_EQ(ks->act_scale, 0.03125f);
 }
 
+// A byte-level BPE tokenizer (pre name, merges) makes a version-2 file; the
+// reader gives every field back.
+TEST(MobileRoundTripTest, BpeTokenizerWritesVersion2) {
+  const std::string path = ::testing::TempDir() + "/bpe.qmob";
+  Tokenizer tok;
+  tok.model = "gpt2";
+  tok.pre = "llama-bpe";
+  tok.tokens = {"a", "b", "ab", "\xC4\xA0" "a", "<|eot|>"};
+  tok.scores.assign(5, 0.0f);
+  tok.types = {1, 1, 1, 1, 3};
+  tok.merges = {"a b", "\xC4\xA0 a"};
+  tok.bos_id = 4, tok.eos_id = 4;
+  tok.add_bos = false, tok.add_space_prefix = false;
+  {
+    auto w = MobileWriter::Create(path);
+    ASSERT_TRUE(w.ok()) << w.status();
+    ASSERT_TRUE(w->SetConfigJson("{}").ok());
+    ASSERT_TRUE(w->SetTokenizer(tok).ok());
+    TensorInfo n{"model.norm.weight", DType::kF32, {2}};
+    ASSERT_TRUE(w->DeclareTensor(n).ok());
+    const std::vector<float> x = {1.0f, 2.0f};
+    ASSERT_TRUE(w->WriteFloats(x).ok());
+    ASSERT_TRUE(w->Finish().ok());
+  }
+  auto f = MobileFile::Open(path);
+  ASSERT_TRUE(f.ok()) << f.status();
+  EXPECT_EQ(f->version(), 2u);
+  EXPECT_EQ(f->tokenizer().model, "gpt2");
+  EXPECT_EQ(f->tokenizer().pre, "llama-bpe");
+  EXPECT_EQ(f->tokenizer().merges, tok.merges);
+  EXPECT_EQ(f->tokenizer().tokens, tok.tokens);
+  EXPECT_FALSE(f->tokenizer().add_bos);
+}
+
 TEST(MobileWriterTest, RejectsBadInput) {
   auto w = MobileWriter::Create(TmpPath("bad.qmob"));
   ASSERT_TRUE(w.ok());

@@ -108,7 +108,7 @@ TEST(MobileFuzzTest, TargetedCorruptionsHaveDocumentedCodes) {
   b[0] = 'X';
   EXPECT_EQ(code_of(b), absl::StatusCode::kDataLoss);
   b = good;
-  PutU32(b, 4, 2);  // version
+  PutU32(b, 4, kVersion + 1);  // a version this reader does not know
   EXPECT_EQ(code_of(b), absl::StatusCode::kUnimplemented);
   b = good;
   PutU32(b, 12, 1);  // flags

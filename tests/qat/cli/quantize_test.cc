@@ -265,6 +265,31 @@ TEST_F(QuantizeTest, BlockReconMovesGptqAndLatentHoldsItsRounding) {
   EXPECT_TRUE(torch::equal(lp["model.layers.0.input_layernorm.weight"], rp["model.layers.0.input_layernorm.weight"]));
 }
 
+// The Hugging Face tokenizer files of a checkpoint are carried through a
+// save unchanged; absent ones stay absent.
+TEST_F(QuantizeTest, CarriesTokenizerFiles) {
+  const std::string in = root_ + "/with_tok", out = root_ + "/with_tok_q";
+  ASSERT_TRUE(testing::WriteTinyCheckpoint(in, testing::TinyModelOptions()).ok());
+  const std::map<std::string, std::string> files = {
+      {"tokenizer.json", "{\"model\": \"not parsed on save\"}"},
+      {"tokenizer_config.json", "{\"chat_template\": \"{{ x }}\\n\"}"},
+      {"chat_template.jinja", "{% for m in messages %}{{ m }}{% endfor %}\n"},
+      {"generation_config.json", "{\"eos_token_id\": [1, 2]}"}};
+  for (const auto& [name, text] : files) ASSERT_TRUE(WriteFileAtomic(in + "/" + name, text).ok());
+  auto c = qat::LoadCheckpoint(in);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->tokenizer_files, files);
+  std::vector<std::string> a = {"--recipe", kRecipe, "--model", in, "--out", out};
+  for (const std::string& x : Calib()) a.push_back(x);
+  ASSERT_TRUE(Quantize(a).ok());
+  for (const auto& [name, text] : files) {
+    auto got = ReadFileToString(out + "/" + name);
+    ASSERT_TRUE(got.ok()) << name << ": " << got.status();
+    EXPECT_EQ(*got, text) << name;
+  }
+  EXPECT_NE(access((out + "/special_tokens_map.json").c_str(), F_OK), 0);
+}
+
 TEST_F(QuantizeTest, FlagErrors) {
   const std::string base = root_ + "/base";
   auto expect = [](const absl::Status& s, const char* needle) {
