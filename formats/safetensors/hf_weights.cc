@@ -303,6 +303,18 @@ absl::Status HfWeights::CheckConfig(const ModelConfig& config) const {
   return absl::OkStatus();
 }
 
+void HfWeights::Drop(const std::string& name) {
+  auto it = index_.find(name);
+  if (it == index_.end()) return;
+  const size_t at = it->second;
+  tensors_.erase(tensors_.begin() + at);
+  shard_of_.erase(shard_of_.begin() + at);
+  index_.erase(it);
+  for (auto& [n, i] : index_) {
+    if (i > at) --i;
+  }
+}
+
 uint64_t HfTensorSpec::nbytes() const {
   uint64_t n = DTypeSize(dtype);
   for (int64_t d : shape) n *= static_cast<uint64_t>(d);

@@ -103,6 +103,10 @@ class HfWeights {
   // tensors are left to the caller (quantizer state, rotary buffers).
   absl::Status CheckConfig(const ModelConfig& config) const;
 
+  // Forgets a tensor (a redundant tied head once CheckConfig accepted it);
+  // no-op when absent.
+  void Drop(const std::string& name);
+
  private:
   void ReleasePages(const TensorView& t) const;
 
