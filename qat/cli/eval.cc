@@ -22,6 +22,7 @@ struct EvalOptions {
 
 absl::Status RunEval(const EvalOptions& o) {
   ASSIGN_OR_RETURN(qat::Checkpoint c, qat::LoadCheckpoint(o.model));
+  RETURN_IF_ERROR(qat::RequireTokenizer(c));
   ASSIGN_OR_RETURN(std::string text, ReadFileToString(o.file));
   std::vector<int32_t> ids = {c.tokenizer->bos_id()};
   const std::vector<int32_t> body = c.tokenizer->Encode(text);
