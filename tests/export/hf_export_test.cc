@@ -11,9 +11,11 @@
 
 #include "export/checkpoint.h"
 #include "export/gguf_export.h"
+#include "export/mobile_export.h"
 #include "export/safetensors_export.h"
 #include "export/tensor_plan.h"
 #include "formats/gguf/gguf.h"
+#include "formats/mobile/mobile_format.h"
 #include "formats/model_arch.h"
 #include "formats/quant/codecs.h"
 #include "formats/safetensors/hf_weights.h"
@@ -326,6 +328,30 @@ TEST_F(HfExportTest, GgufFromShardedBf16Folder) {
     ++n;
   }
   EXPECT_EQ(n, static_cast<int>(file->tensors().size()));
+}
+
+TEST_F(HfExportTest, MobileFromShardedBf16Folder) {
+  testing::HfFixture f;
+  const std::string in = Folder("llama-3.2-1b-instruct.json", 2, nullptr, &f);
+  MobileExportOptions m;
+  m.model_dir = in;
+  m.out = root_ + "/sharded.qmob";
+  const absl::Status s = ExportMobile(m);
+  ASSERT_TRUE(s.ok()) << s;
+  auto file = mobile::MobileFile::Open(m.out);
+  ASSERT_TRUE(file.ok()) << file.status();
+  // Without a recipe every tensor is stored at full precision: the folder's values.
+  for (const auto& [name, values] : f.values) {
+    SCOPED_TRACE(name);
+    const mobile::TensorInfo* t = file->FindTensor(name);
+    ASSERT_NE(t, nullptr);
+    const int64_t cols = static_cast<int64_t>(t->row_len());
+    std::vector<float> got(values.size());
+    for (int64_t r = 0; r < static_cast<int64_t>(values.size()) / cols; ++r) {
+      file->DequantizeRow(*t, r, got.data() + r * cols);
+    }
+    EXPECT_EQ(got, values);
+  }
 }
 
 TEST_F(HfExportTest, RandomFolderHasTheConfigsShapes) {
