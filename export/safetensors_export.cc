@@ -86,10 +86,15 @@ absl::Status ExportSafetensors(const SafetensorsExportOptions& options) {
     RETURN_IF_ERROR(w.Write(stage + "/model.safetensors"));
     ASSIGN_OR_RETURN(std::string config, ReadFileToString(ck.dir + "/config.json"));
     RETURN_IF_ERROR(WriteFileAtomic(stage + "/config.json", config));
-    ASSIGN_OR_RETURN(std::string tok, ReadFileToString(ck.tokenizer_path()));
-    RETURN_IF_ERROR(WriteFileAtomic(stage + "/tokenizer.model", tok));
+    // A Hugging Face folder may come without tokenizer.model.
+    const bool has_tok = PathExists(ck.tokenizer_path());
+    if (has_tok) {
+      ASSIGN_OR_RETURN(std::string tok, ReadFileToString(ck.tokenizer_path()));
+      RETURN_IF_ERROR(WriteFileAtomic(stage + "/tokenizer.model", tok));
+    }
     RETURN_IF_ERROR(MakeDirs(options.out));
     for (const char* f : kFiles) {
+      if (!has_tok && std::string(f) == "tokenizer.model") continue;
       const std::string from = stage + "/" + f, to = options.out + "/" + f;
       if (std::rename(from.c_str(), to.c_str()) != 0) {
         return absl::UnavailableError(absl::StrCat("cannot rename '", from, "' to '", to, "': ", std::strerror(errno)));

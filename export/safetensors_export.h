@@ -16,7 +16,7 @@
 //
 // --out: a path ending in ".safetensors" writes that one file; any other path
 // is a directory that receives model.safetensors, config.json and
-// tokenizer.model.
+// tokenizer.model (when the checkpoint has one).
 //
 // --format hf (ExportHf) writes a Hugging Face folder as transformers'
 // save_pretrained does: the same tensors in shards of at most

@@ -61,10 +61,13 @@ absl::StatusOr<HfIndex> ParseHfIndex(absl::string_view json, const std::string& 
   if (JsonDepth(json) > kMaxIndexDepth) return bad(absl::StrCat("JSON nests deeper than ", kMaxIndexDepth));
   // nlohmann keeps one value per key: a tensor listed twice is caught here.
   std::set<std::string> seen;
-  std::string dup;
+  std::string dup, top_key;
   Json::parser_callback_t cb = [&](int depth, Json::parse_event_t ev, Json& parsed) {
-    if (ev == Json::parse_event_t::key && depth == 2 && parsed.is_string()) {
-      if (!seen.insert(parsed.get<std::string>()).second && dup.empty()) dup = parsed.get<std::string>();
+    if (ev != Json::parse_event_t::key || !parsed.is_string()) return true;
+    if (depth == 1) top_key = parsed.get<std::string>();
+    if (depth == 2 && top_key == "weight_map" && !seen.insert(parsed.get<std::string>()).second &&
+        dup.empty()) {
+      dup = parsed.get<std::string>();
     }
     return true;
   };

@@ -172,6 +172,27 @@ TEST_F(HfExportTest, F32RoundTrip) {
   ExpectSameTensors(in, out + "-bf16");
 }
 
+TEST_F(HfExportTest, FolderWithoutTokenizerModel) {
+  auto config = testing::TinyHfConfig("qwen3-0.6b.json");
+  ASSERT_TRUE(config.ok());
+  auto f = testing::MakeHfFixture(*config, 4);
+  ASSERT_TRUE(f.ok());
+  const std::string in = root_ + "/no-tok";
+  ASSERT_TRUE(testing::WriteHfFolder(in, *config, *f, 2, DType::kBF16).ok());
+  ASSERT_TRUE(WriteFileAtomic(in + "/tokenizer.json", "{\"model\": {}}").ok());
+  ASSERT_TRUE(Export(in, root_ + "/no-tok-hf", "bf16").ok());
+  ExpectSameTensors(in, root_ + "/no-tok-hf");
+  EXPECT_EQ(*ReadFileToString(root_ + "/no-tok-hf/tokenizer.json"), "{\"model\": {}}");
+  EXPECT_FALSE(PathExists(root_ + "/no-tok-hf/tokenizer.model"));
+  SafetensorsExportOptions o;
+  o.model_dir = in;
+  o.out = root_ + "/no-tok-st";
+  const absl::Status s = ExportSafetensors(o);
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_TRUE(PathExists(o.out + "/model.safetensors"));
+  EXPECT_FALSE(PathExists(o.out + "/tokenizer.model"));
+}
+
 TEST_F(HfExportTest, BadFoldersWriteNothing) {
   struct Case {
     const char* what;
