@@ -71,10 +71,17 @@ absl::StatusOr<spm::SpmVocab> LoadCheckedVocab(const Checkpoint& ck) {
   const std::string err = spm::LoadSpmVocab(ck.tokenizer_path(), &v);
   if (!err.empty()) return absl::NotFoundError(err);
   const ModelConfig& c = ck.config;
-  if (static_cast<int64_t>(v.pieces.size()) != c.vocab_size) {
+  if (static_cast<int64_t>(v.pieces.size()) > c.vocab_size) {
     return absl::InvalidArgumentError(absl::StrCat(ck.tokenizer_path(), " has ", v.pieces.size(),
-                                                   " pieces, config.json vocab_size is ",
+                                                   " pieces, more than config.json vocab_size ",
                                                    c.vocab_size));
+  }
+  // Embedding rows past the tokenizer (Qwen pads its vocabulary to a
+  // multiple of 128) get unused pieces, as llama.cpp's converter names them.
+  for (int64_t id = static_cast<int64_t>(v.pieces.size()); id < c.vocab_size; ++id) {
+    v.pieces.push_back(absl::StrCat("[PAD", id, "]"));
+    v.scores.push_back(-10000.0f);
+    v.types.push_back(spm::kUnused);
   }
   RETURN_IF_ERROR(CheckTokenId("bos_token_id", c.bos_token_id, v.bos_id, ck.tokenizer_path()));
   RETURN_IF_ERROR(CheckTokenId("eos_token_id", c.eos_token_id, v.eos_id, ck.tokenizer_path()));

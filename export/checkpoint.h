@@ -44,7 +44,9 @@ struct Checkpoint {
 absl::StatusOr<Checkpoint> OpenCheckpoint(const std::string& dir);
 
 // tokenizer.model's vocabulary, checked against config.json (vocab_size,
-// bos_token_id, eos_token_id); errors name both files.
+// bos_token_id, eos_token_id); errors name both files. A vocab_size beyond
+// the tokenizer's pieces is padded with unused "[PAD<id>]" pieces (score
+// -10000), as llama.cpp's converter does.
 absl::StatusOr<spm::SpmVocab> LoadCheckedVocab(const Checkpoint& ck);
 
 // The recipe modules of a config with their weight shapes (for

@@ -21,6 +21,8 @@ namespace {
 using gguf::GgufWriter;
 using gguf::Value;
 
+constexpr char kRopeFreqsName[] = "rope_freqs.weight";
+
 struct PlannedTensor {
   GgufTensorSpec spec;
   GgmlType type = GgmlType::kF32;
@@ -118,6 +120,17 @@ absl::Status CheckGemmaSupported(const ModelConfig& c) {
   }
   if (c.hidden_act != "gelu_pytorch_tanh") {
     return absl::InvalidArgumentError("config.json: gemma3 needs hidden_act gelu_pytorch_tanh");
+  }
+  return absl::OkStatus();
+}
+
+// llama.cpp's qwen2 graph sizes attn_q / attn_output by the embedding width.
+absl::Status CheckQwen2Supported(const ModelConfig& c) {
+  if (c.q_dim() != c.hidden_size) {
+    return absl::UnimplementedError(absl::StrCat(
+        "config.json: qwen2 with num_attention_heads * head_dim (", c.q_dim(),
+        ") != hidden_size (", c.hidden_size, ") cannot be expressed in GGUF: llama.cpp's qwen2 "
+        "needs them equal"));
   }
   return absl::OkStatus();
 }
@@ -256,6 +269,12 @@ absl::Status ExportGguf(const GgufExportOptions& options) {
   }
   ASSIGN_OR_RETURN(Checkpoint ck, OpenCheckpoint(options.model_dir));
   if (ck.config.is_gemma()) RETURN_IF_ERROR(CheckGemmaSupported(ck.config));
+  if (ck.config.model_type == "qwen2") RETURN_IF_ERROR(CheckQwen2Supported(ck.config));
+  if (ck.config.rope_scaling && std::string(GgufArchName(ck.config)) != "llama") {
+    return absl::UnimplementedError(absl::StrCat(
+        "config.json: rope_scaling cannot be expressed in GGUF for ", ck.config.model_type,
+        ": llama.cpp reads rope_freqs.weight for the llama architecture only"));
+  }
   // Our own shape checks first: they name the tensor.
   ASSIGN_OR_RETURN(std::vector<PlannedTensor> plan, PlanTensors(ck, o));
   if (ck.recipe && o == "auto") RETURN_IF_ERROR(ck.recipe->Validate(RecipeModules(ck.config)));
@@ -267,9 +286,21 @@ absl::Status ExportGguf(const GgufExportOptions& options) {
   RETURN_IF_ERROR(w.AddKv("qatkit.version", Value::Str(QATK_VERSION)));
   RETURN_IF_ERROR(w.AddKv("qatkit.outtype", Value::Str(o)));
   if (ck.recipe) RETURN_IF_ERROR(w.AddKv("qatkit.recipe", Value::Str(ck.recipe_json)));
+  // Llama 3 rope scaling: llama.cpp's llama reads it as the per-frequency
+  // divisors rope_freqs.weight (F32 [D/2]), first in the file as its
+  // converter writes it; there are no rope scaling keys.
+  const std::vector<float> rope_freqs =
+      ck.config.rope_scaling ? ck.config.RopeFreqFactors() : std::vector<float>();
+  if (!rope_freqs.empty()) {
+    RETURN_IF_ERROR(w.AddTensorInfo(kRopeFreqsName, GgmlType::kF32,
+                                    {static_cast<int64_t>(rope_freqs.size())}));
+  }
   for (const PlannedTensor& p : plan) {
     std::vector<int64_t> ne(p.spec.shape.rbegin(), p.spec.shape.rend());
     RETURN_IF_ERROR(w.AddTensorInfo(p.spec.gguf_name, p.type, ne));
+  }
+  if (!rope_freqs.empty()) {
+    RETURN_IF_ERROR(w.WriteTensorData(rope_freqs.data(), rope_freqs.size() * sizeof(float)));
   }
   for (const PlannedTensor& p : plan) RETURN_IF_ERROR(WriteTensor(ck, p, &w));
   return w.Finish();

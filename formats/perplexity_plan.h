@@ -55,6 +55,49 @@ struct PerplexityPlan {
   }
 };
 
+// How far a model's next-token distributions are from a base model's over
+// the same scored positions, as llama-perplexity --kl-divergence reports it.
+struct KlResult {
+  int64_t positions = 0;
+  double kl_mean = 0;    // mean KL(P_base || P_model), nats
+  double kl_p99 = 0;     // 99th percentile of the per-position KL
+  double top1 = 0;       // fraction of positions with the same argmax
+  double ppl_base = 0;   // the base's perplexity over the same predictions
+  double delta_ppl = 0;  // model's ppl - ppl_base
+};
+
+// log softmax(logits) into out[0, n): max and sum of exp in double, each
+// entry rounded to float. Both sides of a KL go through this, so two
+// identical logit rows give a KL of exactly 0.
+void LogSoftmaxRow(const float* logits, int n, float* out);
+// sum_i exp(b_i) * (b_i - m_i) in double over every entry whose exp(b_i)
+// is not 0 (llama.cpp skips entries with b_i <= -16; here only those).
+double KlRow(const float* base_logp, const float* model_logp, int n);
+// The first index of the largest entry.
+int ArgMaxRow(const float* row, int n);
+// The value at `fraction` of the sorted values, linearly interpolated
+// between neighbours at fraction * (n - 1) (llama.cpp's percentile).
+double Percentile(std::vector<double> values, double fraction);
+
+// Collects the per-position figures of a KL comparison.
+class KlAccumulator {
+ public:
+  // One scored position from two log-probability rows [n].
+  void AddRows(const float* base_logp, const float* model_logp, int n);
+  void Add(double kl, bool same_top1);
+  // The base's NLL of some targets, summed for ppl_base (add them in the
+  // order the model's perplexity sums its own, per chunk, so that two
+  // identical models give a delta_ppl of exactly 0).
+  void AddBaseNll(double nll) { base_nll_ += nll; }
+  // kInvalidArgument when nothing was added.
+  absl::StatusOr<KlResult> Finish(double model_ppl) const;
+
+ private:
+  std::vector<double> kl_;
+  int64_t same_top1_ = 0;
+  double base_nll_ = 0;
+};
+
 // The plan for a text of n_tokens ids (BOS included). max_chunks 0: all.
 // kInvalidArgument if ctx < 4 or n_tokens < 2 * ctx (llama.cpp's minimum).
 absl::StatusOr<PerplexityPlan> PlanPerplexity(int64_t n_tokens, int64_t ctx, bool replace_bos, int32_t bos,

@@ -98,14 +98,18 @@ void Session::Layer(int il, int n) {
   o.MatMul(L.wq, xn_, n, q_);
   o.MatMul(L.wk, xn_, n, k_);
   o.MatMul(L.wv, xn_, n, v_);
+  if (!L.bq.empty()) o.AddBias(q_, L.bq.data(), n, H * D);
+  if (!L.bk.empty()) o.AddBias(k_, L.bk.data(), n, Hk * D);
+  if (!L.bv.empty()) o.AddBias(v_, L.bv.data(), n, Hk * D);
   if (c.qk_norm) {
     o.RmsNorm(q_, L.q_norm.data(), n * H, D, c.rms_eps, q_);
     o.RmsNorm(k_, L.k_norm.data(), n * Hk, D, c.rms_eps, k_);
   }
   const bool sliding = c.IsSlidingLayer(il);
   const float base = sliding ? c.rope_base_swa : c.rope_base;
-  o.Rope(q_, n, H, D, n_past_, base, c.rope_neox);
-  o.Rope(k_, n, Hk, D, n_past_, base, c.rope_neox);
+  const float* factors = model_.rope_freqs.empty() ? nullptr : model_.rope_freqs.data();
+  o.Rope(q_, n, H, D, n_past_, base, c.rope_neox, factors);
+  o.Rope(k_, n, Hk, D, n_past_, base, c.rope_neox, factors);
   o.Attention(q_, k_, v_, n, n_past_, il, sliding ? c.sliding_window : 0, cache_, att_);
   o.MatMul(L.wo, att_, n, tmp_);
   if (c.post_norms) o.RmsNorm(tmp_, L.post_attn_norm.data(), n, E, c.rms_eps, tmp_);

@@ -1,4 +1,4 @@
-// The forward pass shared by llama and gemma3, over a KV cache.
+// The forward pass shared by every architecture (model.h), over a KV cache.
 //
 // Backend seam: Session calls the model's math only through `Ops` (matmul,
 // norms, rope, attention, gated activation, residual adds) on activation
@@ -71,8 +71,13 @@ class Ops {
   virtual void MatMul(const QMatrix& w, const float* x, int n, float* y) = 0;
   // y[n, dim] = x / sqrt(mean(x^2) + eps) * w (in place allowed).
   virtual void RmsNorm(const float* x, const float* w, int n, int dim, float eps, float* y) = 0;
-  // Rotates x [T, n_heads, D] in place for positions pos0 .. pos0+T-1.
-  virtual void Rope(float* x, int T, int n_heads, int D, int pos0, float base, bool neox) = 0;
+  // x [n, dim] += b [dim] per row (b: a model vector, like RmsNorm's w).
+  virtual void AddBias(float* x, const float* b, int n, int dim) = 0;
+  // Rotates x [T, n_heads, D] in place for positions pos0 .. pos0+T-1:
+  // pair i turns by pos * base^(-2i/D) / freq_factors[i] (a model vector of
+  // D/2; null = no factors).
+  virtual void Rope(float* x, int T, int n_heads, int D, int pos0, float base, bool neox,
+                    const float* freq_factors) = 0;
   // Appends k/v [T, Hk*D] at positions pos0.., then out [T, H*D] =
   // softmax(scale q·K^T) V over positions <= own (and > own - window).
   virtual void Attention(const float* q, const float* k, const float* v, int T, int pos0,

@@ -29,7 +29,10 @@ struct MobileStorage {
 
 absl::StatusOr<ModelConfig> ToRuntimeConfig(const qatk::ModelConfig& h) {
   ModelConfig c;
-  c.arch = h.is_gemma() ? Arch::kGemma3 : Arch::kLlama;
+  c.arch = h.is_gemma()                 ? Arch::kGemma3
+           : h.model_type == "qwen2" ? Arch::kQwen2
+           : h.model_type == "qwen3" ? Arch::kQwen3
+                                     : Arch::kLlama;
   c.n_vocab = static_cast<int>(h.vocab_size);
   c.n_embd = static_cast<int>(h.hidden_size);
   c.n_layer = static_cast<int>(h.num_hidden_layers);
@@ -44,9 +47,10 @@ absl::StatusOr<ModelConfig> ToRuntimeConfig(const qatk::ModelConfig& h) {
   c.rope_neox = true;  // HF q/k layout (rotate_half), not permuted
   c.gelu = h.hidden_act == "gelu_pytorch_tanh";
   c.attn_scale = static_cast<float>(h.attention_scale());
+  c.qk_norm = h.has_qk_norm();
   if (h.is_gemma()) {
     c.embed_scale = std::sqrt(static_cast<float>(c.n_embd));
-    c.qk_norm = c.post_norms = true;
+    c.post_norms = true;
     c.final_softcap = static_cast<float>(h.final_logit_softcapping.value_or(0.0));
     c.sliding_window = static_cast<int>(h.sliding_window);
     c.swa_pattern = static_cast<int>(h.sliding_window_pattern);
@@ -224,6 +228,7 @@ absl::StatusOr<std::unique_ptr<Model>> LoadMobileModel(const std::string& path,
     return absl::OkStatus();
   }));
   if (tied) m->output = m->tok_embd;
+  if (hf.rope_scaling) m->rope_freqs = hf.RopeFreqFactors();
   for (const ArchCache& k : ArchCaches(hf)) RETURN_IF_ERROR(ld.Cache(k, &m->layers[k.layer]));
   m->file_bytes = f.file_size();
   m->storage = storage;

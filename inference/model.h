@@ -1,8 +1,13 @@
 // The runtime's model types: hyperparameters, vocabulary and zero-copy
 // weight views (loading: model_loader.h).
-// One Model type serves both architectures the runtime runs:
+// One Model type serves every architecture the runtime runs:
 //   llama  — NORM rope (pairs (2i, 2i+1): the exporter permuted Wq/Wk),
-//            SwiGLU, RMSNorm * w.
+//            SwiGLU, RMSNorm * w; optional rope frequency factors
+//            (rope_freqs.weight: Llama 3 rope scaling), which divide each
+//            frequency's rotation angle.
+//   qwen2  — llama's block with q/k/v biases, NEOX rope (pairs (i, i+D/2)).
+//   qwen3  — llama's block with per-head q/k RMSNorm (* w, before rope),
+//            NEOX rope; head_dim need not be E/H.
 //   gemma3 — NEOX rope (pairs (i, i+D/2)), embedding * sqrt(E), per-head
 //            q/k RMSNorm, post-attention and post-FFN norms, GEGLU (tanh),
 //            norms stored as 1+w, optional final logit softcap, sliding
@@ -22,7 +27,7 @@
 
 namespace qatk::inference {
 
-enum class Arch { kLlama, kGemma3 };
+enum class Arch { kLlama, kQwen2, kQwen3, kGemma3 };
 
 struct ModelConfig {
   Arch arch = Arch::kLlama;
@@ -59,7 +64,8 @@ struct LayerWeights {
   QMatrix gate, up, down;      // [F, E], [F, E], [E, F]
   std::vector<float> attn_norm, ffn_norm;            // [E]
   std::vector<float> post_attn_norm, post_ffw_norm;  // [E] (gemma3)
-  std::vector<float> q_norm, k_norm;                 // [D] (gemma3)
+  std::vector<float> q_norm, k_norm;                 // [D] (qwen3, gemma3)
+  std::vector<float> bq, bk, bv;  // [H*D], [Hk*D], [Hk*D] (qwen2); empty = no bias
   float k_scale = 0.0f, v_scale = 0.0f;  // static KV scales (mobile); 0 = none
   // The cache quantizer the model was trained with (bits, range, rounding):
   // the int8 KV cache rounds exactly as the QAT graph simulated.
@@ -73,6 +79,9 @@ struct Model {
   QMatrix output;                 // [V, E] (= tok_embd when tied)
   std::vector<float> output_norm; // [E]
   std::vector<LayerWeights> layers;
+  // [D/2] divisor of rotary frequency i's angle (llama.cpp's
+  // rope_freqs.weight; Llama 3 rope scaling); empty = all 1.
+  std::vector<float> rope_freqs;
   uint64_t file_bytes = 0;
   std::shared_ptr<void> storage;  // keeps the mapping alive
   std::shared_ptr<void> repacked; // weights rearranged at load (kernels/x16.h)

@@ -41,6 +41,9 @@ std::vector<float>* BindVector(Model* m, const ArchTensor& t) {
     case TensorSlot::kAttnNorm: return &l->attn_norm;
     case TensorSlot::kAttnQNorm: return &l->q_norm;
     case TensorSlot::kAttnKNorm: return &l->k_norm;
+    case TensorSlot::kAttnQBias: return &l->bq;
+    case TensorSlot::kAttnKBias: return &l->bk;
+    case TensorSlot::kAttnVBias: return &l->bv;
     case TensorSlot::kPostAttnNorm: return &l->post_attn_norm;
     case TensorSlot::kFfnNorm: return &l->ffn_norm;
     case TensorSlot::kPostFfwNorm: return &l->post_ffw_norm;
@@ -77,7 +80,10 @@ absl::StatusOr<ModelConfig> ReadConfig(const GgufFile& f) {
     return absl::UnimplementedError(absl::StrCat(f.path(), ": architecture '", arch,
                                                  "' (supported: ", SupportedGgufArchs(), ")"));
   }
-  c.arch = arch == "gemma3" ? Arch::kGemma3 : Arch::kLlama;
+  c.arch = arch == "gemma3" ? Arch::kGemma3
+           : arch == "qwen2" ? Arch::kQwen2
+           : arch == "qwen3" ? Arch::kQwen3
+                             : Arch::kLlama;
   const std::string p = arch + ".";
   ASSIGN_OR_RETURN(c.n_ctx_train, GetInt(f, p + "context_length", 0, true));
   ASSIGN_OR_RETURN(c.n_embd, GetInt(f, p + "embedding_length", 0, true));
@@ -98,6 +104,9 @@ absl::StatusOr<ModelConfig> ReadConfig(const GgufFile& f) {
   ASSIGN_OR_RETURN(c.rms_eps, GetF(f, p + "attention.layer_norm_rms_epsilon", 1e-5f));
   ASSIGN_OR_RETURN(c.rope_base, GetF(f, p + "rope.freq_base", 10000.0f));
   c.attn_scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+  // llama.cpp's qwen2 / qwen3 use NEOX rope: their q/k rows are HF's.
+  if (c.arch == Arch::kQwen2 || c.arch == Arch::kQwen3) c.rope_neox = true;
+  if (c.arch == Arch::kQwen3) c.qk_norm = true;
   if (c.arch == Arch::kGemma3) {
     c.rope_neox = true;
     c.gelu = true;
@@ -228,6 +237,17 @@ absl::StatusOr<std::unique_ptr<Model>> LoadGgufModel(const std::string& path,
     return absl::OkStatus();
   }));
   if (tied) m->output = m->tok_embd;
+  // Llama 3 rope scaling: the per-frequency divisors (llama.cpp reads them
+  // for the llama architecture only).
+  if (c.arch == Arch::kLlama && f.FindTensor("rope_freqs.weight") != nullptr) {
+    ASSIGN_OR_RETURN(m->rope_freqs, Vector(f, "rope_freqs.weight", c.head_dim / 2));
+    for (float v : m->rope_freqs) {
+      if (!(std::isfinite(v) && v > 0)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(path, ": tensor rope_freqs.weight has a value ", v, " that is not > 0"));
+      }
+    }
+  }
   uint64_t bytes = 0;
   for (const auto& t : f.tensors()) bytes += t.nbytes;
   m->file_bytes = bytes;

@@ -95,11 +95,20 @@ class CpuOps final : public Ops {
     }
   }
 
-  void Rope(float* x, int T, int n_heads, int D, int pos0, float base, bool neox) override {
+  void AddBias(float* x, const float* b, int n, int dim) override {
+    for (int t = 0; t < n; ++t) {
+      float* xr = x + static_cast<int64_t>(t) * dim;
+      for (int i = 0; i < dim; ++i) xr[i] += b[i];
+    }
+  }
+
+  void Rope(float* x, int T, int n_heads, int D, int pos0, float base, bool neox,
+            const float* freq_factors) override {
     const int half = D / 2;
     for (int t = 0; t < T; ++t) {
       for (int i = 0; i < half; ++i) {
-        const double theta = (pos0 + t) * std::pow(double(base), -2.0 * i / D);
+        double theta = (pos0 + t) * std::pow(double(base), -2.0 * i / D);
+        if (freq_factors != nullptr) theta /= freq_factors[i];
         const float cs = static_cast<float>(std::cos(theta)), sn = static_cast<float>(std::sin(theta));
         for (int h = 0; h < n_heads; ++h) {
           float* hx = x + (static_cast<int64_t>(t) * n_heads + h) * D;

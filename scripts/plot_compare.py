@@ -58,7 +58,7 @@ def plot_losses(out, runs):
     fig.savefig(os.path.join(out, "loss_curves.png"), dpi=120)
 
 
-def plot_bars(out, variants, key, ylabel, fname, scale=1.0):
+def plot_bars(out, variants, key, ylabel, fname, scale=1.0, fmt="{:.2f}"):
     names = [v["name"] for v in variants if v.get(key) is not None]
     vals = [v[key] / scale for v in variants if v.get(key) is not None]
     if not names:
@@ -68,7 +68,7 @@ def plot_bars(out, variants, key, ylabel, fname, scale=1.0):
     fig, ax = plt.subplots(figsize=(max(5, 1.2 * len(names)), 4))
     bars = ax.bar(names, vals, color=cs)
     for b, v in zip(bars, vals):
-        ax.annotate(f"{v:.2f}", (b.get_x() + b.get_width() / 2, b.get_height()),
+        ax.annotate(fmt.format(v), (b.get_x() + b.get_width() / 2, b.get_height()),
                     ha="center", va="bottom", fontsize=8)
     ax.set_ylabel(ylabel)
     if key.startswith("ppl"):
@@ -91,6 +91,8 @@ def main():
     plot_losses(out, runs)
     plot_bars(out, variants, "ppl_runtime", "test perplexity (qat-run)", "ppl_bars.png")
     plot_bars(out, variants, "bytes", "file size (MiB)", "size_bars.png", scale=1 << 20)
+    others = [v for v in variants if v.get("method") != "fp"]
+    plot_bars(out, others, "kl_mean", "mean KL(FP || variant), nats", "kl_bars.png", fmt="{:.4f}")
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ echo "== Results (test split of the Brown corpus) =="
 cat "$out/results.md"
 echo
 echo "Files:  $out/*.gguf, $out/*.qmob (exported models), $out/results.json"
-echo "Plots:  $out/loss_curves.png $out/ppl_bars.png $out/size_bars.png"
+echo "Plots:  $out/loss_curves.png $out/ppl_bars.png $out/size_bars.png $out/kl_bars.png"
 echo
 echo "== Sample from the QAT Q4_0 model (qat-run generate) =="
 "$qat_run" generate --model "$out/qat-q4_0.gguf" --prompt "The jury said" -n 40 --seed 1

@@ -178,11 +178,20 @@ class CudaOps final : public Ops {
     QATK_CUDA_LAUNCHED();
   }
 
-  void Rope(float* x, int T, int n_heads, int D, int pos0, float base, bool neox) override {
+  void AddBias(float* x, const float* b, int n, int dim) override {
+    prepared_ = {};  // may write a prepared input
+    AddBiasKernel<<<Blocks(int64_t(n) * dim, 256), 256, 0, stream_>>>(x, DeviceVector(b, dim), n,
+                                                                       dim);
+    QATK_CUDA_LAUNCHED();
+  }
+
+  void Rope(float* x, int T, int n_heads, int D, int pos0, float base, bool neox,
+            const float* freq_factors) override {
     prepared_ = {};  // may write a prepared input
     SetPos(pos0);
+    const float* factors = freq_factors != nullptr ? DeviceVector(freq_factors, D / 2) : nullptr;
     RopeKernel<<<Blocks(int64_t(T) * n_heads * (D / 2), 256), 256, 0, stream_>>>(
-        x, T, n_heads, D, pos_dev_, base, neox);
+        x, T, n_heads, D, pos_dev_, base, neox, factors);
     QATK_CUDA_LAUNCHED();
   }
 
@@ -311,13 +320,15 @@ absl::Status UploadModel(const Model& m, DeviceWeights& dw) {
     for (int i = 0; i < 7; ++i) {
       if (auto s = up(*mats[i], b + names[i]); !s.ok()) return s;
     }
-    const std::vector<float>* vecs[] = {&L.attn_norm,      &L.ffn_norm, &L.post_attn_norm,
-                                        &L.post_ffw_norm, &L.q_norm,   &L.k_norm};
+    const std::vector<float>* vecs[] = {&L.attn_norm, &L.ffn_norm, &L.post_attn_norm,
+                                        &L.post_ffw_norm, &L.q_norm, &L.k_norm,
+                                        &L.bq, &L.bk, &L.bv};
     for (const auto* v : vecs) {
       if (auto s = vec(*v); !s.ok()) return s;
     }
   }
   if (auto s = up(m.output, "output"); !s.ok()) return s;
+  if (auto s = vec(m.rope_freqs); !s.ok()) return s;
   return vec(m.output_norm);
 }
 

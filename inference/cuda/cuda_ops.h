@@ -18,7 +18,8 @@
 //            F16 / BF16 and weight-only int channels read fp32 activations.
 //            n <= 8 tokens: one warp per row and token group (decode);
 //            more: 64x64 tiles through shared memory (prefill).
-//   RmsNorm, Rope (angles in double, as the CPU), GatedAct, Add, Softcap,
+//   RmsNorm, Rope (angles in double, as the CPU; optional frequency
+//   factors), GatedAct, Add, AddBias, Softcap,
 //   Attention over an f32 / f16 / int8 / q8_0 KV cache (one block per
 //   token and query head; softmax in fp32).
 // Built only with -DQATK_CUDA=ON; otherwise every entry point reports

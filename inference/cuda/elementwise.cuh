@@ -35,13 +35,16 @@ __global__ void RmsNormKernel(const float* x, const float* w, int dim, float eps
   for (int i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = xr[i] * s * w[i];
 }
 
-__global__ void RopeKernel(float* x, int T, int n_heads, int D, const int* pos, float base, bool neox) {
+// freq_factors: [D/2] divisors of the angles (device memory), or null.
+__global__ void RopeKernel(float* x, int T, int n_heads, int D, const int* pos, float base, bool neox,
+                           const float* freq_factors) {
   const int pos0 = *pos;
   const int half = D / 2;
   const int64_t idx = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (idx >= int64_t(T) * half * n_heads) return;
   const int h = idx % n_heads, i = (idx / n_heads) % half, t = idx / (int64_t(n_heads) * half);
-  const double theta = (pos0 + t) * pow(double(base), -2.0 * i / D);
+  double theta = (pos0 + t) * pow(double(base), -2.0 * i / D);
+  if (freq_factors != nullptr) theta /= freq_factors[i];
   const float cs = static_cast<float>(cos(theta)), sn = static_cast<float>(sin(theta));
   float* hx = x + (int64_t(t) * n_heads + h) * D;
   const int a = neox ? i : 2 * i, b = neox ? i + half : 2 * i + 1;
@@ -62,6 +65,12 @@ __global__ void GatedActKernel(float* g, const float* u, int64_t n, bool gelu) {
 __global__ void AddKernel(float* x, const float* y, int64_t n) {
   const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < n) x[i] += y[i];
+}
+
+// x [n, dim] += b [dim] per row.
+__global__ void AddBiasKernel(float* x, const float* b, int n, int dim) {
+  const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i < int64_t(n) * dim) x[i] += b[i % dim];
 }
 
 __global__ void SoftcapKernel(float* x, int64_t n, float cap) {

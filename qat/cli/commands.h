@@ -16,6 +16,7 @@ absl::Status EvalCommand(int argc, char** argv);       // qat/cli/eval.cc
 absl::Status InitCommand(int argc, char** argv);       // qat/cli/init.cc
 absl::Status QuantizeCommand(int argc, char** argv);   // qat/cli/quantize.cc
 absl::Status CompareCommand(int argc, char** argv);    // qat/cli/compare.cc
+absl::Status TemplateCommand(int argc, char** argv);   // qat/cli/template.cc
 
 }  // namespace qatk::cli
 

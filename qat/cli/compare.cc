@@ -452,6 +452,22 @@ absl::Status RunCompare(const CompareArgs& o) {
     res.tokens = j.value("tokens", 0);
     res.ctx = j.value("ctx", 0);
     if (j.contains("chunk_nll")) res.chunk_nll = j["chunk_nll"].get<std::vector<double>>();
+    // KL from the FP file's distributions (a step of its own, so that
+    // folders evaluated before it existed resume; the FP model runs again
+    // for each variant: cheaper than its log-prob file, ~600 MB for the
+    // Brown test split at a 4096 vocabulary).
+    if (v.method == "fp") {
+      res.kl_mean = res.kl_p99 = 0;
+      res.top1 = 1;
+    } else if (v.seed == 0) {
+      std::vector<std::string> kl = eval;
+      kl.insert(kl.end(), {"--kl-base", variants.front().file});
+      ASSIGN_OR_RETURN(std::string kout, p.Run("kl-" + v.name, kl, true));
+      ASSIGN_OR_RETURN(json kj, qat::ParseStepJson("kl-" + v.name, kout));
+      res.kl_mean = kj.value("kl_mean", NAN);
+      res.kl_p99 = kj.value("kl_p99", NAN);
+      res.top1 = kj.value("top1", NAN);
+    }
     if (!o.no_llamacpp && v.format == "gguf" && v.seed == 0 && PathExists(node_script)) {
       // interop.mjs computes llama.cpp's perplexity with llama-perplexity's chunking.
       const std::string expect = p.Marker("llamacpp-" + v.name) + ".expect.json";

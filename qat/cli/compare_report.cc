@@ -42,9 +42,10 @@ absl::Status WriteCompareReport(const ReportOptions& o, const std::vector<Varian
   const bool multi_seed = std::any_of(results.begin(), results.end(), [](const VariantResult& v) { return v.seed != 0; });
   json variants = json::array();
   std::string md = absl::StrCat(
-      "| variant | method | format | size (MiB) | PPL qat-run | PPL llama.cpp | Δ vs FP | recovered [95% CI] |",
+      "| variant | method | format | size (MiB) | PPL qat-run | PPL llama.cpp | Δ vs FP | KL vs FP | 99% KL | "
+      "top-1 vs FP | recovered [95% CI] |",
       multi_seed ? " recovered over seeds: mean [95% CI] (n), range |" : "", "\n",
-      "|---|---|---|---:|---:|---:|---:|---|", multi_seed ? "---|" : "", "\n");
+      "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---|", multi_seed ? "---|" : "", "\n");
   // The GPTQ start ran AWQ's input scaling first (compare --awq).
   const json awq = o.settings.is_object() ? o.settings.value("gptq_awq", json()) : json();
   // ... and block reconstruction after GPTQ (compare --recon-steps).
@@ -90,7 +91,8 @@ absl::Status WriteCompareReport(const ReportOptions& o, const std::vector<Varian
     json j = {{"name", v.name}, {"recipe", v.recipe.empty() ? json(nullptr) : json(v.recipe)},
               {"method", v.method}, {"format", v.format}, {"file", v.file}, {"bytes", v.bytes},
               {"ppl_runtime", NumOrNull(v.ppl_runtime)}, {"ppl_llamacpp", NumOrNull(v.ppl_llamacpp)},
-              {"delta_vs_fp", NumOrNull(delta)}, {"tokens", v.tokens}, {"ctx", v.ctx},
+              {"delta_vs_fp", NumOrNull(delta)}, {"kl_mean", NumOrNull(v.kl_mean)},
+              {"kl_p99", NumOrNull(v.kl_p99)}, {"top1", NumOrNull(v.top1)}, {"tokens", v.tokens}, {"ctx", v.ctx},
               {"recovered", has_rec ? NumOrNull(rec.value) : json(nullptr)},
               {"recovered_ci95", has_rec && std::isfinite(rec.lo)
                                      ? json::array({rec.lo, rec.hi}) : json(nullptr)}};
@@ -111,7 +113,8 @@ absl::Status WriteCompareReport(const ReportOptions& o, const std::vector<Varian
                      ptq_gptq ? absl::StrCat(" (from ", gptq, ", PTQ ", Fmt(ptq_gptq->ppl_runtime), ")") : "");
     absl::StrAppend(&md, "| ", v.name, " | ", v.method, " | ", v.format, " | ",
                     Fmt(v.bytes / 1048576.0, "%.2f"), " | ", Fmt(v.ppl_runtime), " | ",
-                    Fmt(v.ppl_llamacpp), " | ", Fmt(100 * delta, "%+.2f%%"), " | ", rec_s, " |");
+                    Fmt(v.ppl_llamacpp), " | ", Fmt(100 * delta, "%+.2f%%"), " | ", Fmt(v.kl_mean, "%.5f"), " | ",
+                    Fmt(v.kl_p99, "%.5f"), " | ", Fmt(100 * v.top1, "%.1f%%"), " | ", rec_s, " |");
     if (multi_seed) {
       std::string cell;
       if (v.method == "qat" && spread.n > 0) {
@@ -133,6 +136,9 @@ absl::Status WriteCompareReport(const ReportOptions& o, const std::vector<Varian
                                        "95% CI from a paired bootstrap over evaluation chunks; recovered_seeds: "
                                        "mean and range over the QAT runs with different seeds (--qat-seeds), and "
                                        "mean_ci95 from a bootstrap that redraws both the runs and the chunks; "
+                                       "kl_mean, kl_p99 and top1: KL(P_fp || P_variant) per scored position, its mean and 99th percentile, "
+                                       "and the share of positions whose most likely token agrees, from qat-run perplexity --kl-base "
+                                       "with the fp file; "
                                        "ptq-gptq-R (GPTQ rounding, then block reconstruction with --recon-steps; --qat-init gptq) is measured against the "
                                        "round-to-nearest ptq-R too, and ppl_ptq_gptq of a QAT variant names it"}};
   RETURN_IF_ERROR(WriteFileAtomic(o.out_dir + "/results.json", doc.dump(2) + "\n"));
@@ -142,7 +148,7 @@ absl::Status WriteCompareReport(const ReportOptions& o, const std::vector<Varian
   if (!plot.ok() || plot->exit_code != 0) {
     std::fprintf(stderr, "[compare] warning: plotting failed (is python3-matplotlib installed?)\n");
   } else {
-    std::fprintf(stderr, "[compare] plots: %s/{loss_curves,ppl_bars,size_bars}.png\n", o.out_dir.c_str());
+    std::fprintf(stderr, "[compare] plots: %s/{loss_curves,ppl_bars,size_bars,kl_bars}.png\n", o.out_dir.c_str());
   }
   std::fprintf(stderr, "[compare] results: %s/results.json, %s/results.md\n", o.out_dir.c_str(),
                o.out_dir.c_str());

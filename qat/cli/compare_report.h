@@ -20,6 +20,8 @@ struct VariantResult {
   uint64_t bytes = 0;
   double ppl_runtime = NAN;
   double ppl_llamacpp = NAN;   // NaN: not measured
+  // Against the FP variant's file (qat-run perplexity --kl-base); NaN: not measured.
+  double kl_mean = NAN, kl_p99 = NAN, top1 = NAN;
   int64_t tokens = 0;
   int ctx = 0;
   std::vector<double> chunk_nll;  // mean NLL of each evaluation chunk

@@ -15,6 +15,7 @@ namespace qatk::cli {
 
 struct EvalOptions {
   std::string model, file, device = "cpu";
+  std::string kl_base;  // base checkpoint: adds the KL figures
   int64_t ctx = 0;  // 0: DefaultEvalContext
   int64_t chunks = 0;
   bool json = false;
@@ -33,6 +34,39 @@ absl::Status RunEval(const EvalOptions& o) {
                                                    c.config.max_position_embeddings));
   }
   c.model->to(torch::Device(o.device));
+  if (!o.kl_base.empty()) {
+    ASSIGN_OR_RETURN(qat::Checkpoint base, qat::LoadCheckpoint(o.kl_base));
+    RETURN_IF_ERROR(qat::RequireTokenizer(base));
+    std::vector<int32_t> base_ids = {base.tokenizer->bos_id()};
+    const std::vector<int32_t> base_body = base.tokenizer->Encode(text);
+    base_ids.insert(base_ids.end(), base_body.begin(), base_body.end());
+    if (base_ids != ids || base.config.vocab_size != c.config.vocab_size) {
+      return absl::InvalidArgumentError(absl::StrCat("--kl-base ", o.kl_base, " tokenizes ", o.file,
+                                                     " differently from --model ", o.model, ": another tokenizer"));
+    }
+    if (ctx > base.config.max_position_embeddings) {
+      return absl::InvalidArgumentError(absl::StrCat("--ctx ", ctx, " exceeds --kl-base's context ",
+                                                     base.config.max_position_embeddings));
+    }
+    base.model->to(torch::Device(o.device));
+    ASSIGN_OR_RETURN(qat::PerplexityKlResult pk,
+                     qat::PerplexityKl(c.model, base.model, ids, ctx, c.tokenizer->bos_id(), o.chunks));
+    const PerplexityResult& p = pk.ppl;
+    const KlResult& k = pk.kl;
+    std::fprintf(stderr, "%s on %s: ppl %.4f (%lld scored tokens, %lld chunks of %lld)\n", o.model.c_str(),
+                 o.file.c_str(), p.ppl, static_cast<long long>(p.tokens), static_cast<long long>(p.chunks),
+                 static_cast<long long>(p.ctx));
+    std::fprintf(stderr, "vs %s: mean KL %.6f, 99%% KL %.6f, same top-1 %.4f%%, ppl %.4f - base %.4f = %+.4f\n",
+                 o.kl_base.c_str(), k.kl_mean, k.kl_p99, 100 * k.top1, p.ppl, k.ppl_base, k.delta_ppl);
+    if (o.json) {
+      std::cout << nlohmann::json{{"ppl", p.ppl},          {"tokens", p.tokens},     {"ctx", p.ctx},
+                                  {"kl_mean", k.kl_mean},  {"kl_p99", k.kl_p99},     {"top1", k.top1},
+                                  {"ppl_base", k.ppl_base}, {"delta_ppl", k.delta_ppl}}
+                       .dump()
+                << std::endl;
+    }
+    return absl::OkStatus();
+  }
   ASSIGN_OR_RETURN(PerplexityResult p,
                    qat::Perplexity(c.model, ids, ctx, c.tokenizer->bos_id(), o.chunks));
   std::fprintf(stderr, "%s on %s: ppl %.4f (%lld scored tokens, %lld chunks of %lld)\n", o.model.c_str(),
@@ -57,6 +91,7 @@ struct EvalArgs {
     v(o.chunks, "chunks", "at most N chunks (default all)");
     v(o.device, "device", "cpu or cuda");
     v(o.json, "json", "one JSON object on stdout");
+    v(o.kl_base, "kl-base", "base checkpoint folder: adds KL(base || model) mean and 99th percentile, top-1 agreement, ppl - base ppl");
     v(compare, "compare", "exported GGUF / mobile FILE: runtime vs fake-quant perplexity and top-1 agreement");
     v(kv_type, "kv-type", "with --compare: runtime KV cache auto|f32|f16|int8|q8_0", kShowDefault);
     v(threads, "threads", "with --compare: runtime threads", kShowDefault);
@@ -68,6 +103,9 @@ absl::Status EvalCommand(int argc, char** argv) {
   EvalArgs a;
   ASSIGN_OR_RETURN(cxxopts::ParseResult r, ParseArgs(a, opts, argc, argv, "eval"));
   if (r.count("compare")) {
+    if (!a.o.kl_base.empty()) {
+      return absl::InvalidArgumentError("--kl-base and --compare do not go together (qat-run perplexity --kl-base compares files)");
+    }
     EvalCompareOptions c;
     c.model = a.o.model;
     c.compare = a.compare;

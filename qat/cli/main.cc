@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
       {"eval", "perplexity with llama.cpp's chunking", qatk::cli::EvalCommand},
       {"init", "write a randomly initialised checkpoint", qatk::cli::InitCommand},
       {"compare", "QAT vs PTQ study: fine-tune, quantize, export, evaluate, report", qatk::cli::CompareCommand},
+      {"template", "render conversations with a model's chat template", qatk::cli::TemplateCommand},
   };
   return qatk::cli::Main("qat", "quantization-aware training and export", commands, argc, argv);
 }

@@ -25,7 +25,7 @@ struct TrainArgs {
 
   template <typename Visitor>
   void ForEach(Visitor&& v) {
-    v(o.data, "data", "folder with train.txt / valid.txt", kRequired);
+    v(o.data, "data", "folder with train.txt / valid.txt, or a prepared dataset (qat data --jsonl)", kRequired);
     v(o.out, "out", "output checkpoint folder", kRequired);
     v(o.config, "config", "model config JSON (from scratch)");
     v(o.init, "init", "initial checkpoint");
@@ -36,6 +36,10 @@ struct TrainArgs {
     v(o.batch, "batch", "sequences per micro-batch");
     v(o.seq, "seq", "tokens per sequence (default min(256, context))");
     v(o.grad_accum, "grad-accum", "micro-batches per step");
+    v(o.pack, "pack",
+      "stream: windows run across documents (EOS between them); doc: no window crosses a document (short "
+      "ones padded and masked)",
+      kShowDefault);
     v(o.lr, "lr", "peak learning rate");
     v(o.min_lr_ratio, "min-lr-ratio", "final LR / peak LR (cosine)");
     v(o.warmup, "warmup", "warmup steps (default steps/20)");

@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "formats/util/file_io.h"
 #include "formats/util/status_macros.h"
 
@@ -55,20 +56,47 @@ absl::Status WriteCache(const std::string& path, const Header& h, const std::vec
   return w.Commit();
 }
 
+// The documents of `text` (blocks between "\n\n"; blank-only blocks
+// skipped) encoded one by one, EOS between them.
+std::vector<int32_t> EncodeDocuments(const std::string& text, const Tokenizer& tokenizer) {
+  std::vector<int32_t> ids;
+  for (absl::string_view doc : absl::StrSplit(text, "\n\n", absl::SkipWhitespace())) {
+    std::vector<int32_t> d = tokenizer.Encode(std::string(doc));
+    if (d.empty()) return {};
+    if (!ids.empty()) ids.push_back(tokenizer.eos_id());
+    ids.insert(ids.end(), d.begin(), d.end());
+  }
+  return ids;
+}
+
+// The window order of an epoch: Fisher-Yates with our own index draw
+// (std::shuffle's algorithm is implementation-defined, this one is the same
+// everywhere).
+void Permutation(int64_t n, uint64_t seed, uint64_t epoch, std::vector<int64_t>* perm) {
+  perm->resize(n);
+  std::iota(perm->begin(), perm->end(), int64_t{0});
+  std::mt19937_64 rng(seed * 0x9e3779b97f4a7c15ull + epoch + 1);
+  for (int64_t i = n - 1; i > 0; --i) {
+    const int64_t j = static_cast<int64_t>(rng() % static_cast<uint64_t>(i + 1));
+    std::swap((*perm)[i], (*perm)[j]);
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<std::vector<int32_t>> LoadTokenStream(const std::string& text_path,
-                                                     const Tokenizer& tokenizer, bool* cache_hit) {
+                                                     const Tokenizer& tokenizer, bool* cache_hit,
+                                                     bool documents) {
   ASSIGN_OR_RETURN(std::string text, ReadFileToString(text_path));
   const Header want{Fnv1a64(text.data(), text.size()), text.size(), tokenizer.fingerprint(), 0};
-  const std::string cache = text_path + ".tokens";
+  const std::string cache = text_path + (documents ? ".doc-tokens" : ".tokens");
   std::vector<int32_t> ids;
   if (ReadCache(cache, want, &ids)) {
     if (cache_hit) *cache_hit = true;
     return ids;
   }
   if (cache_hit) *cache_hit = false;
-  ids = tokenizer.Encode(text);
+  ids = documents ? EncodeDocuments(text, tokenizer) : tokenizer.Encode(text);
   if (ids.empty() && !text.empty()) {
     return absl::InternalError(absl::StrCat("tokenizing '", text_path, "' failed"));
   }
@@ -85,15 +113,7 @@ BatchSampler::BatchSampler(const std::vector<int32_t>* stream, int64_t seq, uint
 
 void BatchSampler::EnsureEpoch(uint64_t epoch) {
   if (epoch == perm_epoch_) return;
-  perm_.resize(num_windows_);
-  std::iota(perm_.begin(), perm_.end(), int64_t{0});
-  std::mt19937_64 rng(seed_ * 0x9e3779b97f4a7c15ull + epoch + 1);
-  // Fisher-Yates with our own index draw: std::shuffle's algorithm is
-  // implementation-defined, this one is the same everywhere.
-  for (int64_t i = num_windows_ - 1; i > 0; --i) {
-    const int64_t j = static_cast<int64_t>(rng() % static_cast<uint64_t>(i + 1));
-    std::swap(perm_[i], perm_[j]);
-  }
+  Permutation(num_windows_, seed_, epoch, &perm_);
   perm_epoch_ = epoch;
 }
 
@@ -108,6 +128,37 @@ void BatchSampler::Next(int64_t batch, std::vector<int64_t>* inputs, std::vector
       (*inputs)[b * seq_ + t] = t == 0 ? bos_ : w[t];
       (*targets)[b * seq_ + t] = w[t + 1];
     }
+  }
+}
+
+WindowSampler::WindowSampler(const PreparedSplit* split, std::vector<Window> windows, int64_t seq,
+                             uint64_t seed, std::optional<int32_t> bos_first)
+    : split_(split), windows_(std::move(windows)), seq_(seq), seed_(seed), bos_first_(bos_first) {}
+
+void WindowSampler::Fill(const PreparedSplit& split, const Window& w, int64_t seq,
+                         std::optional<int32_t> bos_first, int64_t* inputs, int64_t* targets) {
+  std::fill(inputs, inputs + seq, split.eos_id);
+  std::fill(targets, targets + seq, kIgnoreTarget);
+  const int32_t* ids = split.ids.data() + w.start;
+  const uint8_t* mask = split.mask.data() + w.start;
+  for (int64_t t = 0; t + 1 < static_cast<int64_t>(w.len); ++t) {
+    inputs[t] = t == 0 && bos_first ? *bos_first : ids[t];
+    if (mask[t + 1]) targets[t] = ids[t + 1];
+  }
+}
+
+void WindowSampler::Next(int64_t batch, std::vector<int64_t>* inputs, std::vector<int64_t>* targets) {
+  inputs->resize(batch * seq_);
+  targets->resize(batch * seq_);
+  const int64_t n = num_windows();
+  for (int64_t b = 0; b < batch; ++b, ++position_) {
+    const uint64_t epoch = position_ / n;
+    if (epoch != perm_epoch_) {
+      Permutation(n, seed_, epoch, &perm_);
+      perm_epoch_ = epoch;
+    }
+    Fill(*split_, windows_[perm_[position_ % n]], seq_, bos_first_, inputs->data() + b * seq_,
+         targets->data() + b * seq_);
   }
 }
 

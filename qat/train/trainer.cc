@@ -14,12 +14,15 @@
 #include "absl/strings/str_format.h"
 #include "formats/util/file_io.h"
 #include "formats/util/status_macros.h"
+#include "qat/data/prepared.h"
+#include "qat/data/text_encoder.h"
 #include "qat/data/token_stream.h"
 #include "qat/model/checkpoint.h"
 #include "qat/quant/qlinear.h"
 #include "qat/quant/prepare.h"
 #include "qat/train/calibrate.h"
 #include "qat/train/evaluate.h"
+#include "qat/train/loss.h"
 #include "qat/train/progress.h"
 
 namespace qatk::qat {
@@ -44,6 +47,11 @@ struct Run {
   std::optional<data::Tokenizer> tokenizer;
   std::optional<Checkpoint> teacher;
   std::vector<int32_t> train_tokens, valid_tokens;
+  // Prepared datasets: the splits (masks, documents); text data: the train
+  // stream as a split with every mask 1.
+  bool prepared = false;
+  data::PreparedSplit train_split, valid_split;
+  data::Packing packing = data::Packing::kStream;
   std::unique_ptr<torch::optim::AdamW> optimizer;
   std::vector<double> lr_factor;  // per optimizer group: its LR / the schedule's LR
   int64_t step = 0;          // steps done
@@ -117,6 +125,10 @@ absl::Status InitEma(Run& r, bool resumed) {
 absl::Status LoadTokenizer(Run& r) {
   if (r.tokenizer) return absl::OkStatus();
   std::string path = r.o.tokenizer.empty() ? r.o.data + "/tokenizer.model" : r.o.tokenizer;
+  if (r.prepared && r.o.tokenizer.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        r.o.data, " is a prepared dataset: train from --init CKPT, or give --tokenizer (the one that made it)"));
+  }
   if (!Exists(path) && r.o.tokenizer.empty()) {
     std::fprintf(stderr, "training a %lld-piece tokenizer on %s/train.txt -> %s\n",
                  static_cast<long long>(r.config.vocab_size), r.o.data.c_str(), path.c_str());
@@ -153,6 +165,10 @@ absl::Status BuildModel(Run& r) {
     if (c.trainer_state.value("ema", 0.0) != o.ema) {
       return absl::InvalidArgumentError(absl::StrCat("--resume with --ema ", o.ema, " but the saved run used ",
                                                      c.trainer_state.value("ema", 0.0)));
+    }
+    if (c.trainer_state.value("pack", std::string("stream")) != o.pack) {
+      return absl::InvalidArgumentError(absl::StrCat("--resume with --pack ", o.pack, " but the saved run used ",
+                                                     c.trainer_state.value("pack", std::string("stream"))));
     }
     auto m = ReadFileToString(o.out + "/metrics.jsonl");
     if (m.ok()) r.metrics = *m;
@@ -288,6 +304,7 @@ absl::Status Save(Run& r) {
                 {"steps", r.o.steps}};
   if (r.o.ema > 0) state["ema"] = r.o.ema;
   if (r.o.freeze_codes) state["freeze_codes"] = true;
+  if (r.o.pack != "stream") state["pack"] = r.o.pack;
   std::optional<EmaSwapped> swapped;
   CheckpointWrite w;
   if (!r.ema.empty()) {
@@ -328,7 +345,7 @@ void LogMetrics(Run& r, const json& j) {
 }
 
 // One optimizer step over grad_accum micro-batches; returns the mean loss.
-double TrainStep(Run& r, data::BatchSampler& sampler, double* grad_norm) {
+absl::StatusOr<double> TrainStep(Run& r, data::WindowSampler& sampler, double* grad_norm) {
   const TrainOptions& o = r.o;
   const double alpha = r.teacher ? (o.kd_alpha >= 0 ? o.kd_alpha : 1.0) : 0.0;
   r.optimizer->zero_grad();
@@ -339,21 +356,18 @@ double TrainStep(Run& r, data::BatchSampler& sampler, double* grad_norm) {
     torch::Tensor x = torch::from_blob(in.data(), {o.batch, o.seq}, torch::kInt64).to(r.device);
     torch::Tensor y = torch::from_blob(tg.data(), {o.batch * o.seq}, torch::kInt64).to(r.device);
     torch::Tensor logits = r.model->forward(x).view({o.batch * o.seq, -1});  // [B*T, V]
-    torch::Tensor loss = alpha < 1.0 ? torch::cross_entropy_loss(logits, y) * (1.0 - alpha)
-                                     : torch::zeros({}, logits.options());
+    torch::Tensor t;
     if (alpha > 0) {
-      torch::Tensor t;
-      {
-        torch::NoGradGuard ng;
-        t = r.teacher->model->forward(x).view({o.batch * o.seq, -1});
-      }
-      const double T = o.kd_temp;
-      torch::Tensor kl = torch::kl_div(torch::log_softmax(logits / T, -1), torch::log_softmax(t / T, -1),
-                                       at::Reduction::Sum, /*log_target=*/true) /
-                         static_cast<double>(o.batch * o.seq);
-      loss = loss + kl * (alpha * T * T);
+      torch::NoGradGuard ng;
+      t = r.teacher->model->forward(x).view({o.batch * o.seq, -1});
     }
-    loss = loss / static_cast<double>(o.grad_accum);
+    absl::StatusOr<torch::Tensor> micro = TrainingLoss(logits, y, t, alpha, o.kd_temp);
+    if (!micro.ok()) {
+      // BuildWindows leaves out windows without a trained target, so this
+      // means the data changed under the run or a bug; never a NaN step.
+      return absl::InternalError(absl::StrCat("step ", r.step + 1, ": ", micro.status().message()));
+    }
+    torch::Tensor loss = *micro / static_cast<double>(o.grad_accum);
     loss.backward();
     total += loss.item<double>();
   }
@@ -376,9 +390,45 @@ void Progress(Run& r, double loss, double tok_s, double eta) {
                                              static_cast<long long>(r.o.steps), loss, tok_s, FormatDuration(eta)));
 }
 
+// Prepared data: the masked CE over the valid split's windows, in order
+// (max_chunks of them; 0: all), reported as valid_loss and its exp.
+absl::Status EvaluatePrepared(Run& r, int64_t max_chunks) {
+  std::vector<data::Window> windows = data::BuildWindows(r.valid_split, r.o.seq, r.packing);
+  if (max_chunks > 0 && static_cast<int64_t>(windows.size()) > max_chunks) windows.resize(max_chunks);
+  if (windows.empty()) return absl::OkStatus();
+  torch::NoGradGuard ng;
+  const bool was_training = r.model->is_training();
+  r.model->eval();
+  double sum = 0;
+  int64_t count = 0;
+  for (size_t w0 = 0; w0 < windows.size(); w0 += r.o.batch) {
+    const size_t nb = std::min<size_t>(r.o.batch, windows.size() - w0);
+    const int64_t B = static_cast<int64_t>(nb);
+    std::vector<int64_t> in(B * r.o.seq), tg(B * r.o.seq);
+    for (int64_t b = 0; b < B; ++b) {
+      data::WindowSampler::Fill(r.valid_split, windows[w0 + b], r.o.seq, std::nullopt, &in[b * r.o.seq],
+                                &tg[b * r.o.seq]);
+    }
+    torch::Tensor x = torch::from_blob(in.data(), {B, r.o.seq}, torch::kInt64).to(r.device);
+    torch::Tensor y = torch::from_blob(tg.data(), {B * r.o.seq}, torch::kInt64).to(r.device);
+    torch::Tensor logits = r.model->forward(x).view({B * r.o.seq, -1});
+    sum += torch::cross_entropy_loss(logits, y, {}, at::Reduction::Sum, data::kIgnoreTarget).item<double>();
+    count += (y != data::kIgnoreTarget).sum().item<int64_t>();
+  }
+  if (was_training) r.model->train();
+  const double loss = sum / static_cast<double>(std::max<int64_t>(count, 1));
+  LogMetrics(r, {{"step", r.step}, {"valid_loss", loss}, {"valid_ppl", std::exp(loss)}, {"valid_tokens", count},
+                 {"valid_windows", windows.size()}});
+  if (r.progress) r.progress->Break();
+  std::fprintf(stderr, "step %lld: valid loss %.4f (ppl %.3f) over %lld trained tokens\n",
+               static_cast<long long>(r.step), loss, std::exp(loss), static_cast<long long>(count));
+  return absl::OkStatus();
+}
+
 absl::Status Evaluate(Run& r, int64_t max_chunks) {
   std::optional<EmaSwapped> swapped;
   if (!r.ema.empty()) swapped.emplace(r);
+  if (r.prepared) return EvaluatePrepared(r, max_chunks);
   std::vector<int32_t> ids;
   ids.reserve(r.valid_tokens.size() + 1);
   ids.push_back(r.tokenizer->bos_id());
@@ -413,6 +463,62 @@ absl::StatusOr<torch::Device> ParseDevice(const std::string& name) {
   return *d;
 }
 
+// The fingerprint of the model's tokenizer: the tokenizer file of the
+// checkpoint it came from (tokenizer.json before tokenizer.model), else the
+// tokenizer.model in use. `name` receives the file for error messages.
+uint64_t ModelTokenizerFingerprint(const Run& r, std::string* name) {
+  const std::string dir = r.o.resume && Exists(r.o.out + "/trainer_state.json") ? r.o.out : r.o.init;
+  if (!dir.empty()) {
+    absl::StatusOr<uint64_t> fp = data::TokenizerFingerprint(dir, name);
+    if (fp.ok()) return *fp;
+  }
+  *name = r.o.tokenizer.empty() ? r.o.data + "/tokenizer.model" : r.o.tokenizer;
+  return r.tokenizer->fingerprint();
+}
+
+absl::Status LoadData(Run& r) {
+  const TrainOptions& o = r.o;
+  if (!r.prepared) {
+    ASSIGN_OR_RETURN(r.train_tokens, data::LoadTokenStream(o.data + "/train.txt", *r.tokenizer, nullptr,
+                                                           /*documents=*/true));
+    ASSIGN_OR_RETURN(r.valid_tokens, data::LoadTokenStream(o.data + "/valid.txt", *r.tokenizer));
+    if (static_cast<int64_t>(r.train_tokens.size()) <= o.seq + 1) {
+      return absl::InvalidArgumentError(absl::StrCat(o.data, "/train.txt has only ", r.train_tokens.size(),
+                                                     " tokens, fewer than --seq + 1"));
+    }
+    r.train_split = data::SplitFromStream(r.train_tokens, r.tokenizer->eos_id());
+    return absl::OkStatus();
+  }
+  ASSIGN_OR_RETURN(r.train_split, data::ReadPreparedSplit(o.data + "/train.qtd"));
+  if (Exists(o.data + "/valid.qtd")) {
+    ASSIGN_OR_RETURN(r.valid_split, data::ReadPreparedSplit(o.data + "/valid.qtd"));
+  }
+  std::string model_tok;
+  const uint64_t want = ModelTokenizerFingerprint(r, &model_tok);
+  for (const auto* s : {&r.train_split, &r.valid_split}) {
+    if (s->ids.empty() || s->tokenizer_fingerprint == want) continue;
+    std::string made_by = "?";
+    if (auto meta = ReadFileToString(o.data + "/dataset.json"); meta.ok()) {
+      json j = json::parse(*meta, nullptr, false);
+      if (j.is_object() && j.contains("tokenizer") && j["tokenizer"].is_string()) made_by = j["tokenizer"];
+    }
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s was made with the tokenizer %s (fingerprint %016x), but the model's tokenizer is %s (fingerprint "
+        "%016x); prepare the data again with --model of this model",
+        o.data, made_by, s->tokenizer_fingerprint, model_tok, want));
+  }
+  for (const auto* s : {&r.train_split, &r.valid_split}) {
+    for (int32_t id : s->ids) {
+      if (id >= r.config.vocab_size) {
+        return absl::InvalidArgumentError(absl::StrCat(o.data, ": token id ", id, " is outside the model's vocab_size ",
+                                                       r.config.vocab_size));
+      }
+    }
+  }
+  r.train_tokens = r.train_split.ids;
+  return absl::OkStatus();
+}
+
 absl::Status Prepare(Run& r) {
   TrainOptions& o = r.o;
   if (o.config.empty() == o.init.empty() && !(o.resume && Exists(o.out + "/trainer_state.json"))) {
@@ -423,6 +529,8 @@ absl::Status Prepare(Run& r) {
   }
   if (!(o.ema >= 0 && o.ema < 1)) return absl::InvalidArgumentError("--ema must be in [0, 1)");
   ASSIGN_OR_RETURN(r.device, ParseDevice(o.device));
+  ASSIGN_OR_RETURN(r.packing, data::ParsePacking(o.pack));
+  r.prepared = data::IsPreparedDataset(o.data);
   RETURN_IF_ERROR(BuildModel(r));
   RETURN_IF_ERROR(LoadTokenizer(r));
   if (o.seq == 0) o.seq = std::min<int64_t>(256, r.config.max_position_embeddings);
@@ -440,12 +548,7 @@ absl::Status Prepare(Run& r) {
     for (auto& p : t.model->parameters()) p.set_requires_grad(false);
     r.teacher = std::move(t);
   }
-  ASSIGN_OR_RETURN(r.train_tokens, data::LoadTokenStream(o.data + "/train.txt", *r.tokenizer));
-  ASSIGN_OR_RETURN(r.valid_tokens, data::LoadTokenStream(o.data + "/valid.txt", *r.tokenizer));
-  if (static_cast<int64_t>(r.train_tokens.size()) <= o.seq + 1) {
-    return absl::InvalidArgumentError(absl::StrCat(o.data, "/train.txt has only ", r.train_tokens.size(),
-                                                   " tokens, fewer than --seq + 1"));
-  }
+  RETURN_IF_ERROR(LoadData(r));
   r.model->to(r.device);
   if (o.freeze_codes) RETURN_IF_ERROR(FreezeCodes(r));
   r.model->train();
@@ -467,7 +570,18 @@ absl::Status Train(const TrainOptions& options) {
   r.o = options;
   RETURN_IF_ERROR(Prepare(r));
   const TrainOptions& o = r.o;
-  data::BatchSampler sampler(&r.train_tokens, o.seq, o.seed, r.tokenizer->bos_id());
+  int64_t dropped = 0;
+  std::vector<data::Window> windows = data::BuildWindows(r.train_split, o.seq, r.packing, &dropped);
+  if (windows.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(o.data, ": no window of ", o.seq + 1,
+                                                   " tokens has a trained target (--pack ", o.pack, ")"));
+  }
+  if (dropped > 0) {
+    std::fprintf(stderr, "%lld of %lld windows have no trained target and are not drawn\n",
+                 static_cast<long long>(dropped), static_cast<long long>(dropped + windows.size()));
+  }
+  data::WindowSampler sampler(&r.train_split, std::move(windows), o.seq, o.seed,
+                              r.prepared ? std::nullopt : std::optional<int32_t>(r.tokenizer->bos_id()));
   sampler.set_position(r.sampler_pos);
   int64_t last_saved = r.step > 0 ? r.step : -1;
   const auto t0 = Clock::now();
@@ -477,7 +591,7 @@ absl::Status Train(const TrainOptions& options) {
     const auto step_t0 = Clock::now();
     SetLr(r, LrAt(o, r.step));
     double grad_norm = 0;
-    const double loss = TrainStep(r, sampler, &grad_norm);
+    ASSIGN_OR_RETURN(const double loss, TrainStep(r, sampler, &grad_norm));
     if (!std::isfinite(loss)) {
       return absl::InternalError(absl::StrCat(
           "loss is ", loss, " at step ", r.step + 1, "; stopped. ",

@@ -1,9 +1,10 @@
 // `qat train`: pretraining from a config, fine-tuning / QAT from a checkpoint
 // with a recipe, optional distillation from a teacher checkpoint.
 //
-// Each step: grad_accum micro-batches of [batch, seq] windows (BatchSampler),
+// Each step: grad_accum micro-batches of [batch, seq] windows (WindowSampler),
 // loss = (1 - kd_alpha) * CE + kd_alpha * T^2 * KL(teacher_T || student_T)
-// (kd_alpha = 0 without a teacher), AdamW with linear warmup then cosine decay
+// (kd_alpha = 0 without a teacher) over the targets whose loss mask is 1
+// (qat/train/loss.h; text data trains on every token), AdamW with linear warmup then cosine decay
 // to min_lr_ratio * lr, global-norm clipping. Quantizer scales (parameters
 // named *_scale) get their own LR (scale_lr, default lr) and no weight decay;
 // the output head's weight can get its own LR too (head_lr, default lr): a
@@ -31,7 +32,8 @@
 namespace qatk::qat {
 
 struct TrainOptions {
-  std::string data;         // folder with train.txt / valid.txt
+  std::string data;         // folder with train.txt / valid.txt, or a prepared
+                            // dataset (dataset.json, train.qtd; `qat data --jsonl`)
   std::string out;          // checkpoint folder
   std::string config;       // model config (from scratch) ...
   std::string init;         // ... or an initial checkpoint
@@ -42,6 +44,8 @@ struct TrainOptions {
   int64_t batch = 16;
   int64_t seq = 0;          // 0: min(256, context)
   int64_t grad_accum = 1;
+  std::string pack = "stream";  // "stream": windows across documents (EOS between
+                                // them); "doc": no window crosses a document
   double lr = 3e-3;
   double min_lr_ratio = 0.1;
   int64_t warmup = -1;      // -1: steps / 20

@@ -342,6 +342,86 @@ TEST_F(GgufExportTest, Gemma3NormsAreOnePlusWAndQkAreNotPermuted) {
   EXPECT_EQ(f->Find("gemma3.attention.sliding_window"), nullptr);
 }
 
+std::string HubConfig(const std::string& file) {
+  return std::string(QATK_SOURCE_DIR) + "/tests/testdata/hf_configs/" + file;
+}
+
+// Qwen2.5: arch qwen2, q/k/v biases F32 under every outtype (recipes and
+// --outtype quantize matrices only), q/k not permuted (NEOX rope), and the
+// padded vocabulary's extra rows named as llama.cpp's converter names them.
+TEST_F(GgufExportTest, Qwen2BiasesStayF32AndThePaddedVocabularyIsNamed) {
+  TinyModelOptions o;
+  o.hf_config_path = HubConfig("qwen2.5-0.5b.json");
+  o.vocab_pad = 16;
+  const std::string path = Export("qwen2", o, "q4_0");
+  ExpectTensorsMatchCodec(root_ + "/qwen2", path, "q4_0");
+  auto f = GgufFile::Open(path);
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(*f->GetString("general.architecture"), "qwen2");
+  EXPECT_EQ(*f->GetUint("qwen2.embedding_length"), 64u);
+  for (const char* b : {"attn_q.bias", "attn_k.bias", "attn_v.bias"}) {
+    const gguf::TensorInfo* t = f->FindTensor(std::string("blk.1.") + b);
+    ASSERT_NE(t, nullptr) << b;
+    EXPECT_EQ(t->type, GgmlType::kF32) << b;
+    EXPECT_EQ(t->ne.size(), 1u) << b;
+  }
+  EXPECT_EQ(f->FindTensor("blk.0.attn_q.bias")->ne[0], 64);
+  EXPECT_EQ(f->FindTensor("blk.0.attn_k.bias")->ne[0], 32);
+  EXPECT_EQ(f->FindTensor("blk.0.attn_q.weight")->type, GgmlType::kQ4_0);
+  EXPECT_EQ(f->FindTensor("output.weight"), nullptr);  // tied
+  auto ck = OpenCheckpoint(root_ + "/qwen2");
+  ASSERT_TRUE(ck.ok());
+  for (const GgufTensorSpec& t : GgufTensorList(ck->config)) EXPECT_EQ(t.permute_heads, 0) << t.hf_name;
+  const auto& tokens = std::get<std::vector<std::string>>(f->Find("tokenizer.ggml.tokens")->v);
+  const auto& types = std::get<std::vector<int64_t>>(f->Find("tokenizer.ggml.token_type")->v);
+  ASSERT_EQ(static_cast<int64_t>(tokens.size()), ck->config.vocab_size);
+  const int64_t last = ck->config.vocab_size - 1;
+  EXPECT_EQ(tokens[last], "[PAD" + std::to_string(last) + "]");
+  EXPECT_EQ(types[last], 5);                             // UNUSED
+  EXPECT_NE(tokens[last - 16].rfind("[PAD", 0), 0u);     // the tokenizer's own last piece
+}
+
+// Qwen3: head_dim 32 != hidden / heads (16) reaches llama.cpp through
+// attention.key_length / value_length; per-head q/k norms are F32 [D].
+TEST_F(GgufExportTest, Qwen3HeadDimAndQkNorms) {
+  TinyModelOptions o;
+  o.hf_config_path = HubConfig("qwen3-0.6b.json");
+  o.head_dim = 32;
+  const std::string path = Export("qwen3", o, "q8_0");
+  ExpectTensorsMatchCodec(root_ + "/qwen3", path, "q8_0");
+  auto f = GgufFile::Open(path);
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(*f->GetString("general.architecture"), "qwen3");
+  EXPECT_EQ(*f->GetUint("qwen3.attention.key_length"), 32u);
+  EXPECT_EQ(*f->GetUint("qwen3.attention.value_length"), 32u);
+  EXPECT_EQ(*f->GetUint("qwen3.rope.dimension_count"), 32u);
+  EXPECT_EQ(*f->GetUint("qwen3.attention.head_count"), 4u);
+  EXPECT_EQ(f->FindTensor("blk.0.attn_q.weight")->ne, (std::vector<int64_t>{64, 128}));
+  const gguf::TensorInfo* qn = f->FindTensor("blk.1.attn_q_norm.weight");
+  ASSERT_NE(qn, nullptr);
+  EXPECT_EQ(qn->type, GgmlType::kF32);
+  EXPECT_EQ(qn->ne, std::vector<int64_t>{32});
+  EXPECT_NE(f->FindTensor("blk.1.attn_k_norm.weight"), nullptr);
+  EXPECT_EQ(f->FindTensor("rope_freqs.weight"), nullptr);
+}
+
+// Configs llama.cpp's qwen2 cannot run are refused before anything is written.
+TEST_F(GgufExportTest, Qwen2WithQueryWidthOtherThanHiddenIsRefused) {
+  TinyModelOptions o;
+  o.model_type = "qwen2";
+  o.head_dim = 32;  // H * D = 128 != E = 64
+  o.tokenizer_model = tokenizer_;
+  const std::string dir = root_ + "/qwen2_wide";
+  ASSERT_TRUE(testing::WriteTinyCheckpoint(dir, o).ok());
+  GgufExportOptions e;
+  e.model_dir = dir;
+  e.out = dir + ".gguf";
+  const absl::Status s = ExportGguf(e);
+  EXPECT_EQ(s.code(), absl::StatusCode::kUnimplemented) << s;
+  EXPECT_NE(s.message().find("hidden_size"), std::string::npos) << s;
+  EXPECT_NE(access(e.out.c_str(), F_OK), 0);
+}
+
 bool DirHasEntryWithPrefix(const std::string& dir, const std::string& prefix) {
   DIR* d = opendir(dir.c_str());
   bool found = false;

@@ -1,5 +1,5 @@
 // The architecture table (formats/model_arch.h) against its three users,
-// for a llama and a gemma3 config, tied and untied: the checkpoint (the
+// for llama, qwen2, qwen3 and gemma3 configs, tied and untied: the checkpoint (the
 // safetensors a tiny checkpoint holds), the exporters (the GGUF and mobile
 // files' tensors) and the runtime loaders (which file tensor each Model
 // field was loaded from) must agree with it on every tensor: names, shapes,
@@ -8,6 +8,8 @@
 
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -23,6 +25,7 @@
 #include "formats/gguf/gguf.h"
 #include "formats/mobile/mobile_format.h"
 #include "gtest/gtest.h"
+#include "inference/forward.h"
 #include "inference/mobile_model.h"
 #include "inference/model_loader.h"
 #include "tests/export/tiny_checkpoint.h"
@@ -74,7 +77,10 @@ std::string ModelArchTest::root_;
 std::string ModelArchTest::tokenizer_;
 
 int64_t Expected(const ModelConfig& c) {
-  const int64_t per_layer = c.is_gemma() ? 13 : 9;
+  const int64_t per_layer = c.is_gemma()                ? 13
+                            : c.model_type == "qwen2" ? 12
+                            : c.model_type == "qwen3" ? 11
+                                                      : 9;
   return 2 + (c.tie_word_embeddings ? 0 : 1) + c.num_hidden_layers * per_layer;
 }
 
@@ -200,13 +206,121 @@ TEST_P(ModelArchTest, MobileExportAndLoaderAgreeWithTable) {
 
 INSTANTIATE_TEST_SUITE_P(Archs, ModelArchTest,
                          ::testing::Values(Case{"llama", false}, Case{"llama", true},
+                                           Case{"qwen2", true}, Case{"qwen3", false},
                                            Case{"gemma3_text", false}, Case{"gemma3_text", true}),
                          [](const auto& info) {
-                           return std::string(info.param.model_type == std::string("llama")
-                                                  ? "llama"
-                                                  : "gemma3") +
+                           return std::string(info.param.model_type == std::string("gemma3_text")
+                                                  ? "gemma3"
+                                                  : info.param.model_type) +
                                   (info.param.tied ? "_tied" : "_untied");
                          });
+
+// Llama 3 rope scaling: the GGUF's extra rope_freqs.weight (first, F32
+// [D/2]) holds the config's frequency factors, and both runtime loaders give
+// the model those factors (the mobile file from its config.json).
+TEST(RopeScalingTest, FrequencyFactorsReachBothRuntimes) {
+  char tmpl[] = "/tmp/qatk_rope_scaling_XXXXXX";
+  const std::string root = mkdtemp(tmpl);
+  TinyModelOptions o;
+  o.hf_config_path = std::string(QATK_SOURCE_DIR) + "/tests/testdata/hf_configs/llama-3.2-1b-instruct.json";
+  o.rope_original_context = 64;
+  const std::string dir = root + "/llama3";
+  ASSERT_TRUE(testing::WriteTinyCheckpoint(dir, o).ok());
+  auto ck = exporter::OpenCheckpoint(dir);
+  ASSERT_TRUE(ck.ok()) << ck.status();
+  ASSERT_TRUE(ck->config.rope_scaling.has_value());
+  const std::vector<float> factors = ck->config.RopeFreqFactors();
+  ASSERT_EQ(static_cast<int64_t>(factors.size()), o.head_dim / 2);
+  // Scaling changes the angles: some factor is not 1.
+  EXPECT_NE(*std::max_element(factors.begin(), factors.end()), 1.0f);
+
+  exporter::GgufExportOptions e;
+  e.model_dir = dir;
+  e.out = dir + ".gguf";
+  e.outtype = "q4_0";
+  ASSERT_TRUE(exporter::ExportGguf(e).ok());
+  auto f = gguf::GgufFile::Open(e.out);
+  ASSERT_TRUE(f.ok()) << f.status();
+  ASSERT_EQ(f->tensors().size(), ArchTensors(ck->config).size() + 1);
+  const gguf::TensorInfo& rf = f->tensors()[0];
+  EXPECT_EQ(rf.name, "rope_freqs.weight");
+  EXPECT_EQ(rf.type, GgmlType::kF32);
+  EXPECT_EQ(rf.ne, std::vector<int64_t>{o.head_dim / 2});
+  std::vector<float> stored(factors.size());
+  std::memcpy(stored.data(), f->TensorData(rf), stored.size() * sizeof(float));
+  EXPECT_EQ(stored, factors);
+  auto g = inference::LoadGgufModel(e.out);
+  ASSERT_TRUE(g.ok()) << g.status();
+  EXPECT_EQ((*g)->rope_freqs, factors);
+
+  exporter::MobileExportOptions me;
+  me.model_dir = dir;
+  me.out = dir + ".qmob";
+  ASSERT_TRUE(exporter::ExportMobile(me).ok());
+  auto m = inference::LoadMobileModel(me.out);
+  ASSERT_TRUE(m.ok()) << m.status();
+  EXPECT_EQ((*m)->rope_freqs, factors);
+  std::system(("rm -rf " + root).c_str());
+}
+
+// The hub families through both runtime paths: a GGUF (llama.cpp's layouts:
+// llama q/k permuted for NORM rope, rope_freqs.weight) and a mobile file (HF
+// layouts, NEOX rope, factors from config.json) of one F16 checkpoint give
+// the same logits.
+TEST(HubFamiliesTest, GgufAndMobileRuntimesAgree) {
+  char tmpl[] = "/tmp/qatk_families_XXXXXX";
+  const std::string root = mkdtemp(tmpl);
+  const std::string hf = std::string(QATK_SOURCE_DIR) + "/tests/testdata/hf_configs/";
+  struct Family {
+    const char* config;
+    int64_t head_dim;
+  };
+  for (const Family& fam : {Family{"llama-3.2-1b-instruct.json", 16}, Family{"smollm2-135m.json", 16},
+                            Family{"qwen2.5-0.5b.json", 16}, Family{"qwen3-0.6b.json", 32},
+                            Family{"gemma-3-1b-it.json", 16}}) {
+    SCOPED_TRACE(fam.config);
+    TinyModelOptions o;
+    o.hf_config_path = hf + fam.config;
+    o.head_dim = fam.head_dim;
+    o.weight_std = 1.0;
+    o.embed_std = 0.5;
+    o.vocab_pad = 8;
+    const std::string dir = root + "/" + fam.config;
+    ASSERT_TRUE(testing::WriteTinyCheckpoint(dir, o).ok());
+    exporter::GgufExportOptions e;
+    e.model_dir = dir;
+    e.out = dir + ".gguf";
+    e.outtype = "f16";  // what the mobile export stores unquantized weights as
+    ASSERT_TRUE(exporter::ExportGguf(e).ok());
+    exporter::MobileExportOptions me;
+    me.model_dir = dir;
+    me.out = dir + ".qmob";
+    ASSERT_TRUE(exporter::ExportMobile(me).ok());
+    auto g = inference::LoadGgufModel(e.out);
+    auto m = inference::LoadMobileModel(me.out);
+    ASSERT_TRUE(g.ok()) << g.status();
+    ASSERT_TRUE(m.ok()) << m.status();
+    const std::vector<int32_t> toks = {1, 17, 90, 3, 55, 42, 7, 81, 5, 60, 200, 31};
+    inference::ThreadPool pool(2);
+    std::vector<std::vector<float>> logits;
+    for (const inference::Model* model : {g->get(), m->get()}) {
+      auto s = inference::Session::Create(*model, 32, inference::KvType::kF32, pool);
+      ASSERT_TRUE(s.ok()) << s.status();
+      ASSERT_TRUE((*s)->Eval(toks.data(), static_cast<int>(toks.size()), true).ok());
+      const int64_t n = static_cast<int64_t>(toks.size()) * model->config.n_vocab;
+      logits.emplace_back((*s)->logits(), (*s)->logits() + n);
+    }
+    ASSERT_EQ(logits[0].size(), logits[1].size());
+    double max_abs = 0, max_err = 0;
+    for (size_t i = 0; i < logits[0].size(); ++i) {
+      max_abs = std::max(max_abs, double(std::fabs(logits[0][i])));
+      max_err = std::max(max_err, double(std::fabs(logits[0][i] - logits[1][i])));
+    }
+    EXPECT_GT(max_abs, 0.5);
+    EXPECT_LE(max_err, 1e-4 * max_abs);
+  }
+  std::system(("rm -rf " + root).c_str());
+}
 
 }  // namespace
 }  // namespace qatk

@@ -47,7 +47,7 @@ absl::Status MakeTokenizer(const std::string& dir, const TinyModelOptions& o, in
 nlohmann::json ConfigJson(const TinyModelOptions& o, int vocab) {
   const bool gemma = o.model_type == "gemma3_text";
   nlohmann::json j = {
-      {"architectures", {gemma ? "Gemma3ForCausalLM" : "LlamaForCausalLM"}},
+      {"architectures", {FindArchByModelType(o.model_type)->hf_architecture}},
       {"model_type", o.model_type},
       {"vocab_size", vocab},
       {"hidden_size", o.hidden},
@@ -70,29 +70,76 @@ nlohmann::json ConfigJson(const TinyModelOptions& o, int vocab) {
   return j;
 }
 
+// A hub config.json with its sizes replaced (TinyModelOptions::hf_config_path).
+absl::StatusOr<nlohmann::ordered_json> ShrunkConfigJson(const TinyModelOptions& o, int vocab) {
+  ASSIGN_OR_RETURN(std::string text, ReadFileToString(o.hf_config_path));
+  nlohmann::ordered_json j = nlohmann::ordered_json::parse(text, nullptr, false);
+  if (!j.is_object()) return absl::InvalidArgumentError(o.hf_config_path + ": not a JSON object");
+  j["vocab_size"] = vocab;
+  j["hidden_size"] = o.hidden;
+  j["intermediate_size"] = o.intermediate;
+  j["num_hidden_layers"] = o.layers;
+  j["num_attention_heads"] = o.heads;
+  j["num_key_value_heads"] = o.kv_heads;
+  if (j.contains("head_dim")) {
+    j["head_dim"] = o.head_dim;
+  } else if (o.hidden != o.heads * o.head_dim) {
+    return absl::InvalidArgumentError(o.hf_config_path + " has no head_dim: hidden must be heads * head_dim");
+  }
+  j["max_position_embeddings"] = o.context;
+  if (o.untie) j["tie_word_embeddings"] = false;
+  j["bos_token_id"] = 1;
+  j["eos_token_id"] = j["eos_token_id"].is_array() ? nlohmann::ordered_json::array({2}) : nlohmann::ordered_json(2);
+  if (j.contains("rope_scaling") && j["rope_scaling"].is_object() &&
+      j["rope_scaling"].contains("original_max_position_embeddings")) {
+    j["rope_scaling"]["original_max_position_embeddings"] = o.rope_original_context;
+  }
+  if (j.value("model_type", "") == "gemma3_text") {
+    j["sliding_window"] = o.sliding_window;
+    if (j.contains("query_pre_attn_scalar")) j["query_pre_attn_scalar"] = o.head_dim;
+  }
+  if (j.contains("layer_types") && j["layer_types"].is_array()) {
+    nlohmann::ordered_json t = nlohmann::ordered_json::array();
+    for (int64_t l = 0; l < o.layers && l < static_cast<int64_t>(j["layer_types"].size()); ++l) {
+      t.push_back(j["layer_types"][l]);
+    }
+    j["layer_types"] = t;
+  }
+  return j;
+}
+
 }  // namespace
 
 absl::Status WriteTinyCheckpoint(const std::string& dir, const TinyModelOptions& o) {
   ::mkdir(dir.c_str(), 0755);
   int vocab = 0;
   RETURN_IF_ERROR(MakeTokenizer(dir, o, &vocab));
-  const nlohmann::json cj = ConfigJson(o, vocab);
+  vocab += o.vocab_pad;
+  nlohmann::ordered_json cj;
+  if (o.hf_config_path.empty()) {
+    cj = nlohmann::ordered_json::parse(ConfigJson(o, vocab).dump());  // same text as before
+  } else {
+    ASSIGN_OR_RETURN(cj, ShrunkConfigJson(o, vocab));
+  }
   RETURN_IF_ERROR(WriteFileAtomic(dir + "/config.json", cj.dump(2)));
   // Parse back through the shared reader so the tensor list matches it.
   ASSIGN_OR_RETURN(ModelConfig cfg, ModelConfig::FromJson(cj, dir + "/config.json"));
   std::mt19937 rng(o.seed);
   safetensors::SafetensorsWriter w;
-  for (const exporter::GgufTensorSpec& t : exporter::GgufTensorList(cfg)) {
+  for (const ArchTensor& t : ArchTensors(cfg)) {
     int64_t n = 1;
     for (int64_t d : t.shape) n *= d;
     std::vector<float> x(n);
-    if (t.is_norm) {
+    if (t.role() == TensorRole::kBias) {
+      std::normal_distribution<float> g(0.0f, static_cast<float>(o.bias_std));
+      for (float& v : x) v = g(rng);
+    } else if (!t.quantizable()) {
       // Around 1 for llama (w), around 0 for Gemma (1 + w).
       std::uniform_real_distribution<float> u(-0.2f, 0.2f);
       for (float& v : x) v = (t.add_one ? 0.0f : 1.0f) + u(rng);
     } else {
       const float std = static_cast<float>(o.weight_std / std::sqrt(double(t.shape[1])));
-      const float emb_std = static_cast<float>(o.weight_std);
+      const float emb_std = static_cast<float>(o.embed_std > 0 ? o.embed_std : o.weight_std);
       std::normal_distribution<float> g(0.0f, t.module == "model.embed_tokens" ? emb_std : std);
       for (float& v : x) v = g(rng);
     }

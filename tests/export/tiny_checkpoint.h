@@ -12,7 +12,7 @@
 namespace qatk::testing {
 
 struct TinyModelOptions {
-  std::string model_type = "llama";  // "llama" | "gemma3_text"
+  std::string model_type = "llama";  // "llama" | "qwen2" | "qwen3" | "gemma3_text"
   int64_t hidden = 64;               // E
   int64_t intermediate = 128;        // F
   int64_t layers = 2;                // L
@@ -24,9 +24,23 @@ struct TinyModelOptions {
   int vocab = 320;                   // SentencePiece vocab size (>= 259 + merges)
   unsigned seed = 1;
   double weight_std = 0.5;           // linears get weight_std/sqrt(in)
+  double embed_std = 0;              // token embedding std; 0 = weight_std
   std::string recipe_json;           // "" = full-precision checkpoint
   std::string tokenizer_text;        // "" = SyntheticText(2000, seed)
   std::string tokenizer_model;       // existing .model to copy instead of training
+  // A real Hugging Face config.json to shrink instead of the keys above: its
+  // keys and values are kept except the sizes (vocab, hidden, intermediate,
+  // layers, heads, kv heads, head_dim when present, context, Llama 3
+  // rope_scaling.original_max_position_embeddings = rope_original_context,
+  // Gemma's sliding_window and query_pre_attn_scalar = head_dim, layer_types
+  // cut to `layers`) and the special ids (bos 1, eos 2: the tokenizer's).
+  // model_type, tied and heads/head_dim consistency come from the file.
+  std::string hf_config_path;
+  bool untie = false;                // hf_config_path: tie_word_embeddings false
+  int vocab_pad = 0;                 // embedding rows past the tokenizer's pieces
+  int64_t rope_original_context = 64;
+  int64_t sliding_window = 16;
+  double bias_std = 0.5;             // q/k/v biases (qwen2)
 };
 
 absl::Status WriteTinyCheckpoint(const std::string& dir, const TinyModelOptions& o);

@@ -359,13 +359,27 @@ TEST(CudaOpsTest, NormsActivationsAndRopeMatchTheCpu) {
     p.gpu->Softcap(da, n * dim, 2.5f);
     ExpectClose(Read(*p.gpu, da, n * dim), s, 1e-5, 1e-3, "softcap");
   }
+  {
+    std::vector<float> a = x;
+    const std::vector<float> bias = RandomVector(rng, dim);  // a model vector: host memory
+    float* da = Put(*p.gpu, a);
+    p.cpu->AddBias(a.data(), bias.data(), n, dim);
+    p.gpu->AddBias(da, bias.data(), n, dim);
+    ExpectClose(Read(*p.gpu, da, n * dim), a, 0, 0, "add bias");
+  }
+  std::vector<float> factors(16);
+  for (size_t i = 0; i < factors.size(); ++i) factors[i] = 1.0f + 0.5f * i;
+  const float* ffs[] = {nullptr, factors.data()};
   for (bool neox : {false, true}) {
-    const int heads = 3, D = 32, pos0 = 11;
-    std::vector<float> r = RandomVector(rng, n * heads * D);
-    float* dr = Put(*p.gpu, r);
-    p.cpu->Rope(r.data(), n, heads, D, pos0, 10000.0f, neox);
-    p.gpu->Rope(dr, n, heads, D, pos0, 10000.0f, neox);
-    ExpectClose(Read(*p.gpu, dr, r.size()), r, 1e-5, 1e-3, neox ? "rope neox" : "rope");
+    for (const float* ff : ffs) {
+      const int heads = 3, D = 32, pos0 = 11;
+      std::vector<float> r = RandomVector(rng, n * heads * D);
+      float* dr = Put(*p.gpu, r);
+      p.cpu->Rope(r.data(), n, heads, D, pos0, 10000.0f, neox, ff);
+      p.gpu->Rope(dr, n, heads, D, pos0, 10000.0f, neox, ff);
+      ExpectClose(Read(*p.gpu, dr, r.size()), r, 1e-5, 1e-3,
+                  ff != nullptr ? "rope factors" : neox ? "rope neox" : "rope");
+    }
   }
 }
 
@@ -406,11 +420,28 @@ class CudaSessionTest : public ::testing::TestWithParam<const char*> {};
 TEST_P(CudaSessionTest, SessionLogitsMatchTheCpu) {
   SKIP_WITHOUT_GPU();
   setenv("QATK_CUDA_GRAPHS", GetParam(), 1);
-  for (const std::string arch : {"llama", "gemma3"}) {
-    const std::string path = testing::WriteTinyModel(arch);
+  // "llama_extras": llama with q/k/v biases (qwen2) and rope frequency
+  // factors (Llama 3 rope scaling) set on both models.
+  for (const std::string arch : {"llama", "gemma3", "llama_extras"}) {
+    const std::string path = testing::WriteTinyModel(arch == "llama_extras" ? "llama" : arch);
     auto cpu_model = LoadModel(path);
     auto gpu_model = LoadModel(path, LoadOptions{false});
     ASSERT_TRUE(cpu_model.ok() && gpu_model.ok());
+    if (arch == "llama_extras") {
+      std::mt19937 rng(5);
+      const ModelConfig& c = (*cpu_model)->config;
+      const int qd = c.n_head * c.head_dim, kvd = c.n_head_kv * c.head_dim;
+      for (Model* m : {cpu_model->get(), gpu_model->get()}) {
+        rng.seed(5);
+        for (LayerWeights& l : m->layers) {
+          l.bq = RandomVector(rng, qd);
+          l.bk = RandomVector(rng, kvd);
+          l.bv = RandomVector(rng, kvd);
+        }
+        m->rope_freqs.resize(c.head_dim / 2);
+        for (size_t i = 0; i < m->rope_freqs.size(); ++i) m->rope_freqs[i] = 1.0f + 2.0f * i;
+      }
+    }
     ThreadPool pool(2);
     const std::vector<int32_t> prompt = {1, 17, 250, 3, 99, 42, 7, 123, 5, 77, 8, 9};
     for (KvType kv : {KvType::kF32, KvType::kF16, KvType::kQ8_0}) {

@@ -1,8 +1,10 @@
 // Session's logits against an independent float reference written here with
 // plain loops (no runtime code): every weight dequantized with the reference
 // codec, RMSNorm, RoPE (llama NORM pairs (2i, 2i+1) on the file's permuted
-// q/k; gemma3 NEOX pairs (i, i + D/2)), GQA attention with gemma3's sliding
-// window, SwiGLU / tanh-GEGLU, the final softcap. Quantized weights take
+// q/k, with or without rope_freqs.weight; qwen2 / qwen3 / gemma3 NEOX pairs
+// (i, i + D/2)), qwen2's q/k/v biases, qwen3's and gemma3's per-head q/k
+// norms, GQA attention with gemma3's sliding window, SwiGLU / tanh-GEGLU,
+// the final softcap. Quantized weights take
 // Q8_0-quantized activations in the runtime (like llama.cpp), so the
 // reference rounds the input of every quantized matmul through Q8_0 too
 // (llama.cpp's x86 activation rule, QuantizeBlockQ8_0Act).
@@ -26,6 +28,21 @@ namespace {
 
 constexpr int E = 64, H = 4, Hk = 2, D = 32, F = 128, L = 2, V = 96, kWindow = 3;
 
+// A test model: "llama", "llama_rope_freqs" (llama + rope_freqs.weight),
+// "qwen2", "qwen3" or "gemma3".
+struct Variant {
+  std::string arch;  // general.architecture
+  bool gemma = false, qwen2 = false, qwen3 = false, rope_freqs = false;
+  explicit Variant(const std::string& name)
+      : arch(name == "llama_rope_freqs" ? "llama" : name),
+        gemma(name == "gemma3"),
+        qwen2(name == "qwen2"),
+        qwen3(name == "qwen3"),
+        rope_freqs(name == "llama_rope_freqs") {}
+  bool neox() const { return gemma || qwen2 || qwen3; }
+  bool qk_norm() const { return gemma || qwen3; }
+};
+
 struct RefTensor {
   GgmlType type;
   std::vector<float> w;  // [rows, cols] dequantized file values
@@ -34,9 +51,11 @@ using RefWeights = std::map<std::string, RefTensor>;
 
 // Writes a random GGUF; matrices are `mat_type` (F32 vectors always) and
 // their dequantized values are returned in `ref`.
-std::string WriteModel(const std::string& arch, GgmlType mat_type, RefWeights* ref) {
+std::string WriteModel(const std::string& name, GgmlType mat_type, RefWeights* ref) {
+  const Variant var(name);
+  const std::string& arch = var.arch;
   const std::string path =
-      ::testing::TempDir() + "/ref_" + arch + "_" + std::to_string(int(mat_type)) + ".gguf";
+      ::testing::TempDir() + "/ref_" + name + "_" + std::to_string(int(mat_type)) + ".gguf";
   auto w = gguf::GgufWriter::Create(path);
   EXPECT_TRUE(w.ok());
   testing::TinyDims dims;
@@ -57,6 +76,9 @@ std::string WriteModel(const std::string& arch, GgmlType mat_type, RefWeights* r
     std::normal_distribution<float> dist(mean, sd);
     std::vector<float> x(rows * cols);
     for (float& v : x) v = dist(rng);
+    if (name == "rope_freqs.weight") {
+      for (float& v : x) v = std::clamp(v, 1.0f, 6.0f);
+    }
     std::vector<uint8_t> q(RowBytes(type, cols) * rows);
     ASSERT_TRUE(QuantizeRow(type, x.data(), rows * cols, q.data()).ok());
     DequantizeRow(type, q.data(), x.data(), rows * cols);
@@ -66,6 +88,7 @@ std::string WriteModel(const std::string& arch, GgmlType mat_type, RefWeights* r
     ASSERT_TRUE(w->AddTensorInfo(name, type, ne).ok()) << name;
     data.push_back(std::move(q));
   };
+  if (var.rope_freqs) add("rope_freqs.weight", 1, D / 2, 3, 1.5f);
   add("token_embd.weight", V, E, 0, 0.5f);  // tied output
   add("output_norm.weight", 1, E, 1, 0.1f);
   const float s = 0.25f;
@@ -75,6 +98,15 @@ std::string WriteModel(const std::string& arch, GgmlType mat_type, RefWeights* r
     add(b + "attn_q.weight", H * D, E, 0, s);
     add(b + "attn_k.weight", Hk * D, E, 0, s);
     add(b + "attn_v.weight", Hk * D, E, 0, s);
+    if (var.qwen2) {
+      add(b + "attn_q.bias", 1, H * D, 0, 0.5f);
+      add(b + "attn_k.bias", 1, Hk * D, 0, 0.5f);
+      add(b + "attn_v.bias", 1, Hk * D, 0, 0.5f);
+    }
+    if (var.qwen3) {
+      add(b + "attn_q_norm.weight", 1, D, 1, 0.1f);
+      add(b + "attn_k_norm.weight", 1, D, 1, 0.1f);
+    }
     add(b + "attn_output.weight", E, H * D, 0, s / 2);
     add(b + "ffn_norm.weight", 1, E, 1, 0.1f);
     add(b + "ffn_gate.weight", F, E, 0, s);
@@ -131,13 +163,15 @@ std::vector<float> Norm(const std::vector<float>& x, const std::vector<float>& w
   return y;
 }
 
-// x [T, heads, D] rotated in place; position of token t is t.
-void Rope(std::vector<float>& x, int T, int heads, double base, bool neox) {
+// x [T, heads, D] rotated in place; position of token t is t; pair i's
+// angle divided by factors[i] when given.
+void Rope(std::vector<float>& x, int T, int heads, double base, bool neox,
+          const std::vector<float>* factors) {
   for (int t = 0; t < T; ++t) {
     for (int h = 0; h < heads; ++h) {
       float* v = &x[(size_t(t) * heads + h) * D];
       for (int i = 0; i < D / 2; ++i) {
-        const double th = t * std::pow(base, -2.0 * i / D);
+        const double th = t * std::pow(base, -2.0 * i / D) / (factors ? (*factors)[i] : 1.0);
         const int a = neox ? i : 2 * i, b = neox ? i + D / 2 : 2 * i + 1;
         const double x0 = v[a], x1 = v[b];
         v[a] = float(x0 * std::cos(th) - x1 * std::sin(th));
@@ -175,9 +209,14 @@ std::vector<float> Attend(const std::vector<float>& q, const std::vector<float>&
 }
 
 // Logits [T, V] of tokens at positions 0..T-1.
-std::vector<float> ReferenceLogits(const RefWeights& W, bool gemma,
+std::vector<float> ReferenceLogits(const RefWeights& W, const Variant& var,
                                    const std::vector<int32_t>& tok) {
   const int T = static_cast<int>(tok.size());
+  const bool gemma = var.gemma;
+  const std::vector<float>* factors = var.rope_freqs ? &W.at("rope_freqs.weight").w : nullptr;
+  auto add_bias = [](std::vector<float>& y, const std::vector<float>& b) {
+    for (size_t i = 0; i < y.size(); ++i) y[i] += b[i % b.size()];
+  };
   auto at = [&](const std::string& n) -> const RefTensor& { return W.at(n); };
   std::vector<float> x(size_t(T) * E);
   for (int t = 0; t < T; ++t) {
@@ -193,13 +232,18 @@ std::vector<float> ReferenceLogits(const RefWeights& W, bool gemma,
     std::vector<float> q = Linear(at(b + "attn_q.weight"), xn, T);
     std::vector<float> k = Linear(at(b + "attn_k.weight"), xn, T);
     std::vector<float> v = Linear(at(b + "attn_v.weight"), xn, T);
-    if (gemma) {
+    if (var.qwen2) {
+      add_bias(q, at(b + "attn_q.bias").w);
+      add_bias(k, at(b + "attn_k.bias").w);
+      add_bias(v, at(b + "attn_v.bias").w);
+    }
+    if (var.qk_norm()) {
       q = Norm(q, at(b + "attn_q_norm.weight").w, D);
       k = Norm(k, at(b + "attn_k_norm.weight").w, D);
     }
     const double base = gemma ? (sliding ? 10000.0 : 1e6) : 500.0;
-    Rope(q, T, H, base, gemma);
-    Rope(k, T, Hk, base, gemma);
+    Rope(q, T, H, base, var.neox(), factors);
+    Rope(k, T, Hk, base, var.neox(), factors);
     std::vector<float> o =
         Linear(at(b + "attn_output.weight"), Attend(q, k, v, T, sliding ? kWindow : 0), T);
     if (gemma) o = Norm(o, at(b + "post_attention_norm.weight").w, E);
@@ -239,7 +283,7 @@ void Compare(const std::string& arch, GgmlType mat_type, double rel_tol) {
     EXPECT_EQ((*model)->tok_embd.type, WType::kQ4_0);
   }
   const std::vector<int32_t> toks = {1, 17, 90, 3, 55, 42, 7, 81, 5, 60};
-  const std::vector<float> want = ReferenceLogits(ref, arch == "gemma3", toks);
+  const std::vector<float> want = ReferenceLogits(ref, Variant(arch), toks);
   ThreadPool pool(2);
   auto s = Session::Create(**model, 32, KvType::kF32, pool);
   ASSERT_TRUE(s.ok()) << s.status();
@@ -262,6 +306,12 @@ TEST(ForwardReferenceTest, Gemma3F32) { Compare("gemma3", GgmlType::kF32, 1e-4);
 TEST(ForwardReferenceTest, LlamaQ4_0) { Compare("llama", GgmlType::kQ4_0, 5e-4); }
 TEST(ForwardReferenceTest, Gemma3Q4_0) { Compare("gemma3", GgmlType::kQ4_0, 5e-4); }
 TEST(ForwardReferenceTest, LlamaQ8_0) { Compare("llama", GgmlType::kQ8_0, 5e-4); }
+TEST(ForwardReferenceTest, LlamaRopeFreqsF32) { Compare("llama_rope_freqs", GgmlType::kF32, 1e-4); }
+TEST(ForwardReferenceTest, Qwen2F32) { Compare("qwen2", GgmlType::kF32, 1e-4); }
+TEST(ForwardReferenceTest, Qwen3F32) { Compare("qwen3", GgmlType::kF32, 1e-4); }
+TEST(ForwardReferenceTest, LlamaRopeFreqsQ4_0) { Compare("llama_rope_freqs", GgmlType::kQ4_0, 5e-4); }
+TEST(ForwardReferenceTest, Qwen2Q4_0) { Compare("qwen2", GgmlType::kQ4_0, 5e-4); }
+TEST(ForwardReferenceTest, Qwen3Q8_0) { Compare("qwen3", GgmlType::kQ8_0, 5e-4); }
 TEST(ForwardReferenceTest, Gemma3Q8_0) { Compare("gemma3", GgmlType::kQ8_0, 5e-4); }
 
 }  // namespace

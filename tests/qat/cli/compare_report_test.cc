@@ -85,6 +85,39 @@ TEST(CompareReportTest, OneSeedKeepsTheTableAsBefore) {
   std::system(("rm -rf " + dir).c_str());
 }
 
+// The KL figures against FP: new keys of each variant (null when not
+// measured) and three columns of the table.
+TEST(CompareReportTest, KlAgainstFpIsReported) {
+  char tmpl[] = "/tmp/qatk_compare_report_XXXXXX";
+  const std::string dir = mkdtemp(tmpl);
+  ReportOptions o;
+  o.out_dir = dir;
+  o.bootstrap = 50;
+  std::vector<VariantResult> rs = {Flat("fp", "fp", 100), Flat("ptq-x", "ptq", 110), Flat("qat-x", "qat", 102)};
+  rs[0].kl_mean = rs[0].kl_p99 = 0;
+  rs[0].top1 = 1;
+  rs[2].kl_mean = 0.0123;
+  rs[2].kl_p99 = 0.25;
+  rs[2].top1 = 0.875;
+  ASSERT_TRUE(WriteCompareReport(o, rs).ok());
+  auto text = ReadFileToString(dir + "/results.json");
+  ASSERT_TRUE(text.ok());
+  const json j = json::parse(*text);
+  EXPECT_EQ(j["variants"][0]["kl_mean"].get<double>(), 0);
+  EXPECT_EQ(j["variants"][0]["top1"].get<double>(), 1);
+  EXPECT_TRUE(j["variants"][1]["kl_mean"].is_null());
+  EXPECT_TRUE(j["variants"][1]["top1"].is_null());
+  EXPECT_EQ(j["variants"][2]["kl_mean"].get<double>(), 0.0123);
+  EXPECT_EQ(j["variants"][2]["kl_p99"].get<double>(), 0.25);
+  EXPECT_EQ(j["variants"][2]["top1"].get<double>(), 0.875);
+  EXPECT_TRUE(j["variants"][2].contains("ppl_runtime"));  // the earlier keys stay
+  auto md = ReadFileToString(dir + "/results.md");
+  ASSERT_TRUE(md.ok());
+  EXPECT_NE(md->find("| KL vs FP | 99% KL | top-1 vs FP |"), std::string::npos) << *md;
+  EXPECT_NE(md->find("| 0.01230 | 0.25000 | 87.5% |"), std::string::npos) << *md;
+  std::system(("rm -rf " + dir).c_str());
+}
+
 // --qat-init gptq: ptq-gptq-x is a row of its own, measured against the
 // round-to-nearest ptq-x like QAT, and QAT names its perplexity.
 TEST(CompareReportTest, GptqBaselineIsMeasuredAgainstRoundToNearest) {

@@ -10,6 +10,8 @@
 
 #include "formats/util/file_io.h"
 #include "nlohmann/json.hpp"
+#include "qat/data/prepared.h"
+#include "qat/data/text_encoder.h"
 #include "qat/data/tokenizer.h"
 #include "qat/model/checkpoint.h"
 #include "qat/quant/prepare.h"
@@ -349,6 +351,72 @@ TEST_F(TrainerTest, BadDeviceIsAClearError) {
     EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
     EXPECT_NE(std::string(s.message()).find("no CUDA device"), std::string::npos) << s;
   }
+}
+
+// A prepared dataset (prompt/completion lines, so most targets are masked)
+// trains with --pack doc, resumes to the same losses, refuses a resume with
+// another --pack and a tokenizer that did not make it.
+TEST_F(TrainerTest, PreparedDatasetTrainsResumesAndChecksTheTokenizer) {
+  torch::set_num_threads(1);
+  const std::string jsonl = *dir_ + "/qa.jsonl";
+  {
+    std::ofstream f(jsonl);
+    for (int i = 0; i < 60; ++i) {
+      f << "{\"prompt\": \"Line " << i % 17 << " of the tiny corpus says\", \"completion\": \" " << i * 7 % 13
+        << ".\"}\n";
+    }
+  }
+  auto enc = data::LoadModelEncoder(*dir_ + "/data");
+  ASSERT_TRUE(enc.ok()) << enc.status();
+  data::PrepareJsonlOptions p;
+  p.files = {jsonl};
+  p.out = *dir_ + "/prepared";
+  p.valid_fraction = 0.1;
+  ASSERT_TRUE(data::PrepareJsonl(p, **enc).ok());
+  auto opts = [&](const std::string& out) {
+    TrainOptions o = Options(out);
+    o.data = p.out;
+    o.tokenizer = *dir_ + "/data/tokenizer.model";
+    o.pack = "doc";
+    o.eval_chunks = 0;
+    return o;
+  };
+  TrainOptions full = opts("prep_full");
+  ASSERT_TRUE(Train(full).ok());
+  TrainOptions half = opts("prep_half");
+  half.stop_after = 2;
+  ASSERT_TRUE(Train(half).ok());
+  TrainOptions resume = opts("prep_half");
+  resume.resume = true;
+  resume.pack = "stream";
+  absl::Status s = Train(resume);
+  EXPECT_NE(s.message().find("--pack"), std::string::npos) << s;
+  resume.pack = "doc";
+  ASSERT_TRUE(Train(resume).ok());
+  const std::vector<double> a = Losses(full.out), b = Losses(half.out);
+  ASSERT_EQ(a.size(), 4u);
+  ASSERT_EQ(b.size(), 4u);
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_TRUE(std::isfinite(a[i]));
+    EXPECT_EQ(a[i], b[i]) << "step " << i + 1;
+  }
+  const std::string metrics = *ReadFileToString(full.out + "/metrics.jsonl");
+  EXPECT_NE(metrics.find("\"valid_loss\""), std::string::npos);
+  // Another tokenizer: an error naming both files.
+  auto other = data::Tokenizer::Train(*dir_ + "/data/train.txt", 310, 1);
+  ASSERT_TRUE(other.ok());
+  ASSERT_TRUE(other->Save(*dir_ + "/other.model").ok());
+  TrainOptions wrong = opts("prep_wrong");
+  wrong.tokenizer = *dir_ + "/other.model";
+  s = Train(wrong);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find(*dir_ + "/data/tokenizer.model"), std::string::npos) << s;
+  EXPECT_NE(s.message().find(*dir_ + "/other.model"), std::string::npos) << s;
+  // From a checkpoint: its tokenizer is the one compared.
+  TrainOptions from_ckpt = OptionsFrom("prep_init", full.out);
+  from_ckpt.data = p.out;
+  from_ckpt.steps = 1;
+  EXPECT_TRUE(Train(from_ckpt).ok());
 }
 
 }  // namespace
