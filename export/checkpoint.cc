@@ -35,12 +35,12 @@ absl::Status Checkpoint::CheckShape(const std::string& name,
                                     const std::vector<int64_t>& shape) const {
   const safetensors::TensorView* t = weights.Find(name);
   if (t == nullptr) {
-    return absl::NotFoundError(absl::StrCat(weights.path(), ": tensor ", name,
+    return absl::NotFoundError(absl::StrCat(weights.PathOf(name), ": tensor ", name,
                                             " is missing (expected shape ", ShapeString(shape),
                                             ")"));
   }
   if (t->shape != shape) {
-    return absl::InvalidArgumentError(absl::StrCat(weights.path(), ": tensor ", name,
+    return absl::InvalidArgumentError(absl::StrCat(weights.PathOf(name), ": tensor ", name,
                                                    " has shape ", ShapeString(t->shape),
                                                    ", config.json implies ", ShapeString(shape)));
   }
@@ -82,7 +82,10 @@ absl::StatusOr<Checkpoint> OpenCheckpoint(const std::string& dir) {
     return absl::NotFoundError(absl::StrCat(dir, ": not a checkpoint directory (no config.json)"));
   }
   ASSIGN_OR_RETURN(ck.config, LoadModelConfig(dir + "/config.json"));
-  ASSIGN_OR_RETURN(ck.weights, safetensors::SafetensorsFile::Open(dir + "/model.safetensors"));
+  ASSIGN_OR_RETURN(ck.weights, safetensors::HfWeights::Open(dir));
+  RETURN_IF_ERROR(ck.weights.CheckConfig(ck.config));
+  // Checked equal to the embedding: the exporters take the embedding as the head.
+  if (ck.config.tie_word_embeddings) ck.weights.Drop("lm_head.weight");
   const std::string recipe_path = dir + "/recipe.json";
   if (FileExists(recipe_path)) {
     ASSIGN_OR_RETURN(ck.recipe_json, ReadFileToString(recipe_path));

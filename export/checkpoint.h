@@ -1,5 +1,6 @@
 // A checkpoint directory opened for export (contract: docs/ARCHITECTURE.md):
-// config.json, model.safetensors (memory-mapped, read tensor by tensor),
+// config.json, the weights (model.safetensors, or a Hugging Face folder's
+// index and shards in F32/F16/BF16; memory-mapped, read tensor by tensor),
 // tokenizer.model or tokenizer.json (export/gguf_vocab.h reads them), and
 // recipe.json when the checkpoint is quantized.
 #ifndef QATK_EXPORT_CHECKPOINT_H_
@@ -13,14 +14,14 @@
 #include "formats/model_config.h"
 #include "formats/quant/recipe.h"
 #include "formats/quant/spec.h"
-#include "formats/safetensors/safetensors.h"
+#include "formats/safetensors/hf_weights.h"
 
 namespace qatk::exporter {
 
 struct Checkpoint {
   std::string dir;
   ModelConfig config;
-  safetensors::SafetensorsFile weights;
+  safetensors::HfWeights weights;
   std::optional<Recipe> recipe;  // absent for full-precision checkpoints
   std::string recipe_json;       // recipe.json as found on disk ("" if absent)
 
@@ -37,7 +38,9 @@ struct Checkpoint {
   absl::Status CheckShape(const std::string& name, const std::vector<int64_t>& shape) const;
 };
 
-// Opens `dir`; errors name the missing or bad file.
+// Opens `dir` and checks the weights against config.json
+// (HfWeights::CheckConfig); a tied model's lm_head equal to the embedding is
+// dropped. Errors name the missing or bad file and tensor.
 absl::StatusOr<Checkpoint> OpenCheckpoint(const std::string& dir);
 
 // The recipe modules of a config with their weight shapes (for

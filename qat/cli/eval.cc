@@ -8,6 +8,7 @@
 #include "nlohmann/json.hpp"
 #include "qat/cli/commands.h"
 #include "qat/cli/eval_compare.h"
+#include "qat/data/text_encoder.h"
 #include "qat/model/checkpoint.h"
 #include "qat/train/evaluate.h"
 
@@ -21,12 +22,29 @@ struct EvalOptions {
   bool json = false;
 };
 
+// The ids llama.cpp's perplexity scores: the text with BOS first when the
+// model's tokenizer adds one (*bos = its id; -1 when it adds none, as
+// Qwen's). The checkpoint's tokenizer.model, else its tokenizer.json.
+absl::StatusOr<std::vector<int32_t>> EvalIds(const qat::Checkpoint& c, const std::string& text,
+                                             int32_t* bos) {
+  if (c.tokenizer && c.tokenizer_files.count("tokenizer.json") == 0) {
+    *bos = c.tokenizer->bos_id();
+    std::vector<int32_t> ids = {*bos};
+    const std::vector<int32_t> body = c.tokenizer->Encode(text);
+    ids.insert(ids.end(), body.begin(), body.end());
+    return ids;
+  }
+  ASSIGN_OR_RETURN(std::unique_ptr<data::TextEncoder> enc, data::LoadModelEncoder(c.dir));
+  ASSIGN_OR_RETURN(std::vector<int32_t> ids, enc->Encode(text, /*add_special=*/true));
+  *bos = !ids.empty() && ids.front() == c.config.bos_token_id ? ids.front() : -1;
+  return ids;
+}
+
 absl::Status RunEval(const EvalOptions& o) {
   ASSIGN_OR_RETURN(qat::Checkpoint c, qat::LoadCheckpoint(o.model));
   ASSIGN_OR_RETURN(std::string text, ReadFileToString(o.file));
-  std::vector<int32_t> ids = {c.tokenizer->bos_id()};
-  const std::vector<int32_t> body = c.tokenizer->Encode(text);
-  ids.insert(ids.end(), body.begin(), body.end());
+  int32_t bos = -1;
+  ASSIGN_OR_RETURN(const std::vector<int32_t> ids, EvalIds(c, text, &bos));
   const int64_t ctx = o.ctx > 0 ? o.ctx : qat::DefaultEvalContext(c.config);
   if (ctx > c.config.max_position_embeddings) {
     return absl::InvalidArgumentError(absl::StrCat("--ctx ", ctx, " exceeds the model's context ",
@@ -35,10 +53,9 @@ absl::Status RunEval(const EvalOptions& o) {
   c.model->to(torch::Device(o.device));
   if (!o.kl_base.empty()) {
     ASSIGN_OR_RETURN(qat::Checkpoint base, qat::LoadCheckpoint(o.kl_base));
-    std::vector<int32_t> base_ids = {base.tokenizer->bos_id()};
-    const std::vector<int32_t> base_body = base.tokenizer->Encode(text);
-    base_ids.insert(base_ids.end(), base_body.begin(), base_body.end());
-    if (base_ids != ids || base.config.vocab_size != c.config.vocab_size) {
+    int32_t base_bos = -1;
+    ASSIGN_OR_RETURN(const std::vector<int32_t> base_ids, EvalIds(base, text, &base_bos));
+    if (base_ids != ids || base_bos != bos || base.config.vocab_size != c.config.vocab_size) {
       return absl::InvalidArgumentError(absl::StrCat("--kl-base ", o.kl_base, " tokenizes ", o.file,
                                                      " differently from --model ", o.model, ": another tokenizer"));
     }
@@ -48,7 +65,7 @@ absl::Status RunEval(const EvalOptions& o) {
     }
     base.model->to(torch::Device(o.device));
     ASSIGN_OR_RETURN(qat::PerplexityKlResult pk,
-                     qat::PerplexityKl(c.model, base.model, ids, ctx, c.tokenizer->bos_id(), o.chunks));
+                     qat::PerplexityKl(c.model, base.model, ids, ctx, bos, o.chunks));
     const PerplexityResult& p = pk.ppl;
     const KlResult& k = pk.kl;
     std::fprintf(stderr, "%s on %s: ppl %.4f (%lld scored tokens, %lld chunks of %lld)\n", o.model.c_str(),
@@ -66,7 +83,7 @@ absl::Status RunEval(const EvalOptions& o) {
     return absl::OkStatus();
   }
   ASSIGN_OR_RETURN(PerplexityResult p,
-                   qat::Perplexity(c.model, ids, ctx, c.tokenizer->bos_id(), o.chunks));
+                   qat::Perplexity(c.model, ids, ctx, bos, o.chunks));
   std::fprintf(stderr, "%s on %s: ppl %.4f (%lld scored tokens, %lld chunks of %lld)\n", o.model.c_str(),
                o.file.c_str(), p.ppl, static_cast<long long>(p.tokens), static_cast<long long>(p.chunks),
                static_cast<long long>(p.ctx));

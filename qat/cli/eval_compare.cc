@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "formats/perplexity_plan.h"
 #include "formats/quant/recipe.h"
+#include "formats/safetensors/hf_weights.h"
 #include "formats/util/file_io.h"
 #include "formats/util/status_macros.h"
 #include "inference/forward.h"
@@ -63,8 +64,8 @@ absl::StatusOr<int> EmulateQ8_0Activations(qat::Checkpoint& c) {
   const int n = static_cast<int>(rule.patterns.size());
   r.rules.push_back(std::move(rule));
   RETURN_IF_ERROR(qat::ApplyRecipe(*c.model, r, c.config.head_dim));
-  RETURN_IF_ERROR(qat::LoadWeights(*c.model, c.dir + "/model.safetensors",
-                                   c.config.tie_word_embeddings));
+  ASSIGN_OR_RETURN(safetensors::HfWeights weights, safetensors::HfWeights::Open(c.dir));
+  RETURN_IF_ERROR(qat::LoadWeights(*c.model, weights, c.config.tie_word_embeddings));
   return n;
 }
 
@@ -129,6 +130,7 @@ absl::StatusOr<CompareResult> CompareExported(const EvalCompareOptions& o) {
   CompareResult res;
   ASSIGN_OR_RETURN(res.format, FileFormat(o.compare));
   ASSIGN_OR_RETURN(qat::Checkpoint c, qat::LoadCheckpoint(o.model));
+  RETURN_IF_ERROR(qat::RequireTokenizer(c));
   if (res.format == "gguf") {
     ASSIGN_OR_RETURN(res.q8_0_act_emulated, EmulateQ8_0Activations(c));
   }

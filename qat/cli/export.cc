@@ -1,4 +1,4 @@
-// qat export --model CKPT --format gguf|mobile|safetensors --out FILE
+// qat export --model CKPT|HFDIR --format gguf|mobile|safetensors|hf --out FILE|DIR
 #include <iostream>
 #include <string>
 
@@ -6,6 +6,7 @@
 #include "export/gguf_export.h"
 #include "export/mobile_export.h"
 #include "export/safetensors_export.h"
+#include "formats/safetensors/hf_weights.h"
 #include "formats/util/cli_flags.h"
 #include "formats/util/output_lock.h"
 #include "formats/util/status_macros.h"
@@ -18,17 +19,21 @@ namespace {
 struct ExportArgs {
   std::string model, format, out;
   std::string outtype = "auto";  // gguf
-  std::string dtype = "f32";     // safetensors
+  std::string dtype = "f32";     // safetensors, hf
+  std::string max_shard_size = "5GB";  // hf
   std::string name;              // gguf general.name
 
   template <typename Visitor>
   void ForEach(Visitor&& v) {
-    v(model, "model", "checkpoint directory", kRequired);
-    v(format, "format", "gguf | mobile | safetensors", kRequired);
-    v(out, "out", "output file (safetensors: FILE.safetensors or a directory)", kRequired);
+    v(model, "model", "checkpoint directory or Hugging Face folder", kRequired);
+    v(format, "format", "gguf | mobile | safetensors | hf", kRequired);
+    v(out, "out", "output file (safetensors: FILE.safetensors or a directory; hf: a directory)",
+      kRequired);
     v(outtype, "outtype", "gguf: auto (recipe types, F16 elsewhere) | f32 | f16 | bf16 | q4_0 | q8_0 | q2_0",
       kShowDefault);
-    v(dtype, "dtype", "safetensors: f32 | bf16", kShowDefault);
+    v(dtype, "dtype", "safetensors, hf: f32 | bf16", kShowDefault);
+    v(max_shard_size, "max-shard-size", "hf: largest shard (2GB = 2e9 bytes, 3GiB, 500MB)",
+      kShowDefault);
     v(name, "name", "gguf general.name (default: the checkpoint directory's name)", kShowDefault);
   }
 };
@@ -53,6 +58,13 @@ absl::Status ExportCommand(int argc, char** argv) {
     o.out = a.out;
     o.dtype = a.dtype;
     RETURN_IF_ERROR(exporter::ExportSafetensors(o));
+  } else if (a.format == "hf") {
+    exporter::SafetensorsExportOptions o;
+    o.model_dir = a.model;
+    o.out = a.out;
+    o.dtype = a.dtype;
+    ASSIGN_OR_RETURN(o.max_shard_bytes, safetensors::ParseShardSize(a.max_shard_size, "--max-shard-size"));
+    RETURN_IF_ERROR(exporter::ExportHf(o));
   } else if (a.format == "mobile") {
     exporter::MobileExportOptions o;
     o.model_dir = a.model;
@@ -60,7 +72,7 @@ absl::Status ExportCommand(int argc, char** argv) {
     RETURN_IF_ERROR(exporter::ExportMobile(o));
   } else {
     return absl::InvalidArgumentError(
-        absl::StrCat("--format ", a.format, ": expected gguf, mobile or safetensors"));
+        absl::StrCat("--format ", a.format, ": expected gguf, mobile, safetensors or hf"));
   }
   std::cerr << "wrote " << a.out << "\n";
   return absl::OkStatus();

@@ -1,5 +1,11 @@
 // qat init: a randomly initialised checkpoint (benchmarks, export tests).
+// With --dtype: a Hugging Face folder with the config's exact shapes, written
+// LibTorch-free from the architecture table in shards (every family of the
+// table; the tokenizer optional).
 #include <cstdio>
+
+#include "export/safetensors_export.h"
+#include "formats/safetensors/hf_weights.h"
 
 #include "formats/util/cli_flags.h"
 #include "formats/util/output_lock.h"
@@ -14,6 +20,8 @@ namespace qatk::cli {
 struct InitOptions {
   std::string config, out, tokenizer;
   uint64_t seed = 1234;
+  std::string dtype;                   // "" = qatkit checkpoint (F32, LibTorch init)
+  std::string max_shard_size = "5GB";  // with --dtype
 
   template <typename Visitor>
   void ForEach(Visitor&& v) {
@@ -21,10 +29,31 @@ struct InitOptions {
     v(out, "out", "checkpoint folder", kRequired);
     v(tokenizer, "tokenizer", "tokenizer.model to include");
     v(seed, "seed", "init seed");
+    v(dtype, "dtype", "bf16 | f32: write a sharded Hugging Face folder instead (no LibTorch; "
+      "--tokenizer optional, tokenizer.model or tokenizer.json)");
+    v(max_shard_size, "max-shard-size", "with --dtype: largest shard (2GB = 2e9 bytes, 1.5GB, 3GiB)",
+      kShowDefault);
   }
 };
 
+absl::Status RunInitHf(const InitOptions& o) {
+  exporter::RandomHfOptions r;
+  r.config_path = o.config;
+  r.out = o.out;
+  r.dtype = o.dtype;
+  r.seed = o.seed;
+  r.tokenizer = o.tokenizer;
+  ASSIGN_OR_RETURN(r.max_shard_bytes, safetensors::ParseShardSize(o.max_shard_size, "--max-shard-size"));
+  ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(o.config));
+  ASSIGN_OR_RETURN(OutputLock lock, OutputLock::Acquire(o.out));
+  RETURN_IF_ERROR(exporter::WriteRandomHf(r));
+  std::fprintf(stderr, "wrote %s (%lld parameters, %s)\n", o.out.c_str(),
+               static_cast<long long>(config.num_parameters()), o.dtype.c_str());
+  return absl::OkStatus();
+}
+
 absl::Status RunInit(const InitOptions& o) {
+  if (!o.dtype.empty()) return RunInitHf(o);
   ASSIGN_OR_RETURN(ModelConfig config, LoadModelConfig(o.config));
   if (o.tokenizer.empty()) {
     return absl::InvalidArgumentError("--tokenizer FILE.model is required (a checkpoint carries its tokenizer)");

@@ -135,6 +135,7 @@ absl::Status RunGptq(qat::Checkpoint& c, const QuantizeOptions& o, const std::ve
 absl::Status RunBlockRecon(qat::Checkpoint& c, const QuantizeOptions& o, const std::vector<int32_t>& tokens,
                            int64_t seq) {
   ASSIGN_OR_RETURN(qat::Checkpoint fp, qat::LoadCheckpoint(o.model));
+  RETURN_IF_ERROR(qat::RequireTokenizer(fp));
   qat::BlockReconOptions r = o.recon;
   r.batch = o.batch;
   r.seq = seq;
@@ -154,6 +155,7 @@ absl::Status RunBlockRecon(qat::Checkpoint& c, const QuantizeOptions& o, const s
 // reconstruction the norms).
 absl::Status WriteLatent(const QuantizeOptions& o, qat::Checkpoint& quantized) {
   ASSIGN_OR_RETURN(qat::Checkpoint fresh, qat::LoadCheckpoint(o.model));
+  RETURN_IF_ERROR(qat::RequireTokenizer(fresh));
   torch::NoGradGuard no_grad;
   auto src = quantized.model->named_parameters();
   auto dst = fresh.model->named_parameters();
@@ -197,6 +199,7 @@ absl::Status RunQuantize(const QuantizeOptions& o) {
     ASSIGN_OR_RETURN(latent_lock, OutputLock::Acquire(o.latent_out));
   }
   ASSIGN_OR_RETURN(qat::Checkpoint c, qat::LoadCheckpoint(o.model));
+  RETURN_IF_ERROR(qat::RequireTokenizer(c));
   if (c.recipe) return absl::InvalidArgumentError(absl::StrCat(o.model, " is already quantized (has recipe.json)"));
   ASSIGN_OR_RETURN(Recipe recipe, LoadRecipe(o.recipe));
   if (gptq) {

@@ -6,11 +6,15 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
 #include <map>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/match.h"
+#include "formats/safetensors/hf_weights.h"
 #include "formats/safetensors/safetensors.h"
 #include "formats/util/file_io.h"
 #include "formats/util/status_macros.h"
@@ -48,32 +52,54 @@ absl::Status SaveWeights(torch::nn::Module& model, const std::string& path) {
 }
 
 absl::Status LoadWeights(torch::nn::Module& model, const std::string& path, bool tied_embeddings) {
-  ASSIGN_OR_RETURN(safetensors::SafetensorsFile file, safetensors::SafetensorsFile::Open(path));
+  ASSIGN_OR_RETURN(safetensors::HfWeights file, safetensors::HfWeights::OpenFile(path));
+  return LoadWeights(model, file, tied_embeddings);
+}
+
+absl::Status LoadWeights(torch::nn::Module& model, const safetensors::HfWeights& file,
+                         bool tied_embeddings) {
   std::map<std::string, torch::Tensor> state = StateDict(model);
   for (const safetensors::TensorView& v : file.tensors()) {
     if (state.count(v.name)) continue;
     if (absl::EndsWith(v.name, "rotary_emb.inv_freq")) continue;     // HF buffers we recompute
     if (tied_embeddings && v.name == "lm_head.weight") continue;     // tied: the embedding is the head
     return absl::InvalidArgumentError(absl::StrCat(
-        path, ": unexpected tensor '", v.name, "' (not in the model; wrong config.json or recipe.json?)"));
+        file.PathOf(v.name), ": unexpected tensor '", v.name,
+        "' (not in the model; wrong config.json or recipe.json?)"));
   }
   torch::NoGradGuard no_grad;
+  // In file order: a sharded folder is read one shard after the other.
+  std::vector<std::pair<const safetensors::TensorView*, torch::Tensor>> order;
   for (auto& [name, t] : state) {
     const safetensors::TensorView* v = file.Find(name);
-    if (v == nullptr) return absl::NotFoundError(absl::StrCat(path, ": missing tensor '", name, "'"));
+    if (v == nullptr) return absl::NotFoundError(absl::StrCat(file.path(), ": missing tensor '", name, "'"));
     std::vector<int64_t> want(t.sizes().begin(), t.sizes().end());
     // A scalar and a [1] tensor are the same quantizer state.
     const bool same = v->shape == want || (v->n_elements() == 1 && t.numel() == 1);
     if (!same) {
-      return absl::InvalidArgumentError(absl::StrCat(path, ": tensor '", name, "' has shape ",
-                                                     ShapeString(v->shape), ", the model expects ",
-                                                     ShapeString(want)));
+      return absl::InvalidArgumentError(absl::StrCat(file.PathOf(name), ": tensor '", name,
+                                                     "' has shape ", ShapeString(v->shape),
+                                                     ", the model expects ", ShapeString(want)));
     }
-    ASSIGN_OR_RETURN(std::vector<float> data, file.ReadFloat(name));
+    order.emplace_back(v, t);
+  }
+  std::sort(order.begin(), order.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (auto& [v, t] : order) {
+    if (t.device().is_cpu() && t.scalar_type() == torch::kFloat32 && t.is_contiguous()) {
+      RETURN_IF_ERROR(file.ReadInto(v->name, absl::MakeSpan(t.data_ptr<float>(), t.numel())));
+      continue;
+    }
+    ASSIGN_OR_RETURN(std::vector<float> data, file.ReadFloat(v->name));
     t.copy_(torch::from_blob(data.data(), {static_cast<int64_t>(data.size())}, torch::kFloat32)
                 .view(t.sizes()));
   }
   return absl::OkStatus();
+}
+
+absl::Status RequireTokenizer(const Checkpoint& c) {
+  if (c.tokenizer) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      c.dir, " has no tokenizer.model (SentencePiece); this command needs one"));
 }
 
 absl::StatusOr<Checkpoint> LoadCheckpoint(const std::string& dir) {
@@ -88,15 +114,21 @@ absl::StatusOr<Checkpoint> LoadCheckpoint(const std::string& dir) {
     RETURN_IF_ERROR(ApplyRecipe(*c.model, r, c.config.head_dim));
     c.recipe = std::move(r);
   }
-  RETURN_IF_ERROR(LoadWeights(*c.model, dir + "/model.safetensors", c.config.tie_word_embeddings));
+  ASSIGN_OR_RETURN(safetensors::HfWeights weights, safetensors::HfWeights::Open(dir));
+  RETURN_IF_ERROR(weights.CheckConfig(c.config));
+  RETURN_IF_ERROR(LoadWeights(*c.model, weights, c.config.tie_word_embeddings));
+  // tokenizer.model when present. A Hugging Face folder may carry only
+  // tokenizer.json: that is loaded here once data::Tokenizer reads it.
   const std::string tok_path = dir + "/tokenizer.model";
-  ASSIGN_OR_RETURN(data::Tokenizer tok, data::Tokenizer::Load(tok_path));
-  if (tok.vocab_size() > c.config.vocab_size) {
-    return absl::InvalidArgumentError(absl::StrCat(tok_path, " has ", tok.vocab_size(),
-                                                   " pieces but config.json vocab_size is ",
-                                                   c.config.vocab_size));
+  if (Exists(tok_path)) {
+    ASSIGN_OR_RETURN(data::Tokenizer tok, data::Tokenizer::Load(tok_path));
+    if (tok.vocab_size() > c.config.vocab_size) {
+      return absl::InvalidArgumentError(absl::StrCat(tok_path, " has ", tok.vocab_size(),
+                                                     " pieces but config.json vocab_size is ",
+                                                     c.config.vocab_size));
+    }
+    c.tokenizer = std::move(tok);
   }
-  c.tokenizer = std::move(tok);
   for (const char* name : kTokenizerFiles) {
     const std::string path = dir + "/" + name;
     if (!Exists(path)) continue;
@@ -130,7 +162,9 @@ absl::Status WriteCheckpointFiles(const std::string& tmp, const CheckpointWrite&
   RETURN_IF_ERROR(MakeDirs(tmp));
   RETURN_IF_ERROR(SaveModelConfig(*w.config, tmp + "/config.json"));
   RETURN_IF_ERROR(SaveWeights(*w.model, tmp + "/model.safetensors"));
-  RETURN_IF_ERROR(WriteFileAtomic(tmp + "/tokenizer.model", *w.tokenizer_model));
+  if (w.tokenizer_model != nullptr) {
+    RETURN_IF_ERROR(WriteFileAtomic(tmp + "/tokenizer.model", *w.tokenizer_model));
+  }
   if (w.tokenizer_files) {
     for (const auto& [name, contents] : *w.tokenizer_files) {
       RETURN_IF_ERROR(WriteFileAtomic(tmp + "/" + name, contents));
@@ -156,7 +190,12 @@ absl::Status WriteCheckpointFiles(const std::string& tmp, const CheckpointWrite&
 }  // namespace
 
 absl::Status SaveCheckpoint(const std::string& dir, const CheckpointWrite& w) {
-  QATK_CHECK(w.config && w.model && w.tokenizer_model, "SaveCheckpoint needs config, model, tokenizer");
+  QATK_CHECK(w.config && w.model, "SaveCheckpoint needs config and model");
+  if (w.tokenizer_model == nullptr &&
+      (w.tokenizer_files == nullptr || w.tokenizer_files->count("tokenizer.json") == 0)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot save ", dir, ": no tokenizer (tokenizer.model or tokenizer.json)"));
+  }
   const std::string pid = std::to_string(::getpid());
   const std::string tmp = dir + ".tmp-" + pid, old = dir + ".old-" + pid;
   RETURN_IF_ERROR(RemoveAll(tmp));

@@ -16,7 +16,7 @@ absl::StatusOr<PerplexityResult> Perplexity(CausalLM& model, const std::vector<i
                                             int64_t ctx, int32_t bos_id, int64_t max_chunks,
                                             int64_t batch, const ScoredBatchFn& on_batch) {
   ASSIGN_OR_RETURN(const PerplexityPlan plan, PlanPerplexity(static_cast<int64_t>(tokens.size()), ctx,
-                                                             /*replace_bos=*/true, bos_id, max_chunks));
+                                                             /*replace_bos=*/bos_id >= 0, bos_id, max_chunks));
   const int64_t first = plan.first_scored(), S = plan.scored_per_chunk();
   torch::NoGradGuard no_grad;
   const bool was_training = model->is_training();

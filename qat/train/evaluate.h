@@ -20,7 +20,9 @@ namespace qatk::qat {
 using ScoredBatchFn = std::function<absl::Status(const torch::Tensor& x, const torch::Tensor& logits,
                                                  const torch::Tensor& targets)>;
 
-// `tokens` is the text's ids WITH the leading BOS. max_chunks 0 = all.
+// `tokens` is the text's ids WITH the leading BOS; bos_id < 0: the
+// tokenizer adds none (Qwen), and chunks start with the text's own token,
+// as llama.cpp does for such vocabularies. max_chunks 0 = all.
 // kInvalidArgument when ctx < 4 or fewer than 2*ctx tokens (llama.cpp's requirement).
 absl::StatusOr<PerplexityResult> Perplexity(CausalLM& model, const std::vector<int32_t>& tokens,
                                             int64_t ctx, int32_t bos_id, int64_t max_chunks = 0,

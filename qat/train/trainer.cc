@@ -123,8 +123,25 @@ absl::Status InitEma(Run& r, bool resumed) {
   return absl::OkStatus();
 }
 
+// The model's BOS: its SentencePiece tokenizer's, else config.json's (a
+// Hugging Face folder with only tokenizer.json).
+int32_t BosId(const Run& r) {
+  return r.tokenizer ? r.tokenizer->bos_id() : static_cast<int32_t>(r.config.bos_token_id);
+}
+
 absl::Status LoadTokenizer(Run& r) {
   if (r.tokenizer) return absl::OkStatus();
+  // A model that carries only tokenizer.json trains on data prepared with it
+  // (qat data --jsonl/--text --model); the fingerprint check below ties the
+  // two together.
+  const bool hf_tokenizer = r.tokenizer_files.count("tokenizer.json") > 0;
+  if (r.prepared && r.o.tokenizer.empty() && hf_tokenizer) return absl::OkStatus();
+  if (!r.prepared && hf_tokenizer && r.o.tokenizer.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        r.o.init.empty() ? r.o.out : r.o.init,
+        " has tokenizer.json and no tokenizer.model: prepare the data with its tokenizer "
+        "(qat data --text FILE --model MODEL, or --jsonl) and train on that folder"));
+  }
   std::string path = r.o.tokenizer.empty() ? r.o.data + "/tokenizer.model" : r.o.tokenizer;
   if (r.prepared && r.o.tokenizer.empty()) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -330,7 +347,7 @@ absl::Status Save(Run& r) {
   }
   w.config = &r.config;
   w.model = r.model.get();
-  w.tokenizer_model = &r.tokenizer->serialized();
+  w.tokenizer_model = r.tokenizer ? &r.tokenizer->serialized() : nullptr;
   w.tokenizer_files = &r.tokenizer_files;
   w.recipe = r.recipe ? &*r.recipe : nullptr;
   w.trainer_state = state;
@@ -382,7 +399,7 @@ absl::StatusOr<double> TrainStep(Run& r, data::WindowSampler& sampler, double* g
 
 void Calibrate(Run& r) {
   CalibrateModel(r.model, r.train_tokens, r.o.seq, r.o.batch, r.o.calib_batches, r.o.seed ^ 0xca11b,
-                 r.tokenizer->bos_id());
+                 BosId(r));
   std::fprintf(stderr, "calibrated static activation scales on %lld batches\n",
                static_cast<long long>(r.o.calib_batches));
 }
@@ -435,9 +452,9 @@ absl::Status Evaluate(Run& r, int64_t max_chunks) {
   if (r.prepared) return EvaluatePrepared(r, max_chunks);
   std::vector<int32_t> ids;
   ids.reserve(r.valid_tokens.size() + 1);
-  ids.push_back(r.tokenizer->bos_id());
+  ids.push_back(BosId(r));
   ids.insert(ids.end(), r.valid_tokens.begin(), r.valid_tokens.end());
-  ASSIGN_OR_RETURN(PerplexityResult p, Perplexity(r.model, ids, r.o.seq, r.tokenizer->bos_id(), max_chunks));
+  ASSIGN_OR_RETURN(PerplexityResult p, Perplexity(r.model, ids, r.o.seq, BosId(r), max_chunks));
   LogMetrics(r, {{"step", r.step}, {"valid_ppl", p.ppl}, {"valid_tokens", p.tokens}, {"ctx", p.ctx}});
   if (r.progress) r.progress->Break();
   std::fprintf(stderr, "step %lld: valid ppl %.3f (%lld tokens, ctx %lld)\n", static_cast<long long>(r.step),
@@ -477,7 +494,7 @@ uint64_t ModelTokenizerFingerprint(const Run& r, std::string* name) {
     if (fp.ok()) return *fp;
   }
   *name = r.o.tokenizer.empty() ? r.o.data + "/tokenizer.model" : r.o.tokenizer;
-  return r.tokenizer->fingerprint();
+  return r.tokenizer ? r.tokenizer->fingerprint() : 0;
 }
 
 absl::Status LoadData(Run& r) {
@@ -585,7 +602,7 @@ absl::Status Train(const TrainOptions& options) {
                  static_cast<long long>(dropped), static_cast<long long>(dropped + windows.size()));
   }
   data::WindowSampler sampler(&r.train_split, std::move(windows), o.seq, o.seed,
-                              r.prepared ? std::nullopt : std::optional<int32_t>(r.tokenizer->bos_id()));
+                              r.prepared ? std::nullopt : std::optional<int32_t>(BosId(r)));
   sampler.set_position(r.sampler_pos);
   int64_t last_saved = r.step > 0 ? r.step : -1;
   const auto t0 = Clock::now();
