@@ -51,7 +51,7 @@ rc=$?
 [ "$rc" -eq 1 ] || fail "a checkpoint save on a full disk exited $rc, not 1: $(tail -3 "$work/limited.log")"
 grep -q "File too large" "$work/limited.log" || fail "the save error does not say why: $(tail -3 "$work/limited.log")"
 check_clean "a failed checkpoint save"
-for fmt in "gguf $work/full/x.gguf" "mobile $work/full/x.qmob" "safetensors $work/full/st"; do
+for fmt in "gguf $work/full/x.gguf" "mobile $work/full/x.qmob" "safetensors $work/full/st" "hf $work/full/hf"; do
   set -- $fmt
   model=$qs/qat-q4_0; [ "$1" = mobile ] && model=$qs/qat-mobile
   limited "$qat" export --model "$model" --format "$1" --out "$2"
