@@ -31,25 +31,6 @@ constexpr DTypeInfo kDTypes[] = {
     {DType::kI64, "I64", 8},
 };
 
-// Maximum bracket nesting outside strings (guards the recursive JSON parser).
-int JsonDepth(const char* p, size_t n) {
-  int depth = 0, max_depth = 0;
-  bool in_str = false;
-  for (size_t i = 0; i < n; ++i) {
-    const char c = p[i];
-    if (in_str) {
-      if (c == '\\') ++i;
-      else if (c == '"') in_str = false;
-    } else if (c == '"') {
-      in_str = true;
-    } else if (c == '{' || c == '[') {
-      max_depth = std::max(max_depth, ++depth);
-    } else if (c == '}' || c == ']') {
-      --depth;
-    }
-  }
-  return max_depth;
-}
 
 // numel * elem_size without overflow; -1 on a negative dim or overflow.
 int64_t ShapeBytes(const std::vector<int64_t>& shape, size_t elem_size) {
@@ -64,6 +45,26 @@ int64_t ShapeBytes(const std::vector<int64_t>& shape, size_t elem_size) {
 }
 
 }  // namespace
+
+int JsonDepth(absl::string_view json) {
+  int depth = 0, max_depth = 0;
+  bool in_str = false;
+  for (size_t i = 0; i < json.size(); ++i) {
+    const char c = json[i];
+    if (in_str) {
+      if (c == '\\') ++i;
+      else if (c == '"') in_str = false;
+    } else if (c == '"') {
+      in_str = true;
+    } else if (c == '{' || c == '[') {
+      max_depth = std::max(max_depth, ++depth);
+    } else if (c == '}' || c == ']') {
+      --depth;
+    }
+  }
+  return max_depth;
+}
+
 
 const char* DTypeName(DType d) {
   for (const DTypeInfo& i : kDTypes) {
@@ -203,7 +204,7 @@ absl::StatusOr<SafetensorsFile> SafetensorsFile::Parse(absl::Span<const uint8_t>
                                             bytes.size() - 8, " bytes follow"));
   }
   const char* hdr = reinterpret_cast<const char*>(bytes.data() + 8);
-  if (JsonDepth(hdr, n) > kMaxJsonDepth) {
+  if (JsonDepth(absl::string_view(hdr, n)) > kMaxJsonDepth) {
     return absl::InvalidArgumentError(absl::StrCat(path, ": header JSON nests deeper than ", kMaxJsonDepth));
   }
   // nlohmann keeps one value per key: detect duplicate top-level keys while parsing.

@@ -16,10 +16,15 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/types/span.h"
 #include "formats/util/file_io.h"
 
 namespace qatk::safetensors {
+
+// Maximum bracket nesting outside strings of a JSON text: checked before
+// parsing untrusted headers and indexes (nlohmann's parser recurses).
+int JsonDepth(absl::string_view json);
 
 enum class DType { kF32, kF16, kBF16, kI8, kI32, kU8, kI64 };
 const char* DTypeName(DType d);   // "F32", ...
